@@ -1,0 +1,76 @@
+//! Errors of the segment crate: I/O with the path it happened on, damaged data with the file, column and region
+//! it was found in, and catalog failures.
+
+use std::path::PathBuf;
+
+/// Result alias for the segment crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every failure the segment crate reports; each variant says where it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system call failed on `path`.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A segment file is damaged: a checksum mismatch, a truncated file, an offset out of bounds, bad metadata.
+    #[error("segment {file} is damaged: column {column:?}, region {region}: {reason}")]
+    Corrupt {
+        file: PathBuf,
+        column: String,
+        region: String,
+        reason: String,
+    },
+
+    /// The file is not a basalt segment, or of a format version this build cannot read.
+    #[error("{file} is not a readable basalt segment: {reason}")]
+    NotASegment { file: PathBuf, reason: String },
+
+    /// Data handed to the writer does not fit the table's schema.
+    #[error("cannot write segment: {0}")]
+    InvalidInput(String),
+
+    /// The catalog rejected or could not carry out an operation.
+    #[error("catalog {dir}: {reason}")]
+    Catalog { dir: PathBuf, reason: String },
+
+    /// Another process holds the data directory.
+    #[error("data directory {dir} is locked by another basalt process ({holder}); {hint}")]
+    Locked {
+        dir: PathBuf,
+        holder: String,
+        hint: String,
+    },
+
+    /// A compare-and-swap on source metadata failed: someone else committed first.
+    #[error("commit rejected: metadata of source {source_id:?} is {actual}, the commit expected {expected}")]
+    Conflict {
+        source_id: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// A named table does not exist.
+    #[error("table {0:?} does not exist")]
+    UnknownTable(String),
+
+    /// A schema change that is not allowed (a column changing type, a different time column).
+    #[error("table {table:?}: {reason}")]
+    SchemaMismatch { table: String, reason: String },
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! basalt's storage layer: the immutable, memory-mapped segment file (format in `FORMAT.md`), the
+//! [`SegmentSource`] read interface every data source implements, and the catalog that publishes segments and
+//! source offsets in one atomic commit.
+//!
+//! This crate depends on no other basalt crate; `ingest` and `query` build on it.
+
+pub mod catalog;
+mod codec;
+pub mod error;
+pub mod footer;
+pub mod format;
+pub mod granularity;
+pub mod reader;
+pub mod schema;
+pub mod source;
+pub mod writer;
+
+pub use catalog::{Catalog, Commit, FileCatalog, Manifest, SegmentEntry, SourceUpdate};
+pub use error::{Error, Result};
+pub use footer::{Codec, ColumnStats, Interval, StatValue};
+pub use granularity::Granularity;
+pub use reader::Segment;
+pub use schema::{Aggregator, ColumnDef, ColumnRole, ColumnType, TableSchema};
+pub use source::{ColumnInfo, Dictionary, SegmentSource, StringPredicate};
+pub use writer::{SegmentWriter, WriteOptions};

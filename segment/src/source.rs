@@ -1,0 +1,297 @@
+//! The read interface every data source implements: committed segment files now, the real-time in-memory index
+//! later. The query engine reads only through [`SegmentSource`], so it never knows which one it reads.
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{new_null_array, Array, ArrayRef, StringArray};
+use roaring::RoaringBitmap;
+
+use crate::footer::{ColumnStats, Interval};
+use crate::schema::{Aggregator, ColumnRole, ColumnType};
+use crate::Result;
+
+/// What a source says about one of its columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub ty: ColumnType,
+    pub role: ColumnRole,
+    pub aggregator: Option<Aggregator>,
+    pub stats: ColumnStats,
+}
+
+/// A sorted dictionary of distinct non-null strings; a value's code is its position.
+#[derive(Debug, Clone)]
+pub struct Dictionary {
+    values: StringArray,
+}
+
+impl Dictionary {
+    /// Wraps values that are sorted ascending (byte order) and distinct, without NULLs.
+    pub fn from_sorted(values: StringArray) -> Self {
+        debug_assert!(values.null_count() == 0);
+        Dictionary { values }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value of `code`; `None` when out of range.
+    pub fn value(&self, code: u32) -> Option<&str> {
+        ((code as usize) < self.values.len()).then(|| self.values.value(code as usize))
+    }
+
+    /// The code of `value`, by binary search.
+    pub fn lookup(&self, value: &str) -> Option<u32> {
+        let (mut lo, mut hi) = (0usize, self.values.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.values.value(mid).cmp(value) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
+    }
+
+    /// The values as an Arrow array (shared, not copied).
+    pub fn values(&self) -> &StringArray {
+        &self.values
+    }
+
+    /// Codes whose value satisfies `pred` (NULL is never in the dictionary; see [`StringPredicate::IsNull`]).
+    pub fn matching_codes(&self, pred: &StringPredicate) -> Vec<u32> {
+        match pred {
+            StringPredicate::Eq(v) => self.lookup(v).into_iter().collect(),
+            StringPredicate::In(vs) => {
+                let mut codes: Vec<u32> = vs.iter().filter_map(|v| self.lookup(v)).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            }
+            StringPredicate::Like {
+                pattern,
+                case_insensitive,
+            } => {
+                let matcher = LikeMatcher::new(pattern, *case_insensitive);
+                (0..self.len() as u32)
+                    .filter(|c| matcher.matches(self.values.value(*c as usize)))
+                    .collect()
+            }
+            StringPredicate::Range { low, high } => (0..self.len() as u32)
+                .filter(|c| {
+                    let v = self.values.value(*c as usize);
+                    low.as_ref().is_none_or(|(b, incl)| {
+                        if *incl {
+                            v >= b.as_str()
+                        } else {
+                            v > b.as_str()
+                        }
+                    }) && high.as_ref().is_none_or(|(b, incl)| {
+                        if *incl {
+                            v <= b.as_str()
+                        } else {
+                            v < b.as_str()
+                        }
+                    })
+                })
+                .collect(),
+            StringPredicate::IsNull => Vec::new(),
+        }
+    }
+}
+
+/// A predicate on a string column that a source answers with a bitmap of matching rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StringPredicate {
+    Eq(String),
+    In(Vec<String>),
+    /// SQL `LIKE` (`%` any run, `_` one character, `\` escapes), optionally case-insensitive (`ILIKE`).
+    Like {
+        pattern: String,
+        case_insensitive: bool,
+    },
+    /// Bounds as (value, inclusive).
+    Range {
+        low: Option<(String, bool)>,
+        high: Option<(String, bool)>,
+    },
+    IsNull,
+}
+
+/// A compiled SQL `LIKE` pattern.
+#[derive(Debug, Clone)]
+pub struct LikeMatcher {
+    tokens: Vec<LikeToken>,
+    case_insensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum LikeToken {
+    Lit(char),
+    One,
+    Any,
+}
+
+impl LikeMatcher {
+    pub fn new(pattern: &str, case_insensitive: bool) -> Self {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            let t = match c {
+                '%' => LikeToken::Any,
+                '_' => LikeToken::One,
+                '\\' => LikeToken::Lit(chars.next().unwrap_or('\\')),
+                c if case_insensitive => LikeToken::Lit(fold(c)),
+                c => LikeToken::Lit(c),
+            };
+            if !(t == LikeToken::Any && tokens.last() == Some(&LikeToken::Any)) {
+                tokens.push(t);
+            }
+        }
+        LikeMatcher {
+            tokens,
+            case_insensitive,
+        }
+    }
+
+    /// Whether `s` matches the whole pattern.
+    pub fn matches(&self, s: &str) -> bool {
+        let chars: Vec<char> = if self.case_insensitive {
+            s.chars().map(fold).collect()
+        } else {
+            s.chars().collect()
+        };
+        // Iterative wildcard matching with backtracking to the last `%`.
+        let (mut p, mut i) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while i < chars.len() {
+            match self.tokens.get(p) {
+                Some(LikeToken::Lit(c)) if *c == chars[i] => {
+                    p += 1;
+                    i += 1;
+                }
+                Some(LikeToken::One) => {
+                    p += 1;
+                    i += 1;
+                }
+                Some(LikeToken::Any) => {
+                    star = Some((p, i));
+                    p += 1;
+                }
+                _ => match star {
+                    Some((sp, si)) => {
+                        p = sp + 1;
+                        i = si + 1;
+                        star = Some((sp, si + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        self.tokens[p..].iter().all(|t| *t == LikeToken::Any)
+    }
+}
+
+fn fold(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// An immutable snapshot of some rows of one table: a segment file or the real-time index.
+///
+/// Rows are read in blocks of [`SegmentSource::block_rows`] rows (the last block may be shorter). A column the
+/// source does not have reads as NULL.
+pub trait SegmentSource: Send + Sync + Debug {
+    /// A stable identifier (the segment id).
+    fn id(&self) -> &str;
+    /// The time chunk the rows belong to.
+    fn interval(&self) -> Interval;
+    fn num_rows(&self) -> usize;
+    /// The columns present, with their statistics.
+    fn columns(&self) -> &[ColumnInfo];
+    fn block_rows(&self) -> usize;
+
+    /// Statistics of one block of a numeric column, when the source keeps them.
+    fn block_stats(&self, column: &str, block: usize) -> Option<&ColumnStats>;
+
+    /// The values of `column` for the rows of `block`: `Int64`, `Float64`, `Timestamp(ms)` for the time column,
+    /// and for strings a dictionary array whose keys are the codes. `Ok(None)` when the source lacks the column.
+    fn read_block(&self, column: &str, block: usize) -> Result<Option<ArrayRef>>;
+
+    /// The dictionary of a string column (`Ok(None)` when the source lacks it or it is not a string column).
+    fn dictionary(&self, column: &str) -> Result<Option<Arc<Dictionary>>>;
+
+    /// Rows whose value of string column `column` has dictionary code `code`.
+    fn value_bitmap(&self, column: &str, code: u32) -> Result<RoaringBitmap>;
+
+    /// Rows where `column` is NULL (all rows when the source lacks the column).
+    fn null_bitmap(&self, column: &str) -> Result<RoaringBitmap>;
+
+    fn column_info(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns().iter().find(|c| c.name == name)
+    }
+
+    fn num_blocks(&self) -> usize {
+        self.num_rows().div_ceil(self.block_rows().max(1))
+    }
+
+    /// The row range of `block`.
+    fn block_range(&self, block: usize) -> Range<usize> {
+        let start = (block * self.block_rows()).min(self.num_rows());
+        start..(start + self.block_rows()).min(self.num_rows())
+    }
+
+    /// Like [`SegmentSource::read_block`], but a missing column reads as NULLs of `ty`.
+    fn read_block_or_null(&self, column: &str, ty: ColumnType, block: usize) -> Result<ArrayRef> {
+        Ok(match self.read_block(column, block)? {
+            Some(a) => a,
+            None => new_null_array(&ty.arrow_type(), self.block_range(block).len()),
+        })
+    }
+
+    /// Rows of string column `column` that satisfy `pred`, from the dictionary and the bitmap index.
+    fn filter_strings(&self, column: &str, pred: &StringPredicate) -> Result<RoaringBitmap> {
+        if *pred == StringPredicate::IsNull {
+            return self.null_bitmap(column);
+        }
+        let Some(dict) = self.dictionary(column)? else {
+            return Ok(RoaringBitmap::new());
+        };
+        let mut rows = RoaringBitmap::new();
+        for code in dict.matching_codes(pred) {
+            rows |= self.value_bitmap(column, code)?;
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        let m = |p: &str, s: &str| LikeMatcher::new(p, false).matches(s);
+        assert!(m("abc%", "abcdef"));
+        assert!(m("%def", "abcdef"));
+        assert!(m("%cd%", "abcdef"));
+        assert!(!m("%cd%", "abdef"));
+        assert!(m("a_c", "abc"));
+        assert!(!m("a_c", "abbc"));
+        assert!(m("%", ""));
+        assert!(m("a%b%c", "axxbyyc"));
+        assert!(!m("a%b%c", "axxbyy"));
+        assert!(m("100\\%", "100%"));
+        assert!(!m("100\\%", "1000"));
+        assert!(LikeMatcher::new("AB%", true).matches("abc"));
+        assert!(!LikeMatcher::new("AB%", false).matches("abc"));
+    }
+}

@@ -1,0 +1,457 @@
+//! Writes one immutable segment file from a time-sorted Arrow batch.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use roaring::RoaringBitmap;
+
+use crate::codec::compress_blocks;
+use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region, StatValue};
+use crate::format::{
+    align_up, BLOCK_ROWS, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, TRAILER_MAGIC,
+};
+use crate::schema::{ColumnType, TableSchema};
+use crate::{Error, Result};
+
+/// Options of the segment writer.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// Compression of numeric values and dictionary codes; applied only where it saves a fifth or more.
+    pub codec: Codec,
+    /// Rows per block (tests use small blocks to exercise block boundaries).
+    pub block_rows: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            codec: Codec::Lz4,
+            block_rows: BLOCK_ROWS,
+        }
+    }
+}
+
+/// Builds the bytes of a segment file.
+pub struct SegmentWriter {
+    options: WriteOptions,
+}
+
+/// Byte buffer that places regions at aligned offsets and checksums them.
+struct FileBuf {
+    bytes: Vec<u8>,
+}
+
+impl FileBuf {
+    fn region(&mut self, data: &[u8], codec: Codec) -> Region {
+        let offset = align_up(self.bytes.len());
+        self.bytes.resize(offset, 0);
+        self.bytes.extend_from_slice(data);
+        Region {
+            offset: offset as u64,
+            len: data.len() as u64,
+            crc32c: crc32c::crc32c(data),
+            codec,
+        }
+    }
+}
+
+impl SegmentWriter {
+    pub fn new(options: WriteOptions) -> Self {
+        SegmentWriter { options }
+    }
+
+    /// Encodes `batch` (rows of `schema`'s table in the chunk `interval`, sorted by time) as segment bytes.
+    /// Columns of the schema missing from the batch are not stored (they read as NULL).
+    pub fn encode(
+        &self,
+        schema: &TableSchema,
+        interval: Interval,
+        batch: &RecordBatch,
+    ) -> Result<Vec<u8>> {
+        if self.options.block_rows == 0 {
+            return Err(Error::InvalidInput("block_rows must be positive".into()));
+        }
+        let mut buf = FileBuf {
+            bytes: Vec::with_capacity(HEADER_LEN + batch.get_array_memory_size()),
+        };
+        buf.bytes.extend_from_slice(&HEADER_MAGIC);
+        buf.bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.bytes.resize(HEADER_LEN, 0);
+
+        let mut columns = Vec::new();
+        for def in &schema.columns {
+            let Some(array) = batch.column_by_name(&def.name) else {
+                if def.ty == ColumnType::Timestamp {
+                    return Err(Error::InvalidInput(format!(
+                        "the batch has no time column {:?}",
+                        def.name
+                    )));
+                }
+                continue;
+            };
+            let mut meta = match def.ty {
+                ColumnType::Timestamp => {
+                    let values = time_values(array.as_ref(), &def.name)?;
+                    check_time(&values, interval, &def.name)?;
+                    self.numeric_column(
+                        &mut buf,
+                        &def.name,
+                        values.iter().map(|v| Some(*v)),
+                        |v| StatValue::Long(v),
+                        |v: i64| v.to_le_bytes(),
+                    )?
+                }
+                ColumnType::Long => {
+                    let a = match array.data_type() {
+                        DataType::Int64 => array.as_primitive::<Int64Type>(),
+                        other => return Err(type_error(&def.name, def.ty, other)),
+                    };
+                    self.numeric_column(
+                        &mut buf,
+                        &def.name,
+                        a.iter(),
+                        StatValue::Long,
+                        |v: i64| v.to_le_bytes(),
+                    )?
+                }
+                ColumnType::Double => {
+                    let a = match array.data_type() {
+                        DataType::Float64 => array.as_primitive::<Float64Type>(),
+                        other => return Err(type_error(&def.name, def.ty, other)),
+                    };
+                    self.numeric_column(
+                        &mut buf,
+                        &def.name,
+                        a.iter(),
+                        StatValue::Double,
+                        |v: f64| v.to_le_bytes(),
+                    )?
+                }
+                ColumnType::String => {
+                    let a = match array.data_type() {
+                        DataType::Utf8 => array.as_string::<i32>(),
+                        other => return Err(type_error(&def.name, def.ty, other)),
+                    };
+                    self.string_column(&mut buf, &def.name, a.iter())?
+                }
+            };
+            meta.ty = def.ty;
+            meta.role = def.role;
+            meta.aggregator = def.aggregator;
+            columns.push(meta);
+        }
+
+        let footer = Footer {
+            format_version: FORMAT_VERSION,
+            table: schema.name.clone(),
+            time_column: schema.time_column.clone(),
+            interval,
+            num_rows: batch.num_rows() as u64,
+            block_rows: self.options.block_rows as u32,
+            columns,
+        };
+        let footer_bytes = serde_json::to_vec(&footer)
+            .map_err(|e| Error::InvalidInput(format!("footer encoding: {e}")))?;
+        let footer_at = align_up(buf.bytes.len());
+        buf.bytes.resize(footer_at, 0);
+        buf.bytes.extend_from_slice(&footer_bytes);
+        buf.bytes
+            .extend_from_slice(&(footer_bytes.len() as u64).to_le_bytes());
+        buf.bytes
+            .extend_from_slice(&crc32c::crc32c(&footer_bytes).to_le_bytes());
+        buf.bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.bytes.extend_from_slice(&TRAILER_MAGIC);
+        Ok(buf.bytes)
+    }
+
+    /// Encodes and writes a segment to `path` (which must not exist), then syncs it.
+    pub fn write(
+        &self,
+        path: &Path,
+        schema: &TableSchema,
+        interval: Interval,
+        batch: &RecordBatch,
+    ) -> Result<u64> {
+        let bytes = self.encode(schema, interval, batch)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| Error::io("write", path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        Ok(bytes.len() as u64)
+    }
+
+    fn numeric_column<T: Copy + PartialOrd, const N: usize>(
+        &self,
+        buf: &mut FileBuf,
+        name: &str,
+        values: impl Iterator<Item = Option<T>>,
+        stat: impl Fn(T) -> StatValue,
+        to_le: impl Fn(T) -> [u8; N],
+    ) -> Result<ColumnMeta> {
+        let block_rows = self.options.block_rows;
+        let mut raw = Vec::new();
+        let mut nulls = RoaringBitmap::new();
+        let mut stats = StatsBuilder::default();
+        let mut block_stats = Vec::new();
+        let mut block = StatsBuilder::default();
+        for (row, v) in values.enumerate() {
+            if row > 0 && row % block_rows == 0 {
+                block_stats.push(std::mem::take(&mut block).finish(&stat));
+            }
+            match v {
+                Some(v) => {
+                    raw.extend_from_slice(&to_le(v));
+                    stats.add(v);
+                    block.add(v);
+                }
+                None => {
+                    raw.extend_from_slice(&[0u8; N]);
+                    nulls.insert(row as u32);
+                    stats.nulls += 1;
+                    block.nulls += 1;
+                }
+            }
+        }
+        if !raw.is_empty() {
+            block_stats.push(block.finish(&stat));
+        }
+        let values = match compress_blocks(&raw, N, block_rows, self.options.codec) {
+            Some(c) => buf.region(&c, self.options.codec),
+            None => buf.region(&raw, Codec::None),
+        };
+        let nulls = null_region(buf, &nulls)?;
+        Ok(ColumnMeta {
+            name: name.to_string(),
+            ty: ColumnType::Long,
+            role: crate::schema::ColumnRole::Dimension,
+            aggregator: None,
+            stats: stats.finish(&stat),
+            values,
+            width: N as u8,
+            dictionary: None,
+            bitmaps: None,
+            nulls,
+            block_stats,
+        })
+    }
+
+    fn string_column<'a>(
+        &self,
+        buf: &mut FileBuf,
+        name: &str,
+        values: impl Iterator<Item = Option<&'a str>>,
+    ) -> Result<ColumnMeta> {
+        // First pass: provisional codes in order of appearance.
+        let mut ids: HashMap<&'a str, u32> = HashMap::new();
+        let mut distinct: Vec<&'a str> = Vec::new();
+        let mut provisional: Vec<u32> = Vec::new();
+        let mut nulls = RoaringBitmap::new();
+        for (row, v) in values.enumerate() {
+            match v {
+                Some(s) => {
+                    let id = *ids.entry(s).or_insert_with(|| {
+                        distinct.push(s);
+                        (distinct.len() - 1) as u32
+                    });
+                    provisional.push(id);
+                }
+                None => {
+                    nulls.insert(row as u32);
+                    provisional.push(u32::MAX);
+                }
+            }
+        }
+        // Sort the dictionary and remap provisional ids to sorted codes.
+        let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+        order.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+        let mut remap = vec![0u32; distinct.len()];
+        for (code, id) in order.iter().enumerate() {
+            remap[*id as usize] = code as u32;
+        }
+        let card = distinct.len();
+        let width: usize = if card <= 1 << 8 {
+            1
+        } else if card <= 1 << 16 {
+            2
+        } else {
+            4
+        };
+        let mut codes = Vec::with_capacity(provisional.len() * width);
+        let mut bitmaps = vec![RoaringBitmap::new(); card];
+        for (row, id) in provisional.iter().enumerate() {
+            let code = if *id == u32::MAX {
+                0
+            } else {
+                remap[*id as usize]
+            };
+            if *id != u32::MAX {
+                bitmaps[code as usize].insert(row as u32);
+            }
+            match width {
+                1 => codes.push(code as u8),
+                2 => codes.extend_from_slice(&(code as u16).to_le_bytes()),
+                _ => codes.extend_from_slice(&code.to_le_bytes()),
+            }
+        }
+        // Dictionary: (card + 1) i32 offsets, padded to 8 bytes, then the UTF-8 bytes.
+        let mut dict = Vec::new();
+        let mut offset = 0i64;
+        dict.extend_from_slice(&0i32.to_le_bytes());
+        for id in &order {
+            offset += distinct[*id as usize].len() as i64;
+            let off = i32::try_from(offset).map_err(|_| {
+                Error::InvalidInput(format!("column {name:?}: dictionary larger than 2 GiB"))
+            })?;
+            dict.extend_from_slice(&off.to_le_bytes());
+        }
+        dict.resize(dict.len().next_multiple_of(8), 0);
+        for id in &order {
+            dict.extend_from_slice(distinct[*id as usize].as_bytes());
+        }
+        // Bitmap index: (card + 1) u64 offsets relative to the end of the table, then portable roaring bitmaps.
+        let mut serialized = Vec::new();
+        let mut index = Vec::with_capacity((card + 1) * 8);
+        index.extend_from_slice(&0u64.to_le_bytes());
+        for bm in &bitmaps {
+            bm.serialize_into(&mut serialized)
+                .map_err(|e| Error::InvalidInput(format!("column {name:?}: bitmap: {e}")))?;
+            index.extend_from_slice(&(serialized.len() as u64).to_le_bytes());
+        }
+        index.extend_from_slice(&serialized);
+
+        let values =
+            match compress_blocks(&codes, width, self.options.block_rows, self.options.codec) {
+                Some(c) => buf.region(&c, self.options.codec),
+                None => buf.region(&codes, Codec::None),
+            };
+        let dictionary = Some(buf.region(&dict, Codec::None));
+        let bitmaps = Some(buf.region(&index, Codec::None));
+        let stats = ColumnStats {
+            null_count: nulls.len(),
+            min: order
+                .first()
+                .map(|id| StatValue::String(distinct[*id as usize].to_string())),
+            max: order
+                .last()
+                .map(|id| StatValue::String(distinct[*id as usize].to_string())),
+            distinct: Some(card as u64),
+            has_nan: false,
+        };
+        let nulls = null_region(buf, &nulls)?;
+        Ok(ColumnMeta {
+            name: name.to_string(),
+            ty: ColumnType::String,
+            role: crate::schema::ColumnRole::Dimension,
+            aggregator: None,
+            stats,
+            values,
+            width: width as u8,
+            dictionary,
+            bitmaps,
+            nulls,
+            block_stats: Vec::new(),
+        })
+    }
+}
+
+fn null_region(buf: &mut FileBuf, nulls: &RoaringBitmap) -> Result<Option<Region>> {
+    if nulls.is_empty() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(nulls.serialized_size());
+    nulls
+        .serialize_into(&mut bytes)
+        .map_err(|e| Error::InvalidInput(format!("null bitmap: {e}")))?;
+    Ok(Some(buf.region(&bytes, Codec::None)))
+}
+
+fn type_error(name: &str, ty: ColumnType, actual: &DataType) -> Error {
+    Error::InvalidInput(format!(
+        "column {name:?} is {ty} in the schema but the batch holds {actual}"
+    ))
+}
+
+fn time_values(array: &dyn Array, name: &str) -> Result<Vec<i64>> {
+    if array.null_count() > 0 {
+        return Err(Error::InvalidInput(format!(
+            "time column {name:?} holds NULLs"
+        )));
+    }
+    Ok(match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().values().to_vec(),
+        DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, _) => array
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .to_vec(),
+        other => return Err(type_error(name, ColumnType::Timestamp, other)),
+    })
+}
+
+fn check_time(values: &[i64], interval: Interval, name: &str) -> Result<()> {
+    if values.windows(2).any(|w| w[0] > w[1]) {
+        return Err(Error::InvalidInput(format!(
+            "time column {name:?} is not sorted"
+        )));
+    }
+    if let (Some(first), Some(last)) = (values.first(), values.last()) {
+        if !interval.contains(*first) || !interval.contains(*last) {
+            return Err(Error::InvalidInput(format!(
+                "time column {name:?} spans {first}..={last}, outside the segment interval {interval}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct StatsBuilder<T> {
+    min: Option<T>,
+    max: Option<T>,
+    nulls: u64,
+    has_nan: bool,
+}
+
+impl<T> Default for StatsBuilder<T> {
+    fn default() -> Self {
+        StatsBuilder {
+            min: None,
+            max: None,
+            nulls: 0,
+            has_nan: false,
+        }
+    }
+}
+
+impl<T: Copy + PartialOrd> StatsBuilder<T> {
+    fn add(&mut self, v: T) {
+        #[allow(clippy::eq_op)]
+        if v != v {
+            self.has_nan = true;
+            return;
+        }
+        if self.min.is_none_or(|m| v < m) {
+            self.min = Some(v);
+        }
+        if self.max.is_none_or(|m| v > m) {
+            self.max = Some(v);
+        }
+    }
+
+    fn finish(self, stat: &impl Fn(T) -> StatValue) -> ColumnStats {
+        ColumnStats {
+            null_count: self.nulls,
+            min: self.min.map(stat),
+            max: self.max.map(stat),
+            distinct: None,
+            has_nan: self.has_nan,
+        }
+    }
+}
