@@ -8,6 +8,7 @@
 //!   LOCK                                   exclusive lock of the one writing process (holds its pid)
 //!   MANIFEST                               the live manifest (JSON), replaced by atomic rename
 //!   tables/<table>/<segment id>.bslt       segment files, immutable
+//!   scratch/                               a writer's temporary files, emptied when a writer opens
 //! ```
 //!
 //! A commit: segment files are already written and synced by the caller (under paths from
@@ -35,6 +36,7 @@ const MANIFEST: &str = "MANIFEST";
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const LOCK: &str = "LOCK";
 const TABLES: &str = "tables";
+const SCRATCH: &str = "scratch";
 
 /// One live segment as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +103,8 @@ pub trait Catalog: Send + Sync {
     fn new_segment_path(&self, table: &str, interval: Interval) -> Result<(String, PathBuf)>;
     /// Opens (or returns the already open) segment of a live entry.
     fn open_segment(&self, entry: &SegmentEntry) -> Result<Arc<Segment>>;
+    /// Deletes the files of segments that were written but will not be committed.
+    fn discard(&self, entries: &[SegmentEntry]);
 }
 
 /// Points at which tests make a writer die, to prove that every crash leaves the old or the new state.
@@ -222,8 +226,18 @@ impl FileCatalog {
             .join(format!("{id}.{SEGMENT_EXTENSION}"))
     }
 
+    /// A directory for a writer's temporary files (spilled runs); emptied when a writer opens the catalog.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.dir.join(SCRATCH)
+    }
+
     fn remove_orphans(&self) -> Result<()> {
         let _ = std::fs::remove_file(self.dir.join(MANIFEST_TMP));
+        let scratch = self.scratch_dir();
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("clear scratch directory", &scratch, e))?;
+        }
+        std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create directory", &scratch, e))?;
         let manifest = self.snapshot();
         let live: std::collections::HashSet<PathBuf> = manifest
             .segments
@@ -404,6 +418,15 @@ impl Catalog for FileCatalog {
         );
         let path = self.segment_path(table, &id);
         Ok((id, path))
+    }
+
+    fn discard(&self, entries: &[SegmentEntry]) {
+        for e in entries {
+            let path = self.segment_path(&e.table, &e.id);
+            if let Err(err) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %err, "could not remove uncommitted segment");
+            }
+        }
     }
 
     fn open_segment(&self, entry: &SegmentEntry) -> Result<Arc<Segment>> {

@@ -1,0 +1,111 @@
+//! [`SegmentBuilder`]: cuts a time-sorted stream of rows into segments (one or more per time chunk) and writes
+//! them through the catalog's storage. Nothing is published here; the caller commits the returned entries.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::RecordBatch;
+use basalt_segment::{Catalog, Interval, SegmentEntry, SegmentWriter, TableSchema, WriteOptions};
+
+use crate::rollup::{rollup, sort_rows};
+use crate::{Error, Result};
+
+pub struct SegmentBuilder<'a> {
+    catalog: &'a dyn Catalog,
+    schema: TableSchema,
+    writer: SegmentWriter,
+    max_rows: usize,
+    max_bytes: usize,
+    chunk: Option<Interval>,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: usize,
+    written: Vec<SegmentEntry>,
+}
+
+impl<'a> SegmentBuilder<'a> {
+    pub fn new(catalog: &'a dyn Catalog, schema: TableSchema, options: WriteOptions, max_rows: usize, max_bytes: usize) -> Self {
+        SegmentBuilder {
+            catalog,
+            schema,
+            writer: SegmentWriter::new(options),
+            max_rows: max_rows.max(1),
+            max_bytes: max_bytes.max(1),
+            chunk: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
+            written: Vec::new(),
+        }
+    }
+
+    /// Segments written so far (for cleanup if the load fails before it commits).
+    pub fn written(&self) -> &[SegmentEntry] {
+        &self.written
+    }
+
+    /// Adds time-sorted rows (time must not go backwards across calls).
+    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let mut rest = batch;
+        while rest.num_rows() > 0 {
+            let times = rest.column(0).as_primitive::<Int64Type>().values().clone();
+            let first = times[0];
+            let g = self.schema.segment_granularity;
+            let chunk = Interval::new(g.floor(first), g.next(first));
+            if self.chunk.is_some_and(|c| c != chunk) {
+                self.flush()?;
+            }
+            self.chunk = Some(chunk);
+            let in_chunk = times.partition_point(|t| *t < chunk.end);
+            let room = self.max_rows - self.pending_rows;
+            let mut take = in_chunk.min(room);
+            if take < in_chunk && self.schema.is_rolled_up() {
+                // Cut a full segment only between distinct times, so rollup stays perfect.
+                let cut_time = times[take];
+                let back = times[..take].partition_point(|t| *t < cut_time);
+                take = if back == 0 && self.pending_rows == 0 { times.partition_point(|t| *t <= cut_time) } else { back };
+            }
+            let part = rest.slice(0, take);
+            rest = rest.slice(take, rest.num_rows() - take);
+            self.pending_rows += part.num_rows();
+            self.pending_bytes += part.get_array_memory_size();
+            if part.num_rows() > 0 {
+                self.pending.push(part);
+            }
+            if self.pending_rows >= self.max_rows || self.pending_bytes >= self.max_bytes || take < in_chunk {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let (Some(chunk), false) = (self.chunk, self.pending.is_empty()) else {
+            return Ok(());
+        };
+        let schema = self.pending[0].schema();
+        let batch = arrow_select::concat::concat_batches(&schema, &self.pending)
+            .map_err(|e| Error::Spec(format!("internal: {e}")))?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        let batch = if self.schema.is_rolled_up() { rollup(&sort_rows(&batch, &self.schema)?, &self.schema)? } else { batch };
+        let (id, path) = self.catalog.new_segment_path(&self.schema.name, chunk)?;
+        let bytes = self.writer.write(&path, &self.schema, chunk, &batch)?;
+        tracing::debug!(segment = %id, rows = batch.num_rows(), bytes, "wrote segment");
+        self.written.push(SegmentEntry {
+            id,
+            table: self.schema.name.clone(),
+            interval: chunk,
+            num_rows: batch.num_rows() as u64,
+            bytes,
+            version: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes what is pending and returns every segment written.
+    pub fn finish(mut self) -> Result<Vec<SegmentEntry>> {
+        self.flush()?;
+        Ok(self.written)
+    }
+}
