@@ -23,7 +23,13 @@ pub struct SegmentBuilder<'a> {
 }
 
 impl<'a> SegmentBuilder<'a> {
-    pub fn new(catalog: &'a dyn Catalog, schema: TableSchema, options: WriteOptions, max_rows: usize, max_bytes: usize) -> Self {
+    pub fn new(
+        catalog: &'a dyn Catalog,
+        schema: TableSchema,
+        options: WriteOptions,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Self {
         SegmentBuilder {
             catalog,
             schema,
@@ -62,7 +68,11 @@ impl<'a> SegmentBuilder<'a> {
                 // Cut a full segment only between distinct times, so rollup stays perfect.
                 let cut_time = times[take];
                 let back = times[..take].partition_point(|t| *t < cut_time);
-                take = if back == 0 && self.pending_rows == 0 { times.partition_point(|t| *t <= cut_time) } else { back };
+                take = if back == 0 && self.pending_rows == 0 {
+                    times.partition_point(|t| *t <= cut_time)
+                } else {
+                    back
+                };
             }
             let part = rest.slice(0, take);
             rest = rest.slice(take, rest.num_rows() - take);
@@ -71,7 +81,10 @@ impl<'a> SegmentBuilder<'a> {
             if part.num_rows() > 0 {
                 self.pending.push(part);
             }
-            if self.pending_rows >= self.max_rows || self.pending_bytes >= self.max_bytes || take < in_chunk {
+            if self.pending_rows >= self.max_rows
+                || self.pending_bytes >= self.max_bytes
+                || take < in_chunk
+            {
                 self.flush()?;
             }
         }
@@ -88,7 +101,11 @@ impl<'a> SegmentBuilder<'a> {
         self.pending.clear();
         self.pending_rows = 0;
         self.pending_bytes = 0;
-        let batch = if self.schema.is_rolled_up() { rollup(&sort_rows(&batch, &self.schema)?, &self.schema)? } else { batch };
+        let batch = if self.schema.is_rolled_up() {
+            rollup(&sort_rows(&batch, &self.schema)?, &self.schema)?
+        } else {
+            batch
+        };
         let (id, path) = self.catalog.new_segment_path(&self.schema.name, chunk)?;
         let bytes = self.writer.write(&path, &self.schema, chunk, &batch)?;
         tracing::debug!(segment = %id, rows = batch.num_rows(), bytes, "wrote segment");

@@ -46,7 +46,10 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(null_values: &[String]) -> Self {
-        Sampler { null_values: null_values.to_vec(), ..Default::default() }
+        Sampler {
+            null_values: null_values.to_vec(),
+            ..Default::default()
+        }
     }
 
     pub fn observe(&mut self, record: &dyn Record) {
@@ -96,10 +99,12 @@ pub fn classify_text(s: &str) -> ColumnType {
     if digits.len() > 1 && digits.starts_with('0') && digits.as_bytes()[1].is_ascii_digit() {
         return ColumnType::String;
     }
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && t.parse::<i64>().is_ok() {
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && t.parse::<i64>().is_ok()
+    {
         return ColumnType::Long;
     }
-    if t.bytes().any(|b| b.is_ascii_digit()) && !t.contains(['x', 'X']) && t.parse::<f64>().is_ok() {
+    if t.bytes().any(|b| b.is_ascii_digit()) && !t.contains(['x', 'X']) && t.parse::<f64>().is_ok()
+    {
         return ColumnType::Double;
     }
     ColumnType::String
@@ -113,12 +118,27 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
         if transforms.contains(&name) {
             return ColumnType::String;
         }
-        sample.get(name).map_or(ColumnType::String, Observed::column_type)
+        sample
+            .get(name)
+            .map_or(ColumnType::String, Observed::column_type)
     };
-    let mut columns = vec![ColumnDef { name: time.clone(), ty: ColumnType::Timestamp, role: ColumnRole::Time, aggregator: None }];
+    let mut columns = vec![ColumnDef {
+        name: time.clone(),
+        ty: ColumnType::Timestamp,
+        role: ColumnRole::Time,
+        aggregator: None,
+    }];
     let metric_fields: Vec<&str> = spec.metrics.iter().map(|m| m.field()).collect();
     let dims: Vec<(String, ColumnType)> = match &spec.dimensions {
-        Some(dims) => dims.iter().map(|d| (d.name().to_string(), d.ty().unwrap_or_else(|| inferred(d.name())))).collect(),
+        Some(dims) => dims
+            .iter()
+            .map(|d| {
+                (
+                    d.name().to_string(),
+                    d.ty().unwrap_or_else(|| inferred(d.name())),
+                )
+            })
+            .collect(),
         None => {
             let mut names: Vec<String> = sample.fields().map(|(n, _)| n.to_string()).collect();
             names.extend(transforms.iter().map(|t| t.to_string()));
@@ -132,7 +152,9 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
             let mut seen = std::collections::HashSet::new();
             names
                 .into_iter()
-                .filter(|n| n != time && !metric_fields.contains(&n.as_str()) && !time_inputs.contains(n))
+                .filter(|n| {
+                    n != time && !metric_fields.contains(&n.as_str()) && !time_inputs.contains(n)
+                })
                 .filter(|n| !(spec.rollup_enabled() && n == COUNT_COLUMN))
                 .filter(|n| seen.insert(n.clone()))
                 .map(|n| {
@@ -144,12 +166,21 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
     };
     for (name, ty) in dims {
         if name == *time {
-            return Err(Error::Spec(format!("{name:?} is the time column and cannot also be a dimension")));
+            return Err(Error::Spec(format!(
+                "{name:?} is the time column and cannot also be a dimension"
+            )));
         }
         if ty == ColumnType::Timestamp {
-            return Err(Error::Spec(format!("dimension {name:?}: type must be string, long or double")));
+            return Err(Error::Spec(format!(
+                "dimension {name:?}: type must be string, long or double"
+            )));
         }
-        columns.push(ColumnDef { name, ty, role: ColumnRole::Dimension, aggregator: None });
+        columns.push(ColumnDef {
+            name,
+            ty,
+            role: ColumnRole::Dimension,
+            aggregator: None,
+        });
     }
     for m in &spec.metrics {
         let ty = match (m.aggregator, m.ty) {
@@ -157,19 +188,40 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
             (_, Some(ty)) => ty,
             (_, None) => match sample.get(m.field()).map(Observed::column_type) {
                 Some(ColumnType::Double) => ColumnType::Double,
-                Some(ColumnType::String) if sample.get(m.field()).is_some_and(|o| o.texts > 0 || o.nested > 0) => {
-                    let example = sample.get(m.field()).and_then(|o| o.example_text.clone()).unwrap_or_default();
-                    return Err(Error::Spec(format!("metric {:?} holds non-numeric values such as {example:?}", m.name)));
+                Some(ColumnType::String)
+                    if sample
+                        .get(m.field())
+                        .is_some_and(|o| o.texts > 0 || o.nested > 0) =>
+                {
+                    let example = sample
+                        .get(m.field())
+                        .and_then(|o| o.example_text.clone())
+                        .unwrap_or_default();
+                    return Err(Error::Spec(format!(
+                        "metric {:?} holds non-numeric values such as {example:?}",
+                        m.name
+                    )));
                 }
                 _ => ColumnType::Long,
             },
         };
-        columns.push(ColumnDef { name: m.name.clone(), ty, role: ColumnRole::Metric, aggregator: Some(m.aggregator) });
+        columns.push(ColumnDef {
+            name: m.name.clone(),
+            ty,
+            role: ColumnRole::Metric,
+            aggregator: Some(m.aggregator),
+        });
     }
-    let rollup = spec.rollup_enabled().then(|| basalt_segment::schema::Rollup { query_granularity: spec.query_granularity });
+    let rollup = spec
+        .rollup_enabled()
+        .then(|| basalt_segment::schema::Rollup {
+            query_granularity: spec.query_granularity,
+        });
     if rollup.is_some() {
         if columns.iter().any(|c| c.name == COUNT_COLUMN) {
-            return Err(Error::Spec(format!("a rolled-up table reserves the column name {COUNT_COLUMN:?}")));
+            return Err(Error::Spec(format!(
+                "a rolled-up table reserves the column name {COUNT_COLUMN:?}"
+            )));
         }
         columns.push(ColumnDef {
             name: COUNT_COLUMN.to_string(),
@@ -181,7 +233,10 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
     let mut names = std::collections::HashSet::new();
     for c in &columns {
         if !names.insert(c.name.as_str()) {
-            return Err(Error::Spec(format!("column {:?} is named twice (as a dimension and a metric?)", c.name)));
+            return Err(Error::Spec(format!(
+                "column {:?} is named twice (as a dimension and a metric?)",
+                c.name
+            )));
         }
     }
     Ok(TableSchema {

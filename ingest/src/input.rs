@@ -53,7 +53,11 @@ pub fn resolve_format(path: &Path, format: InputFormat) -> Result<InputFormat> {
     if format != InputFormat::Auto {
         return Ok(format);
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
     let ext = name.rsplit('.').next().unwrap_or_default();
     match ext {
@@ -63,7 +67,9 @@ pub fn resolve_format(path: &Path, format: InputFormat) -> Result<InputFormat> {
         "parquet" | "pq" => Ok(InputFormat::Parquet),
         _ => Err(Error::Input {
             file: path.to_path_buf(),
-            reason: "cannot tell the format from the extension; pass --format csv|json|ndjson|parquet".into(),
+            reason:
+                "cannot tell the format from the extension; pass --format csv|json|ndjson|parquet"
+                    .into(),
         }),
     }
 }
@@ -71,10 +77,18 @@ pub fn resolve_format(path: &Path, format: InputFormat) -> Result<InputFormat> {
 /// Opens `path` as a byte stream, decompressing `.gz`.
 fn open_text(path: &Path, counter: &ByteCounter) -> Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let counted = Counting { inner: file, counter: counter.clone() };
-    let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let counted = Counting {
+        inner: file,
+        counter: counter.clone(),
+    };
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     Ok(if gz {
-        Box::new(BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(counted))))
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::new(counted)),
+        ))
     } else {
         Box::new(BufReader::with_capacity(1 << 16, counted))
     })
@@ -87,7 +101,10 @@ pub fn read_file(
     counter: &ByteCounter,
     f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
-    let input_error = |reason: String| Error::Input { file: PathBuf::from(path), reason };
+    let input_error = |reason: String| Error::Input {
+        file: PathBuf::from(path),
+        reason,
+    };
     match resolve_format(path, format)? {
         InputFormat::Csv => csv::read(open_text(path, counter)?, path, f),
         InputFormat::Json => json::read(open_text(path, counter)?, path, true, f),

@@ -20,4 +20,7 @@ pub mod transform;
 pub use error::{Error, Result};
 pub use loader::{LoadOptions, LoadSummary, Loader};
 pub use record::{FieldValue, Record, RejectReason, Rejection};
-pub use spec::{DimensionSpec, IngestSpec, InputFormat, MetricSpec, TimeFormat, TimestampSpec, Transform, Tuning};
+pub use spec::{
+    DimensionSpec, IngestSpec, InputFormat, MetricSpec, TimeFormat, TimestampSpec, Transform,
+    Tuning,
+};

@@ -79,7 +79,12 @@ impl Progress {
         let s = &mut self.summary;
         s.rows_rejected += 1;
         *s.rejected_by_reason.entry(r.reason.name()).or_default() += 1;
-        let quoted = format!("{}:{line}: {}: {}", file.display(), r.reason.name(), r.message);
+        let quoted = format!(
+            "{}:{line}: {}: {}",
+            file.display(),
+            r.reason.name(),
+            r.message
+        );
         if s.first_rejections.len() < QUOTED_REJECTIONS {
             s.first_rejections.push(quoted.clone());
         }
@@ -96,9 +101,19 @@ impl Progress {
 
 impl<'a> Loader<'a> {
     /// `scratch` is a directory for spill files (removed when the load ends).
-    pub fn new(catalog: &'a dyn Catalog, scratch: &Path, spec: IngestSpec, options: LoadOptions) -> Result<Self> {
+    pub fn new(
+        catalog: &'a dyn Catalog,
+        scratch: &Path,
+        spec: IngestSpec,
+        options: LoadOptions,
+    ) -> Result<Self> {
         spec.validate()?;
-        Ok(Loader { catalog, scratch: scratch.to_path_buf(), spec, options })
+        Ok(Loader {
+            catalog,
+            scratch: scratch.to_path_buf(),
+            spec,
+            options,
+        })
     }
 
     /// Reads a sample of every file and returns the table schema the load will use.
@@ -108,13 +123,22 @@ impl<'a> Loader<'a> {
             let format = input::resolve_format(file, self.spec.format)?;
             sampler.numbers_in_text = format == InputFormat::Csv;
             let mut n = 0usize;
-            input::read_file(file, self.spec.format, &ByteCounter::default(), &mut |item| {
-                if let Ok(r) = item.row {
-                    sampler.observe(r);
-                }
-                n += 1;
-                Ok(if n >= SAMPLE_ROWS { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-            })?;
+            input::read_file(
+                file,
+                self.spec.format,
+                &ByteCounter::default(),
+                &mut |item| {
+                    if let Ok(r) = item.row {
+                        sampler.observe(r);
+                    }
+                    n += 1;
+                    Ok(if n >= SAMPLE_ROWS {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    })
+                },
+            )?;
         }
         let inferred = infer::table_schema(&self.spec, &sampler)?;
         let snapshot = self.catalog.snapshot();
@@ -132,7 +156,9 @@ impl<'a> Loader<'a> {
         let started = Instant::now();
         let mut total = 0u64;
         for f in files {
-            total += std::fs::metadata(f).map_err(|e| Error::io("stat", f, e))?.len();
+            total += std::fs::metadata(f)
+                .map_err(|e| Error::io("stat", f, e))?
+                .len();
         }
         let (schema, fixed) = self.plan_schema(files)?;
         let mut buffer = RowBuffer::new(RowPlan::new(&self.spec, &schema, &fixed)?);
@@ -141,7 +167,11 @@ impl<'a> Loader<'a> {
             .tempdir_in(&self.scratch)
             .map_err(|e| Error::io("create scratch directory in", &self.scratch, e))?;
         let mut progress = Progress {
-            summary: LoadSummary { table: self.spec.table.clone(), files: files.len(), ..Default::default() },
+            summary: LoadSummary {
+                table: self.spec.table.clone(),
+                files: files.len(),
+                ..Default::default()
+            },
             max_errors: self.spec.max_errors,
         };
         let mut runs: Vec<Run> = Vec::new();
@@ -160,7 +190,9 @@ impl<'a> Loader<'a> {
                     }
                     Err(rej) => progress.reject(file, item.line, rej)?,
                 }
-                if buffer.len() >= tuning.max_rows_in_memory || buffer.bytes() >= tuning.max_bytes_in_memory {
+                if buffer.len() >= tuning.max_rows_in_memory
+                    || buffer.bytes() >= tuning.max_bytes_in_memory
+                {
                     let path = scratch.path().join(format!("run-{}.arrow", runs.len()));
                     write_run(&path, &sorted(&mut buffer)?)?;
                     runs.push(Run::File(path));
@@ -226,7 +258,12 @@ impl<'a> Loader<'a> {
         summary.segments_written = entries.len();
         summary.segments_replaced = remove.len();
         summary.bytes_written = entries.iter().map(|e| e.bytes).sum();
-        let commit = Commit { tables: vec![final_schema], add: entries.clone(), remove, sources: Vec::new() };
+        let commit = Commit {
+            tables: vec![final_schema],
+            add: entries.clone(),
+            remove,
+            sources: Vec::new(),
+        };
         match self.catalog.commit(commit) {
             Ok(m) => summary.manifest_version = m.version,
             Err(e) => {

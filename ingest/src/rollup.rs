@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
+};
 use arrow_ord::sort::{lexsort_to_indices, SortColumn};
 use arrow_schema::DataType;
 use basalt_segment::{Aggregator, ColumnRole, TableSchema};
@@ -21,10 +23,20 @@ fn arrow_err(e: arrow_schema::ArrowError) -> Error {
 pub fn sort_rows(batch: &RecordBatch, schema: &TableSchema) -> Result<RecordBatch> {
     let time = batch.column(0).as_primitive::<Int64Type>();
     let indices = if schema.is_rolled_up() {
-        let mut keys = vec![SortColumn { values: batch.column(0).clone(), options: None }];
-        for def in schema.columns.iter().filter(|c| c.role == ColumnRole::Dimension) {
+        let mut keys = vec![SortColumn {
+            values: batch.column(0).clone(),
+            options: None,
+        }];
+        for def in schema
+            .columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::Dimension)
+        {
             if let Some(col) = batch.column_by_name(&def.name) {
-                keys.push(SortColumn { values: col.clone(), options: None });
+                keys.push(SortColumn {
+                    values: col.clone(),
+                    options: None,
+                });
             }
         }
         lexsort_to_indices(&keys, None).map_err(arrow_err)?
@@ -71,11 +83,17 @@ pub fn rollup(batch: &RecordBatch, schema: &TableSchema) -> Result<RecordBatch> 
         return Ok(batch.clone());
     }
     let firsts = UInt32Array::from(starts.iter().map(|s| *s as u32).collect::<Vec<_>>());
-    let bounds: Vec<(usize, usize)> = starts.iter().zip(starts.iter().skip(1).chain(std::iter::once(&n))).map(|(s, e)| (*s, *e)).collect();
+    let bounds: Vec<(usize, usize)> = starts
+        .iter()
+        .zip(starts.iter().skip(1).chain(std::iter::once(&n)))
+        .map(|(s, e)| (*s, *e))
+        .collect();
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
         let def = schema.column(field.name());
-        let agg = def.filter(|d| d.role == ColumnRole::Metric).and_then(|d| d.aggregator);
+        let agg = def
+            .filter(|d| d.role == ColumnRole::Metric)
+            .and_then(|d| d.aggregator);
         columns.push(match agg {
             None => arrow_select::take::take(col.as_ref(), &firsts, None).map_err(arrow_err)?,
             Some(agg) => combine(col, &bounds, agg)?,
@@ -85,7 +103,11 @@ pub fn rollup(batch: &RecordBatch, schema: &TableSchema) -> Result<RecordBatch> 
 }
 
 fn combine(col: &ArrayRef, bounds: &[(usize, usize)], agg: Aggregator) -> Result<ArrayRef> {
-    fn fold<T: Copy>(values: impl Fn(usize) -> Option<T>, bounds: &[(usize, usize)], f: impl Fn(T, T) -> T) -> Vec<Option<T>> {
+    fn fold<T: Copy>(
+        values: impl Fn(usize) -> Option<T>,
+        bounds: &[(usize, usize)],
+        f: impl Fn(T, T) -> T,
+    ) -> Vec<Option<T>> {
         bounds
             .iter()
             .map(|(s, e)| (*s..*e).filter_map(&values).reduce(&f))
@@ -112,6 +134,10 @@ fn combine(col: &ArrayRef, bounds: &[(usize, usize)], agg: Aggregator) -> Result
             };
             Arc::new(Float64Array::from(out))
         }
-        other => return Err(Error::Spec(format!("metric of type {other} cannot be rolled up"))),
+        other => {
+            return Err(Error::Spec(format!(
+                "metric of type {other} cannot be rolled up"
+            )))
+        }
     })
 }

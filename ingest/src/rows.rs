@@ -53,7 +53,11 @@ impl RowPlan {
     /// `fixed` lists columns whose type the table already fixed (they never widen).
     pub fn new(spec: &IngestSpec, schema: &TableSchema, fixed: &[String]) -> Result<RowPlan> {
         let transform_names: Vec<String> = spec.transforms.iter().map(|t| t.name.clone()).collect();
-        let transforms = spec.transforms.iter().map(|t| Expr::parse(&t.expression)).collect::<Result<Vec<_>>>()?;
+        let transforms = spec
+            .transforms
+            .iter()
+            .map(|t| Expr::parse(&t.expression))
+            .collect::<Result<Vec<_>>>()?;
         let source_of = |field: &str| match transform_names.iter().position(|n| n == field) {
             Some(i) => Source::Transform(i),
             None => Source::Field(field.to_string()),
@@ -71,17 +75,25 @@ impl RowPlan {
                 ty: def.ty,
                 source,
                 count_values: schema.is_rolled_up() && def.aggregator == Some(Aggregator::Count),
-                widenable: def.ty == ColumnType::Long && !fixed.contains(&def.name) && metric.is_none_or(|m| m.ty.is_none()),
+                widenable: def.ty == ColumnType::Long
+                    && !fixed.contains(&def.name)
+                    && metric.is_none_or(|m| m.ty.is_none()),
             });
         }
         if schema.columns.first().map(|c| c.ty) != Some(ColumnType::Timestamp) {
-            return Err(Error::Spec("the schema must start with the time column".into()));
+            return Err(Error::Spec(
+                "the schema must start with the time column".into(),
+            ));
         }
         Ok(RowPlan {
             schema: schema.clone(),
             time: source_of(&spec.timestamp.column),
             time_format: spec.timestamp.format.clone(),
-            truncate: if schema.is_rolled_up() { spec.query_granularity } else { Granularity::None },
+            truncate: if schema.is_rolled_up() {
+                spec.query_granularity
+            } else {
+                Granularity::None
+            },
             transforms,
             columns,
             null_values: spec.null_values.clone(),
@@ -129,7 +141,12 @@ impl Builder {
 impl RowBuffer {
     pub fn new(plan: RowPlan) -> RowBuffer {
         let builders = plan.columns.iter().map(|c| Builder::new(c.ty)).collect();
-        RowBuffer { plan, time: Vec::new(), builders, bytes: 0 }
+        RowBuffer {
+            plan,
+            time: Vec::new(),
+            builders,
+            bytes: 0,
+        }
     }
 
     pub fn plan(&self) -> &RowPlan {
@@ -154,10 +171,16 @@ impl RowBuffer {
     }
 
     /// Parses the time of `record` into epoch milliseconds (truncated to the query granularity under rollup).
-    pub fn parse_time(&self, record: &dyn Record, transformed: &[Option<String>]) -> std::result::Result<i64, Rejection> {
+    pub fn parse_time(
+        &self,
+        record: &dyn Record,
+        transformed: &[Option<String>],
+    ) -> std::result::Result<i64, Rejection> {
         let time_name = &self.plan.schema.time_column;
         let value = match &self.plan.time {
-            Source::Transform(i) => transformed[*i].as_deref().map_or(FieldValue::Null, FieldValue::Str),
+            Source::Transform(i) => transformed[*i]
+                .as_deref()
+                .map_or(FieldValue::Null, FieldValue::Str),
             Source::Field(f) => record.get(f),
             Source::One => FieldValue::Int(1),
         };
@@ -173,10 +196,16 @@ impl RowBuffer {
             }),
         };
         match ms {
-            None => Err(Rejection::new(RejectReason::MissingTimestamp, format!("no value in time column {time_name:?}"))),
+            None => Err(Rejection::new(
+                RejectReason::MissingTimestamp,
+                format!("no value in time column {time_name:?}"),
+            )),
             Some(None) => Err(Rejection::new(
                 RejectReason::UnparsableTimestamp,
-                format!("time column {time_name:?}: {} is not a time in format {fmt}", show(&value)),
+                format!(
+                    "time column {time_name:?}: {} is not a time in format {fmt}",
+                    show(&value)
+                ),
             )),
             Some(Some(ms)) => Ok(self.plan.truncate.floor(ms)),
         }
@@ -196,12 +225,21 @@ impl RowBuffer {
         for (i, col) in self.plan.columns.iter().enumerate() {
             let value = match &col.source {
                 Source::One => FieldValue::Int(1),
-                Source::Transform(t) => transformed[*t].as_deref().map_or(FieldValue::Null, FieldValue::Str),
+                Source::Transform(t) => transformed[*t]
+                    .as_deref()
+                    .map_or(FieldValue::Null, FieldValue::Str),
                 Source::Field(f) => record.get(f),
             };
-            let value = if self.null_marker(&value) { FieldValue::Null } else { value };
+            let value = if self.null_marker(&value) {
+                FieldValue::Null
+            } else {
+                value
+            };
             let cell = if col.count_values {
-                Cell::Long(i64::from(!matches!(value, FieldValue::Null | FieldValue::Missing)))
+                Cell::Long(i64::from(!matches!(
+                    value,
+                    FieldValue::Null | FieldValue::Missing
+                )))
             } else {
                 match convert(&value, col.ty) {
                     Ok(c) => c,
@@ -252,20 +290,28 @@ impl RowBuffer {
         if let Builder::Long(b) = &mut self.builders[i] {
             let old = b.finish();
             let mut nb = Float64Builder::with_capacity(old.len());
-            old.iter().for_each(|v| nb.append_option(v.map(|v| v as f64)));
+            old.iter()
+                .for_each(|v| nb.append_option(v.map(|v| v as f64)));
             self.builders[i] = Builder::Double(nb);
         }
         let col = &mut self.plan.columns[i];
         col.ty = ColumnType::Double;
         col.widenable = false;
-        if let Some(def) = self.plan.schema.columns.iter_mut().find(|c| c.name == col.name) {
+        if let Some(def) = self
+            .plan
+            .schema
+            .columns
+            .iter_mut()
+            .find(|c| c.name == col.name)
+        {
             def.ty = ColumnType::Double;
         }
     }
 
     /// Takes the buffered rows as a batch of the plan's schema (time as Int64), leaving the buffer empty.
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(std::mem::take(&mut self.time)))];
+        let mut arrays: Vec<ArrayRef> =
+            vec![Arc::new(Int64Array::from(std::mem::take(&mut self.time)))];
         for b in &mut self.builders {
             arrays.push(match b {
                 Builder::Long(b) => Arc::new(b.finish()),
@@ -275,7 +321,8 @@ impl RowBuffer {
         }
         self.bytes = 0;
         let schema = Arc::new(self.plan.schema.arrow_schema());
-        RecordBatch::try_new(schema, arrays).map_err(|e| Error::Spec(format!("internal: building a batch: {e}")))
+        RecordBatch::try_new(schema, arrays)
+            .map_err(|e| Error::Spec(format!("internal: building a batch: {e}")))
     }
 }
 
@@ -289,7 +336,9 @@ fn convert(v: &FieldValue<'_>, ty: ColumnType) -> std::result::Result<Cell, Wide
         (FieldValue::Missing | FieldValue::Null, _) => Cell::Null,
         (FieldValue::Int(i), ColumnType::Long) => Cell::Long(*i),
         (FieldValue::Bool(b), ColumnType::Long) => Cell::Long(i64::from(*b)),
-        (FieldValue::Float(f), ColumnType::Long) if f.fract() == 0.0 && f.abs() < 9.2e18 => Cell::Long(*f as i64),
+        (FieldValue::Float(f), ColumnType::Long) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+            Cell::Long(*f as i64)
+        }
         (FieldValue::Float(f), ColumnType::Long) => return Err(Widen::ToDouble(*f)),
         (FieldValue::Str(s), ColumnType::Long) => match s.trim().parse::<i64>() {
             Ok(i) => Cell::Long(i),
@@ -307,7 +356,9 @@ fn convert(v: &FieldValue<'_>, ty: ColumnType) -> std::result::Result<Cell, Wide
         },
         (FieldValue::Str(s), ColumnType::String) => Cell::Str(s.to_string()),
         (FieldValue::Json(s), ColumnType::String) => Cell::Str(s.clone()),
-        (v, ColumnType::String) if !matches!(v, FieldValue::Unsupported(_)) => Cell::Str(v.to_text().unwrap_or_default()),
+        (v, ColumnType::String) if !matches!(v, FieldValue::Unsupported(_)) => {
+            Cell::Str(v.to_text().unwrap_or_default())
+        }
         _ => return Err(Widen::No),
     })
 }
@@ -334,5 +385,10 @@ fn show(v: &FieldValue<'_>) -> String {
 pub fn widen_array(a: &ArrayRef) -> ArrayRef {
     use arrow_array::cast::AsArray;
     let longs = a.as_primitive::<arrow_array::types::Int64Type>();
-    Arc::new(longs.iter().map(|v| v.map(|v| v as f64)).collect::<Float64Array>())
+    Arc::new(
+        longs
+            .iter()
+            .map(|v| v.map(|v| v as f64))
+            .collect::<Float64Array>(),
+    )
 }

@@ -93,7 +93,9 @@ impl std::str::FromStr for InputFormat {
             "json" => Ok(InputFormat::Json),
             "ndjson" | "jsonl" => Ok(InputFormat::Ndjson),
             "parquet" => Ok(InputFormat::Parquet),
-            other => Err(format!("unknown format {other:?} (expected csv, json, ndjson or parquet)")),
+            other => Err(format!(
+                "unknown format {other:?} (expected csv, json, ndjson or parquet)"
+            )),
         }
     }
 }
@@ -220,7 +222,12 @@ impl MetricSpec {
         if name.is_empty() {
             return Err(Error::Spec(format!("metric {s:?} has no name")));
         }
-        Ok(MetricSpec { name: name.to_string(), aggregator: agg.parse().map_err(Error::Spec)?, field: None, ty: None })
+        Ok(MetricSpec {
+            name: name.to_string(),
+            aggregator: agg.parse().map_err(Error::Spec)?,
+            field: None,
+            ty: None,
+        })
     }
 }
 
@@ -238,7 +245,10 @@ impl Transform {
         let (name, expr) = s
             .split_once('=')
             .ok_or_else(|| Error::Spec(format!("transform {s:?} must be NAME=EXPRESSION")))?;
-        Ok(Transform { name: name.trim().to_string(), expression: expr.trim().to_string() })
+        Ok(Transform {
+            name: name.trim().to_string(),
+            expression: expr.trim().to_string(),
+        })
     }
 }
 
@@ -284,7 +294,10 @@ impl IngestSpec {
             table: table.to_string(),
             kafka: None,
             format: InputFormat::Auto,
-            timestamp: TimestampSpec { column: column.to_string(), format: TimeFormat::Auto },
+            timestamp: TimestampSpec {
+                column: column.to_string(),
+                format: TimeFormat::Auto,
+            },
             dimensions: None,
             metrics: Vec::new(),
             query_granularity: Granularity::None,
@@ -299,7 +312,8 @@ impl IngestSpec {
 
     /// Parses a spec from JSON.
     pub fn from_json(text: &str) -> Result<IngestSpec> {
-        let spec: IngestSpec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
+        let spec: IngestSpec =
+            serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -310,29 +324,44 @@ impl IngestSpec {
 
     /// Whether rows are rolled up.
     pub fn rollup_enabled(&self) -> bool {
-        self.rollup.unwrap_or(self.query_granularity != Granularity::None)
+        self.rollup
+            .unwrap_or(self.query_granularity != Granularity::None)
     }
 
     /// Checks the settings that serde cannot.
     pub fn validate(&self) -> Result<()> {
-        if self.table.is_empty() || self.table.contains(['/', '\\', '\0']) || self.table.starts_with('.') {
+        if self.table.is_empty()
+            || self.table.contains(['/', '\\', '\0'])
+            || self.table.starts_with('.')
+        {
             return Err(Error::Spec(format!("invalid table name {:?}", self.table)));
         }
-        if !matches!(self.segment_granularity, Granularity::Hour | Granularity::Day | Granularity::Month) {
+        if !matches!(
+            self.segment_granularity,
+            Granularity::Hour | Granularity::Day | Granularity::Month
+        ) {
             return Err(Error::Spec(format!(
                 "segment_granularity must be hour, day or month, not {}",
                 self.segment_granularity
             )));
         }
-        if matches!(self.query_granularity, Granularity::Week | Granularity::Month | Granularity::Year) {
-            return Err(Error::Spec("query_granularity must be none, second, minute, hour or day".into()));
+        if matches!(
+            self.query_granularity,
+            Granularity::Week | Granularity::Month | Granularity::Year
+        ) {
+            return Err(Error::Spec(
+                "query_granularity must be none, second, minute, hour or day".into(),
+            ));
         }
         if self.timestamp.column.is_empty() {
             return Err(Error::Spec("timestamp.column is empty".into()));
         }
         for m in &self.metrics {
             if matches!(m.ty, Some(ColumnType::String | ColumnType::Timestamp)) {
-                return Err(Error::Spec(format!("metric {:?} must be long or double", m.name)));
+                return Err(Error::Spec(format!(
+                    "metric {:?} must be long or double",
+                    m.name
+                )));
             }
         }
         if self.tuning.max_rows_in_memory == 0 || self.tuning.max_rows_per_segment == 0 {
@@ -360,7 +389,8 @@ mod tests {
         assert_eq!(spec.segment_granularity, Granularity::Hour);
         assert!(!spec.rollup_enabled());
         assert_eq!(spec.tuning, Tuning::default());
-        let minimal = IngestSpec::from_json(r#"{"table": "t", "timestamp": {"column": "ts"}}"#).unwrap();
+        let minimal =
+            IngestSpec::from_json(r#"{"table": "t", "timestamp": {"column": "ts"}}"#).unwrap();
         assert_eq!(minimal.timestamp.format, TimeFormat::Auto);
         assert_eq!(minimal.segment_granularity, Granularity::Day);
     }
@@ -368,8 +398,14 @@ mod tests {
     #[test]
     fn rejects_bad_specs() {
         assert!(IngestSpec::from_json(r#"{"table": "t"}"#).is_err());
-        assert!(IngestSpec::from_json(r#"{"table": "t", "timestamp": {"column": "ts"}, "segment_granularity": "minute"}"#).is_err());
-        assert!(IngestSpec::from_json(r#"{"table": "t", "timestamp": {"column": "ts"}, "bogus": 1}"#).is_err());
+        assert!(IngestSpec::from_json(
+            r#"{"table": "t", "timestamp": {"column": "ts"}, "segment_granularity": "minute"}"#
+        )
+        .is_err());
+        assert!(IngestSpec::from_json(
+            r#"{"table": "t", "timestamp": {"column": "ts"}, "bogus": 1}"#
+        )
+        .is_err());
     }
 
     #[test]
@@ -378,6 +414,9 @@ mod tests {
             "metrics": [{"name": "n", "aggregator": "max"}], "dimensions": ["a", {"name": "b", "type": "long"}]}"#)
         .unwrap();
         assert!(spec.rollup_enabled());
-        assert_eq!(spec.dimensions.as_ref().unwrap()[1].ty(), Some(ColumnType::Long));
+        assert_eq!(
+            spec.dimensions.as_ref().unwrap()[1].ty(),
+            Some(ColumnType::Long)
+        );
     }
 }

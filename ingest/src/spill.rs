@@ -3,8 +3,8 @@
 //! A full buffer is sorted and written to a scratch file (Arrow IPC); at the end every run is read back batch
 //! by batch and merged in time order, so memory holds one batch per run.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,14 +26,19 @@ pub enum Run {
 
 /// Writes a sorted batch to `path` as an Arrow IPC file.
 pub fn write_run(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let err = |reason: String| Error::Spill { path: path.to_path_buf(), reason };
+    let err = |reason: String| Error::Spill {
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
-    let mut w = arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())
-        .map_err(|e| err(e.to_string()))?;
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())
+            .map_err(|e| err(e.to_string()))?;
     let mut offset = 0;
     while offset < batch.num_rows() {
         let len = MERGE_BATCH_ROWS.min(batch.num_rows() - offset);
-        w.write(&batch.slice(offset, len)).map_err(|e| err(e.to_string()))?;
+        w.write(&batch.slice(offset, len))
+            .map_err(|e| err(e.to_string()))?;
         offset += len;
     }
     w.finish().map_err(|e| err(e.to_string()))?;
@@ -47,14 +52,23 @@ fn open_run(run: Run, target: SchemaRef) -> Result<BatchIter> {
         Run::Memory(batch) => {
             let n = batch.num_rows();
             let batch = conform(&batch, &target)?;
-            Ok(Box::new((0..n).step_by(MERGE_BATCH_ROWS).map(move |o| Ok(batch.slice(o, MERGE_BATCH_ROWS.min(n - o))))))
+            Ok(Box::new((0..n).step_by(MERGE_BATCH_ROWS).map(move |o| {
+                Ok(batch.slice(o, MERGE_BATCH_ROWS.min(n - o)))
+            })))
         }
         Run::File(path) => {
             let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-            let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
-                .map_err(|e| Error::Spill { path: path.clone(), reason: e.to_string() })?;
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+                    .map_err(|e| Error::Spill {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
             Ok(Box::new(reader.map(move |b| {
-                let b = b.map_err(|e| Error::Spill { path: path.clone(), reason: e.to_string() })?;
+                let b = b.map_err(|e| Error::Spill {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 conform(&b, &target)
             })))
         }
@@ -72,9 +86,16 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
         cols.push(match batch.column_by_name(f.name()) {
             None => new_null_array(f.data_type(), batch.num_rows()),
             Some(c) if c.data_type() == f.data_type() => c.clone(),
-            Some(c) if *c.data_type() == DataType::Int64 && *f.data_type() == DataType::Float64 => crate::rows::widen_array(c),
+            Some(c) if *c.data_type() == DataType::Int64 && *f.data_type() == DataType::Float64 => {
+                crate::rows::widen_array(c)
+            }
             Some(c) => {
-                return Err(Error::Spec(format!("column {:?} changed type from {} to {}", f.name(), c.data_type(), f.data_type())))
+                return Err(Error::Spec(format!(
+                    "column {:?} changed type from {} to {}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )))
             }
         });
     }
@@ -89,7 +110,10 @@ struct Cursor {
 
 impl Cursor {
     fn time(&self) -> i64 {
-        self.batch.column(0).as_primitive::<Int64Type>().value(self.row)
+        self.batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(self.row)
     }
 }
 
@@ -104,11 +128,24 @@ pub struct Merge {
 
 impl Merge {
     pub fn new(runs: Vec<Run>, target: SchemaRef) -> Result<Merge> {
-        let mut sources: Vec<BatchIter> = runs.into_iter().map(|r| open_run(r, target.clone())).collect::<Result<_>>()?;
+        let mut sources: Vec<BatchIter> = runs
+            .into_iter()
+            .map(|r| open_run(r, target.clone()))
+            .collect::<Result<_>>()?;
         if sources.len() == 1 {
-            return Ok(Merge { target, cursors: Vec::new(), heap: BinaryHeap::new(), single: sources.pop() });
+            return Ok(Merge {
+                target,
+                cursors: Vec::new(),
+                heap: BinaryHeap::new(),
+                single: sources.pop(),
+            });
         }
-        let mut merge = Merge { target, cursors: Vec::new(), heap: BinaryHeap::new(), single: None };
+        let mut merge = Merge {
+            target,
+            cursors: Vec::new(),
+            heap: BinaryHeap::new(),
+            single: None,
+        };
         for (i, source) in sources.into_iter().enumerate() {
             merge.cursors.push(None);
             merge.advance_source(i, source)?;
@@ -121,7 +158,11 @@ impl Merge {
         for batch in source.by_ref() {
             let batch = batch?;
             if batch.num_rows() > 0 {
-                let c = Cursor { batch, row: 0, source };
+                let c = Cursor {
+                    batch,
+                    row: 0,
+                    source,
+                };
                 self.heap.push(Reverse((c.time(), i)));
                 self.cursors[i] = Some(c);
                 return Ok(());
@@ -139,8 +180,12 @@ impl Merge {
         let mut slot_of: Vec<Option<usize>> = vec![None; self.cursors.len()];
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(MERGE_BATCH_ROWS);
         while picks.len() < MERGE_BATCH_ROWS {
-            let Some(Reverse((_, i))) = self.heap.pop() else { break };
-            let Some(cursor) = self.cursors[i].as_mut() else { continue };
+            let Some(Reverse((_, i))) = self.heap.pop() else {
+                break;
+            };
+            let Some(cursor) = self.cursors[i].as_mut() else {
+                continue;
+            };
             let slot = *slot_of[i].get_or_insert_with(|| {
                 slots.push(cursor.batch.clone());
                 slots.len() - 1

@@ -168,11 +168,23 @@ mod tests {
         assert_eq!(parse_iso8601("1970-01-01"), Some(0));
         assert_eq!(parse_iso8601("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(parse_iso8601("1970-01-01 00:00:01.5"), Some(1500));
-        assert_eq!(parse_iso8601("2015-09-12T00:47:53.259Z"), Some(1_442_018_873_259));
-        assert_eq!(parse_iso8601("2015-09-12T02:47:53.259+02:00"), Some(1_442_018_873_259));
-        assert_eq!(parse_iso8601("2015-09-12T02:47:53.259+0200"), Some(1_442_018_873_259));
+        assert_eq!(
+            parse_iso8601("2015-09-12T00:47:53.259Z"),
+            Some(1_442_018_873_259)
+        );
+        assert_eq!(
+            parse_iso8601("2015-09-12T02:47:53.259+02:00"),
+            Some(1_442_018_873_259)
+        );
+        assert_eq!(
+            parse_iso8601("2015-09-12T02:47:53.259+0200"),
+            Some(1_442_018_873_259)
+        );
         assert_eq!(parse_iso8601("1969-12-31T23:59:59.999"), Some(-1));
-        assert_eq!(parse_iso8601("2024-01-01 06:00:00.000000"), Some(1_704_088_800_000));
+        assert_eq!(
+            parse_iso8601("2024-01-01 06:00:00.000000"),
+            Some(1_704_088_800_000)
+        );
         assert_eq!(parse_iso8601("2024-02-30"), None);
         assert_eq!(parse_iso8601("2024-01-01T25:00"), None);
         assert_eq!(parse_iso8601("yesterday"), None);
@@ -182,11 +194,20 @@ mod tests {
     #[test]
     fn auto_and_named() {
         assert_eq!(parse_str("-86400000", &TimeFormat::Auto), Some(-86_400_000));
-        assert_eq!(parse_str("2024-01-01", &TimeFormat::Auto), Some(1_704_067_200_000));
-        assert_eq!(parse_str("1704067200", &TimeFormat::EpochSeconds), Some(1_704_067_200_000));
+        assert_eq!(
+            parse_str("2024-01-01", &TimeFormat::Auto),
+            Some(1_704_067_200_000)
+        );
+        assert_eq!(
+            parse_str("1704067200", &TimeFormat::EpochSeconds),
+            Some(1_704_067_200_000)
+        );
         let us = TimeFormat::Strftime("%m/%d/%Y".into());
         assert_eq!(parse_str("1/5/2024", &us), Some(1_704_412_800_000));
         let with_time = TimeFormat::Strftime("%m/%d/%Y %H:%M".into());
-        assert_eq!(parse_str("2/24/2003 0:00", &with_time), Some(1_046_044_800_000));
+        assert_eq!(
+            parse_str("2/24/2003 0:00", &with_time),
+            Some(1_046_044_800_000)
+        );
     }
 }

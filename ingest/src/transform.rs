@@ -34,7 +34,11 @@ pub enum Func {
 
 impl Expr {
     pub fn parse(text: &str) -> Result<Expr> {
-        let mut p = Parser { s: text.as_bytes(), i: 0, text };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+            text,
+        };
         let e = p.expr()?;
         p.ws();
         if p.i != p.s.len() {
@@ -72,7 +76,13 @@ impl Expr {
                         let pad = v.get(2).cloned().flatten().unwrap_or_else(|| " ".into());
                         let pad_char = pad.chars().next().unwrap_or(' ');
                         let len = s.chars().count();
-                        Some(if len >= width { s } else { std::iter::repeat_n(pad_char, width - len).chain(s.chars()).collect() })
+                        Some(if len >= width {
+                            s
+                        } else {
+                            std::iter::repeat_n(pad_char, width - len)
+                                .chain(s.chars())
+                                .collect()
+                        })
                     }
                 }
             }
@@ -88,7 +98,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, what: &str) -> Error {
-        Error::Spec(format!("transform expression {:?} at character {}: {what}", self.text, self.i + 1))
+        Error::Spec(format!(
+            "transform expression {:?} at character {}: {what}",
+            self.text,
+            self.i + 1
+        ))
     }
 
     fn ws(&mut self) {
@@ -130,14 +144,18 @@ impl Parser<'_> {
             Some(c) if c.is_ascii_digit() || *c == b'-' => {
                 let start = self.i;
                 self.i += 1;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.') {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit() || self.s[self.i] == b'.')
+                {
                     self.i += 1;
                 }
                 Ok(Expr::Literal(self.text[start..self.i].to_string()))
             }
             Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
                 let start = self.i;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+                {
                     self.i += 1;
                 }
                 let name = &self.text[start..self.i];
@@ -186,7 +204,8 @@ mod tests {
 
     #[test]
     fn builds_a_date_from_parts() {
-        let e = Expr::parse("concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(\"DAY\", 2, '0'))").unwrap();
+        let e = Expr::parse("concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(\"DAY\", 2, '0'))")
+            .unwrap();
         let get = |f: &str| match f {
             "YEAR" => FieldValue::Str("2015"),
             "MONTH" => FieldValue::Int(1),
@@ -203,6 +222,9 @@ mod tests {
     fn errors_name_the_place() {
         let err = Expr::parse("concat(a, 'b'").unwrap_err().to_string();
         assert!(err.contains("expected ',' or ')'"), "{err}");
-        assert!(Expr::parse("nosuch(a)").unwrap_err().to_string().contains("unknown function"));
+        assert!(Expr::parse("nosuch(a)")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown function"));
     }
 }

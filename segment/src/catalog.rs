@@ -235,9 +235,11 @@ impl FileCatalog {
         let _ = std::fs::remove_file(self.dir.join(MANIFEST_TMP));
         let scratch = self.scratch_dir();
         if scratch.exists() {
-            std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("clear scratch directory", &scratch, e))?;
+            std::fs::remove_dir_all(&scratch)
+                .map_err(|e| Error::io("clear scratch directory", &scratch, e))?;
         }
-        std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create directory", &scratch, e))?;
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| Error::io("create directory", &scratch, e))?;
         let manifest = self.snapshot();
         let live: std::collections::HashSet<PathBuf> = manifest
             .segments

@@ -1,1 +1,102 @@
-fn main() {}
+//! The `basalt` binary: the bulk loader and data-directory tools now; the SQL server and queries as the engine
+//! and serving layers land.
+
+mod admin;
+mod error;
+mod load;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "basalt",
+    version,
+    about = "basalt: a real-time columnar OLAP store"
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); also RUST_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load CSV, JSON, NDJSON or Parquet files into a table.
+    Load(load::LoadArgs),
+    /// List the tables of a data directory.
+    Tables {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// List the live segments of a table.
+    Segments {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        table: String,
+    },
+    /// Show a segment file's footer: columns, statistics, dictionary and index sizes.
+    Inspect {
+        file: PathBuf,
+        /// Print the raw footer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every checksum of every live segment (exit code 1 on damage).
+    Verify {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Segment files to check besides (or instead of) a data directory.
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Load(args) => load::run(args),
+        Command::Tables { data_dir } => admin::tables(&data_dir),
+        Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),
+        Command::Inspect { file, json } => admin::inspect(&file, json),
+        Command::Verify { data_dir, files } => {
+            if data_dir.is_none() && files.is_empty() {
+                Err(error::Error::Usage(
+                    "verify needs --data-dir or segment files".into(),
+                ))
+            } else {
+                admin::verify(data_dir.as_deref(), &files)
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(match e {
+                error::Error::Usage(_) => 2,
+                _ => 1,
+            })
+        }
+    }
+}

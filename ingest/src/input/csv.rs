@@ -28,10 +28,24 @@ impl Record for CsvRecord<'_> {
     }
 }
 
-pub(super) fn read(input: Box<dyn BufRead>, path: &Path, f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>) -> Result<()> {
-    let delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv") { b'\t' } else { b',' };
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_reader(input);
-    let input_error = |reason: String| Error::Input { file: path.to_path_buf(), reason };
+pub(super) fn read(
+    input: Box<dyn BufRead>,
+    path: &Path,
+    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv") {
+        b'\t'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(input);
+    let input_error = |reason: String| Error::Input {
+        file: path.to_path_buf(),
+        reason,
+    };
     let names: Vec<String> = reader
         .headers()
         .map_err(|e| input_error(format!("cannot read the CSV header: {e}")))?
@@ -41,7 +55,11 @@ pub(super) fn read(input: Box<dyn BufRead>, path: &Path, f: &mut dyn FnMut(Item<
     if names.is_empty() {
         return Err(input_error("the CSV file has no header row".into()));
     }
-    let header: HashMap<String, usize> = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+    let header: HashMap<String, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
     let mut record = csv::StringRecord::new();
     loop {
         let line = reader.position().line() + 1;
@@ -51,9 +69,16 @@ pub(super) fn read(input: Box<dyn BufRead>, path: &Path, f: &mut dyn FnMut(Item<
                 let line = record.position().map_or(line, |p| p.line());
                 let flow = if record.len() != names.len() {
                     let msg = format!("{} fields, the header has {}", record.len(), names.len());
-                    f(Item { line, row: Err(Rejection::new(RejectReason::Malformed, msg)) })?
+                    f(Item {
+                        line,
+                        row: Err(Rejection::new(RejectReason::Malformed, msg)),
+                    })?
                 } else {
-                    let r = CsvRecord { header: &header, names: &names, record: &record };
+                    let r = CsvRecord {
+                        header: &header,
+                        names: &names,
+                        record: &record,
+                    };
                     f(Item { line, row: Ok(&r) })?
                 };
                 if flow.is_break() {
@@ -63,7 +88,10 @@ pub(super) fn read(input: Box<dyn BufRead>, path: &Path, f: &mut dyn FnMut(Item<
             Err(e) => match e.kind() {
                 csv::ErrorKind::Utf8 { .. } => {
                     let line = e.position().map_or(line, |p| p.line());
-                    let row = Err(Rejection::new(RejectReason::Malformed, format!("invalid UTF-8: {e}")));
+                    let row = Err(Rejection::new(
+                        RejectReason::Malformed,
+                        format!("invalid UTF-8: {e}"),
+                    ));
                     if f(Item { line, row })?.is_break() {
                         return Ok(());
                     }

@@ -23,7 +23,10 @@ impl JsonRecord {
             .map_err(|e| Rejection::new(RejectReason::Malformed, format!("invalid JSON: {e}")))?;
         match value {
             OwnedValue::Object(_) => Ok(JsonRecord { object: value }),
-            other => Err(Rejection::new(RejectReason::NotAnObject, format!("expected a JSON object, found {}", kind(&other)))),
+            other => Err(Rejection::new(
+                RejectReason::NotAnObject,
+                format!("expected a JSON object, found {}", kind(&other)),
+            )),
         }
     }
 }
@@ -41,7 +44,9 @@ fn kind(v: &OwnedValue) -> &'static str {
 
 impl Record for JsonRecord {
     fn get(&self, name: &str) -> FieldValue<'_> {
-        let OwnedValue::Object(obj) = &self.object else { return FieldValue::Missing };
+        let OwnedValue::Object(obj) = &self.object else {
+            return FieldValue::Missing;
+        };
         match obj.get(name) {
             None => FieldValue::Missing,
             Some(OwnedValue::Static(StaticNode::Null)) => FieldValue::Null,
@@ -107,8 +112,14 @@ pub(super) fn read(
         }
         let parsed = JsonRecord::parse(&mut line);
         let flow = match &parsed {
-            Ok(r) => f(Item { line: this_line, row: Ok(r) })?,
-            Err(rej) => f(Item { line: this_line, row: Err(rej.clone()) })?,
+            Ok(r) => f(Item {
+                line: this_line,
+                row: Ok(r),
+            })?,
+            Err(rej) => f(Item {
+                line: this_line,
+                row: Err(rej.clone()),
+            })?,
         };
         if flow.is_break() {
             return Ok(());
@@ -124,7 +135,10 @@ fn read_array(
     f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let io = |e: std::io::Error| Error::io("read", path, e);
-    let malformed = |line: u64, what: &str| Error::Input { file: path.to_path_buf(), reason: format!("line {line}: {what}") };
+    let malformed = |line: u64, what: &str| Error::Input {
+        file: path.to_path_buf(),
+        reason: format!("line {line}: {what}"),
+    };
     let mut byte = [0u8; 1];
     let mut next = |input: &mut Box<dyn BufRead>, line_no: &mut u64| -> Result<Option<u8>> {
         loop {
@@ -150,7 +164,12 @@ fn read_array(
         // Skip blanks to the start of an element, ',' or ']'.
         let c = loop {
             match next(&mut input, &mut line_no)? {
-                None => return Err(malformed(line_no, "the JSON array is not closed (truncated file?)")),
+                None => {
+                    return Err(malformed(
+                        line_no,
+                        "the JSON array is not closed (truncated file?)",
+                    ))
+                }
                 Some(c) if c.is_ascii_whitespace() => continue,
                 Some(c) => break c,
             }
@@ -162,7 +181,12 @@ fn read_array(
                 continue;
             }
             b',' => return Err(malformed(line_no, "unexpected ','")),
-            _ if !expect_value => return Err(malformed(line_no, "expected ',' or ']' between array elements")),
+            _ if !expect_value => {
+                return Err(malformed(
+                    line_no,
+                    "expected ',' or ']' between array elements",
+                ))
+            }
             _ => {}
         }
         let start_line = line_no;
@@ -180,7 +204,10 @@ fn read_array(
                 if scalar {
                     break;
                 }
-                return Err(malformed(start_line, "the JSON array ends inside an element (truncated file?)"));
+                return Err(malformed(
+                    start_line,
+                    "the JSON array ends inside an element (truncated file?)",
+                ));
             }
             let b = buf[0];
             if scalar && (b == b',' || b == b']' || b.is_ascii_whitespace()) {
@@ -216,8 +243,14 @@ fn read_array(
         expect_value = false;
         let parsed = JsonRecord::parse(&mut elem);
         let flow = match &parsed {
-            Ok(r) => f(Item { line: start_line, row: Ok(r) })?,
-            Err(rej) => f(Item { line: start_line, row: Err(rej.clone()) })?,
+            Ok(r) => f(Item {
+                line: start_line,
+                row: Ok(r),
+            })?,
+            Err(rej) => f(Item {
+                line: start_line,
+                row: Err(rej.clone()),
+            })?,
         };
         if flow.is_break() {
             return Ok(());

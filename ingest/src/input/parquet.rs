@@ -29,7 +29,12 @@ impl Record for ParquetRow<'_> {
     }
 
     fn field_names(&self) -> Vec<String> {
-        self.batch.schema().fields().iter().map(|f| f.name().clone()).collect()
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 }
 
@@ -56,13 +61,24 @@ pub fn value(a: &dyn Array, i: usize) -> FieldValue<'_> {
         }
         DataType::Float32 => FieldValue::Float(a.as_primitive::<Float32Type>().value(i) as f64),
         DataType::Float64 => FieldValue::Float(a.as_primitive::<Float64Type>().value(i)),
-        DataType::Date32 => FieldValue::Int(a.as_primitive::<Date32Type>().value(i) as i64 * 86_400_000),
+        DataType::Date32 => {
+            FieldValue::Int(a.as_primitive::<Date32Type>().value(i) as i64 * 86_400_000)
+        }
         DataType::Date64 => FieldValue::Int(a.as_primitive::<Date64Type>().value(i)),
         DataType::Timestamp(unit, _) => FieldValue::Int(match unit {
-            TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(i).saturating_mul(1000),
+            TimeUnit::Second => a
+                .as_primitive::<TimestampSecondType>()
+                .value(i)
+                .saturating_mul(1000),
             TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(i),
-            TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i).div_euclid(1000),
-            TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(i).div_euclid(1_000_000),
+            TimeUnit::Microsecond => a
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(i)
+                .div_euclid(1000),
+            TimeUnit::Nanosecond => a
+                .as_primitive::<TimestampNanosecondType>()
+                .value(i)
+                .div_euclid(1_000_000),
         }),
         DataType::Dictionary(_, _) => {
             let d = a.as_any_dictionary();
@@ -73,22 +89,42 @@ pub fn value(a: &dyn Array, i: usize) -> FieldValue<'_> {
     }
 }
 
-pub(super) fn read(path: &Path, counter: &ByteCounter, f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>) -> Result<()> {
+pub(super) fn read(
+    path: &Path,
+    counter: &ByteCounter,
+    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let input_error = |reason: String| Error::Input { file: path.to_path_buf(), reason };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| input_error(format!("not a readable Parquet file: {e}")))?;
+    let input_error = |reason: String| Error::Input {
+        file: path.to_path_buf(),
+        reason,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| input_error(format!("not a readable Parquet file: {e}")))?;
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
-    let reader = builder.with_batch_size(8192).build().map_err(|e| input_error(e.to_string()))?;
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| input_error(e.to_string()))?;
     let mut line = 0u64;
     let mut reported = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| input_error(format!("row {}: {e}", line + 1)))?;
-        let index: HashMap<String, usize> =
-            batch.schema().fields().iter().enumerate().map(|(i, fl)| (fl.name().clone(), i)).collect();
+        let index: HashMap<String, usize> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, fl)| (fl.name().clone(), i))
+            .collect();
         for row in 0..batch.num_rows() {
             line += 1;
-            let r = ParquetRow { batch: &batch, index: &index, row };
+            let r = ParquetRow {
+                batch: &batch,
+                index: &index,
+                row,
+            };
             if f(Item { line, row: Ok(&r) })?.is_break() {
                 return Ok(());
             }
