@@ -17,7 +17,7 @@ use crate::record::Rejection;
 use crate::rollup::{rollup, sort_rows};
 use crate::rows::{RowBuffer, RowPlan};
 use crate::spec::{IngestSpec, InputFormat};
-use crate::spill::{write_run, Merge, Run};
+use crate::spill::{batch_rows_for, write_run, Merge, Run};
 use crate::{Error, Result};
 
 /// Rows per file read to discover columns and types.
@@ -177,6 +177,8 @@ impl<'a> Loader<'a> {
         let mut runs: Vec<Run> = Vec::new();
         let tuning = &self.spec.tuning;
         let mut done_before = 0u64;
+        let mut row_bytes = 64usize;
+        let run_budget = tuning.max_bytes_in_memory / 3;
         for file in files {
             let counter = ByteCounter::default();
             let mut since_report = 0u32;
@@ -190,11 +192,11 @@ impl<'a> Loader<'a> {
                     }
                     Err(rej) => progress.reject(file, item.line, rej)?,
                 }
-                if buffer.len() >= tuning.max_rows_in_memory
-                    || buffer.bytes() >= tuning.max_bytes_in_memory
-                {
+                if buffer.len() >= tuning.max_rows_in_memory || buffer.bytes() >= run_budget {
                     let path = scratch.path().join(format!("run-{}.arrow", runs.len()));
-                    write_run(&path, &sorted(&mut buffer)?)?;
+                    row_bytes = buffer.bytes() / buffer.len().max(1);
+                    let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
+                    write_run(&path, &sorted(&mut buffer)?, batch_rows)?;
                     runs.push(Run::File(path));
                 }
                 since_report += 1;
@@ -214,8 +216,15 @@ impl<'a> Loader<'a> {
         progress.summary.spilled_runs = runs.len();
         let final_schema = buffer.plan().schema().clone();
         if !buffer.is_empty() {
+            if !runs.is_empty() {
+                row_bytes = buffer.bytes() / buffer.len().max(1);
+            }
+            if runs.is_empty() {
+                row_bytes = buffer.bytes() / buffer.len().max(1);
+            }
             runs.push(Run::Memory(sorted(&mut buffer)?));
         }
+        drop(buffer);
 
         // Merge the runs in time order into segments.
         let mut builder = SegmentBuilder::new(
@@ -223,11 +232,17 @@ impl<'a> Loader<'a> {
             final_schema.clone(),
             self.options.write,
             tuning.max_rows_per_segment,
-            tuning.max_bytes_in_memory,
+            tuning.max_bytes_in_memory / 4,
         );
         let result = (|| -> Result<()> {
             if !runs.is_empty() {
-                for batch in Merge::new(runs, Arc::new(final_schema.arrow_schema()))? {
+                let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
+                for batch in Merge::new(
+                    runs,
+                    Arc::new(final_schema.arrow_schema()),
+                    batch_rows,
+                    scratch.path(),
+                )? {
                     builder.push(batch?)?;
                 }
             }

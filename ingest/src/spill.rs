@@ -15,8 +15,16 @@ use arrow_schema::{DataType, SchemaRef};
 
 use crate::{Error, Result};
 
-/// Rows per batch in runs and in the merged stream.
+/// Rows per batch in the merged stream, at most.
 pub const MERGE_BATCH_ROWS: usize = 8192;
+/// Runs merged at once; more runs are first merged in groups into longer runs, so merge memory stays bounded
+/// (one batch per open run).
+pub const MAX_FAN_IN: usize = 32;
+
+/// Rows per batch for runs and merges such that `MAX_FAN_IN` open batches stay within half of `budget_bytes`.
+pub fn batch_rows_for(budget_bytes: usize, row_bytes: usize) -> usize {
+    (budget_bytes / (2 * MAX_FAN_IN * row_bytes.max(1))).clamp(64, MERGE_BATCH_ROWS)
+}
 
 /// A sorted run: in memory, or spilled to a file.
 pub enum Run {
@@ -24,22 +32,31 @@ pub enum Run {
     File(PathBuf),
 }
 
-/// Writes a sorted batch to `path` as an Arrow IPC file.
-pub fn write_run(path: &Path, batch: &RecordBatch) -> Result<()> {
+/// Writes a sorted batch to `path` as an Arrow IPC file, in batches of `batch_rows` rows.
+pub fn write_run(path: &Path, batch: &RecordBatch, batch_rows: usize) -> Result<()> {
+    write_batches(
+        path,
+        &batch.schema(),
+        (0..batch.num_rows())
+            .step_by(batch_rows.max(1))
+            .map(|o| Ok(batch.slice(o, batch_rows.max(1).min(batch.num_rows() - o)))),
+    )
+}
+
+fn write_batches(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+) -> Result<()> {
     let err = |reason: String| Error::Spill {
         path: path.to_path_buf(),
         reason,
     };
     let file = std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
-    let mut w =
-        arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())
-            .map_err(|e| err(e.to_string()))?;
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = MERGE_BATCH_ROWS.min(batch.num_rows() - offset);
-        w.write(&batch.slice(offset, len))
-            .map_err(|e| err(e.to_string()))?;
-        offset += len;
+    let mut w = arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), schema)
+        .map_err(|e| err(e.to_string()))?;
+    for batch in batches {
+        w.write(&batch?).map_err(|e| err(e.to_string()))?;
     }
     w.finish().map_err(|e| err(e.to_string()))?;
     Ok(())
@@ -47,14 +64,16 @@ pub fn write_run(path: &Path, batch: &RecordBatch) -> Result<()> {
 
 type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>>>;
 
-fn open_run(run: Run, target: SchemaRef) -> Result<BatchIter> {
+fn open_run(run: Run, target: SchemaRef, batch_rows: usize) -> Result<BatchIter> {
     match run {
         Run::Memory(batch) => {
             let n = batch.num_rows();
             let batch = conform(&batch, &target)?;
-            Ok(Box::new((0..n).step_by(MERGE_BATCH_ROWS).map(move |o| {
-                Ok(batch.slice(o, MERGE_BATCH_ROWS.min(n - o)))
-            })))
+            Ok(Box::new(
+                (0..n)
+                    .step_by(batch_rows)
+                    .map(move |o| Ok(batch.slice(o, batch_rows.min(n - o)))),
+            ))
         }
         Run::File(path) => {
             let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
@@ -121,31 +140,46 @@ impl Cursor {
 /// deterministic).
 pub struct Merge {
     target: SchemaRef,
+    batch_rows: usize,
     cursors: Vec<Option<Cursor>>,
     heap: BinaryHeap<Reverse<(i64, usize)>>,
     single: Option<BatchIter>,
 }
 
 impl Merge {
-    pub fn new(runs: Vec<Run>, target: SchemaRef) -> Result<Merge> {
+    /// Merges `runs`, emitting batches of at most `batch_rows` rows. With more than [`MAX_FAN_IN`] runs, groups
+    /// of runs are first merged into longer runs under `scratch`.
+    pub fn new(
+        mut runs: Vec<Run>,
+        target: SchemaRef,
+        batch_rows: usize,
+        scratch: &Path,
+    ) -> Result<Merge> {
+        let batch_rows = batch_rows.clamp(1, MERGE_BATCH_ROWS);
+        let mut pass = 0;
+        while runs.len() > MAX_FAN_IN {
+            let rest = runs.split_off(MAX_FAN_IN);
+            let path = scratch.join(format!("merged-{pass}.arrow"));
+            let merged = Merge::new(runs, target.clone(), batch_rows, scratch)?;
+            write_batches(&path, &target, merged)?;
+            runs = std::iter::once(Run::File(path)).chain(rest).collect();
+            pass += 1;
+        }
         let mut sources: Vec<BatchIter> = runs
             .into_iter()
-            .map(|r| open_run(r, target.clone()))
+            .map(|r| open_run(r, target.clone(), batch_rows))
             .collect::<Result<_>>()?;
-        if sources.len() == 1 {
-            return Ok(Merge {
-                target,
-                cursors: Vec::new(),
-                heap: BinaryHeap::new(),
-                single: sources.pop(),
-            });
-        }
         let mut merge = Merge {
             target,
+            batch_rows,
             cursors: Vec::new(),
             heap: BinaryHeap::new(),
             single: None,
         };
+        if sources.len() == 1 {
+            merge.single = sources.pop();
+            return Ok(merge);
+        }
         for (i, source) in sources.into_iter().enumerate() {
             merge.cursors.push(None);
             merge.advance_source(i, source)?;
@@ -178,8 +212,8 @@ impl Merge {
         }
         let mut slots: Vec<RecordBatch> = Vec::new();
         let mut slot_of: Vec<Option<usize>> = vec![None; self.cursors.len()];
-        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(MERGE_BATCH_ROWS);
-        while picks.len() < MERGE_BATCH_ROWS {
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.batch_rows);
+        while picks.len() < self.batch_rows {
             let Some(Reverse((_, i))) = self.heap.pop() else {
                 break;
             };

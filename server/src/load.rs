@@ -232,11 +232,14 @@ pub fn run(a: LoadArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let summary = summary?;
+    let peak_rss = peak_rss_bytes();
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        );
+        let mut v = serde_json::to_value(&summary).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("peak_rss_bytes".into(), peak_rss.into());
+            obj.insert("elapsed_s".into(), summary.elapsed.as_secs_f64().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     println!(
@@ -259,7 +262,18 @@ pub fn run(a: LoadArgs) -> Result<()> {
         summary.rows_per_second(),
         summary.manifest_version
     );
+    if let Some(rss) = peak_rss {
+        println!("peak memory (RSS): {}", human_bytes(rss));
+    }
     Ok(())
+}
+
+/// The process's peak resident memory, from /proc (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 pub fn human_bytes(n: u64) -> String {

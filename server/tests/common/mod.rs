@@ -1,0 +1,116 @@
+//! Helpers for basalt's end-to-end tests: run the real binary, read what it stored through the segment API.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::Array;
+use basalt_segment::{Catalog, ColumnType, FileCatalog, SegmentSource};
+
+pub fn basalt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(args)
+        .output()
+        .expect("run basalt")
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "basalt failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn dataset(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../datasets/superset-examples")
+        .join(name)
+}
+
+/// Expected values computed by Python from the raw file (tests/expected/superset_stats.py).
+pub fn python_stats(kind: &str, file: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/expected/superset_stats.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(kind)
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What a table holds, read back through the segment read interface.
+#[derive(Debug, Default)]
+pub struct TableStats {
+    pub rows: u64,
+    pub segments: usize,
+    pub long_sums: BTreeMap<String, i64>,
+    pub double_sums: BTreeMap<String, f64>,
+    pub nulls: BTreeMap<String, u64>,
+    pub distinct: BTreeMap<String, BTreeSet<String>>,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    pub rows_before_1970: u64,
+    pub rows_per_chunk: BTreeMap<i64, u64>,
+}
+
+pub fn table_stats(dir: &Path, table: &str) -> TableStats {
+    let catalog = FileCatalog::open_read_only(dir).unwrap();
+    let manifest = catalog.snapshot();
+    let schema = manifest
+        .tables
+        .get(table)
+        .unwrap_or_else(|| panic!("no table {table}"));
+    let mut st = TableStats::default();
+    for entry in manifest.segments_of(table) {
+        let seg = catalog.open_segment(entry).unwrap();
+        st.segments += 1;
+        st.rows += seg.num_rows() as u64;
+        *st.rows_per_chunk.entry(entry.interval.start).or_default() += seg.num_rows() as u64;
+        for col in &schema.columns {
+            for b in 0..seg.num_blocks() {
+                let a = seg.read_block_or_null(&col.name, col.ty, b).unwrap();
+                *st.nulls.entry(col.name.clone()).or_default() += a.null_count() as u64;
+                match col.ty {
+                    ColumnType::Timestamp => {
+                        for t in a.as_primitive::<TimestampMillisecondType>().values().iter() {
+                            st.min_time = Some(st.min_time.map_or(*t, |m| m.min(*t)));
+                            st.max_time = Some(st.max_time.map_or(*t, |m| m.max(*t)));
+                            st.rows_before_1970 += u64::from(*t < 0);
+                        }
+                    }
+                    ColumnType::Long => {
+                        let s: i64 = a.as_primitive::<Int64Type>().iter().flatten().sum();
+                        *st.long_sums.entry(col.name.clone()).or_default() += s;
+                    }
+                    ColumnType::Double => {
+                        let s: f64 = a.as_primitive::<Float64Type>().iter().flatten().sum();
+                        *st.double_sums.entry(col.name.clone()).or_default() += s;
+                    }
+                    ColumnType::String => {}
+                }
+            }
+            if col.ty == ColumnType::String {
+                if let Some(d) = seg.dictionary(&col.name).unwrap() {
+                    st.distinct
+                        .entry(col.name.clone())
+                        .or_default()
+                        .extend(d.values().iter().flatten().map(String::from));
+                }
+            }
+        }
+    }
+    st
+}
