@@ -214,7 +214,7 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
     }
     let rollup = spec
         .rollup_enabled()
-        .then(|| basalt_segment::schema::Rollup {
+        .then_some(basalt_segment::schema::Rollup {
             query_granularity: spec.query_granularity,
         });
     if rollup.is_some() {

@@ -107,9 +107,7 @@ impl Granularity {
         match self {
             Granularity::Month | Granularity::Year => {
                 let date = to_datetime(start).date_naive();
-                let (y, m) = if self == Granularity::Year {
-                    (date.year() + 1, 1)
-                } else if date.month() == 12 {
+                let (y, m) = if self == Granularity::Year || date.month() == 12 {
                     (date.year() + 1, 1)
                 } else {
                     (date.year(), date.month() + 1)

@@ -532,7 +532,7 @@ fn validate_footer(
                     format!("bytes {}..+{} lie outside the data area", r.offset, r.len),
                 ));
             }
-            if r.offset as usize % ALIGNMENT != 0 {
+            if !(r.offset as usize).is_multiple_of(ALIGNMENT) {
                 return Err(fail(
                     kind,
                     format!("offset {} is not {ALIGNMENT}-byte aligned", r.offset),

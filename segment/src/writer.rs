@@ -102,7 +102,7 @@ impl SegmentWriter {
                         &mut buf,
                         &def.name,
                         values.iter().map(|v| Some(*v)),
-                        |v| StatValue::Long(v),
+                        StatValue::Long,
                         |v: i64| v.to_le_bytes(),
                     )?
                 }

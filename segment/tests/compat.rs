@@ -1,6 +1,7 @@
 //! Segments written by format version 1 stay readable. `tests/data/format_v1.bslt` was written once by
 //! `write_fixture` below (run with `BASALT_WRITE_FIXTURE=1`) and is committed; its expected contents are
 //! stated here by hand.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

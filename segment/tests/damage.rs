@@ -1,5 +1,6 @@
 //! Damaged segment files: every flipped byte inside a region, the footer or the trailer, and every truncation,
 //! gives a precise error through reads and through `verify`, and no byte anywhere causes a panic.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

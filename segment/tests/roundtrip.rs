@@ -1,4 +1,5 @@
 //! Property test: random rows written to a segment read back equal, through every part of the read interface.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load CSV, JSON, NDJSON or Parquet files into a table.
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// List the tables of a data directory.
     Tables {
         #[arg(long)]
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Load(args) => load::run(args),
+        Command::Load(args) => load::run(*args),
         Command::Tables { data_dir } => admin::tables(&data_dir),
         Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),
         Command::Inspect { file, json } => admin::inspect(&file, json),

@@ -1,5 +1,6 @@
 //! The bulk loader end to end: the real binary on real files, results read back and compared with numbers
 //! computed independently by Python from the raw files.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

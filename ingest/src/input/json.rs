@@ -139,20 +139,16 @@ fn read_array(
         file: path.to_path_buf(),
         reason: format!("line {line}: {what}"),
     };
-    let mut byte = [0u8; 1];
-    let mut next = |input: &mut Box<dyn BufRead>, line_no: &mut u64| -> Result<Option<u8>> {
-        loop {
-            let buf = input.fill_buf().map_err(io)?;
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            byte[0] = buf[0];
-            input.consume(1);
-            if byte[0] == b'\n' {
-                *line_no += 1;
-            }
-            return Ok(Some(byte[0]));
+    let next = |input: &mut Box<dyn BufRead>, line_no: &mut u64| -> Result<Option<u8>> {
+        let buf = input.fill_buf().map_err(io)?;
+        let Some(&b) = buf.first() else {
+            return Ok(None);
+        };
+        input.consume(1);
+        if b == b'\n' {
+            *line_no += 1;
         }
+        Ok(Some(b))
     };
     // Consume the opening bracket.
     if next(&mut input, &mut line_no)? != Some(b'[') {

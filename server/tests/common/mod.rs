@@ -1,4 +1,5 @@
 //! Helpers for basalt's end-to-end tests: run the real binary, read what it stored through the segment API.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};

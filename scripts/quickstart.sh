@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds basalt, loads the bundled sample datasets (datasets/superset-examples) into ./data/sample,
+# and shows what was stored. Safe to run again: each table is reloaded with --replace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p basalt-server
+BASALT=./target/release/basalt
+DATA=${BASALT_DATA_DIR:-./data/sample}
+SAMPLES=datasets/superset-examples
+
+$BASALT load --data-dir "$DATA" --table births --time-column ds --replace "$SAMPLES/birth_names2.json.gz"
+$BASALT load --data-dir "$DATA" --table flights --time-column ts --replace \
+  --transform "ts=concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(DAY, 2, '0'))" "$SAMPLES/flight_data.csv.gz"
+$BASALT load --data-dir "$DATA" --table sales --time-column order_date --time-format '%m/%d/%Y' \
+  --segment-granularity month --replace "$SAMPLES/sales.csv.gz"
+
+echo
+$BASALT tables --data-dir "$DATA"
+echo
+$BASALT verify --data-dir "$DATA" | tail -n 1
