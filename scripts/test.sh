@@ -9,4 +9,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

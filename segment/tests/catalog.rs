@@ -4,16 +4,31 @@
 
 mod common;
 
-use basalt_segment::{Catalog, Commit, Error, FileCatalog, Interval, SegmentEntry, SegmentWriter, SourceUpdate, WriteOptions};
+use basalt_segment::{
+    Catalog, Commit, Error, FileCatalog, Interval, SegmentEntry, SegmentWriter, SourceUpdate,
+    WriteOptions,
+};
 use serde_json::json;
 
 fn write_segment(catalog: &FileCatalog, rows: usize) -> SegmentEntry {
     let interval = Interval::new(-86_400_000, 0);
     let (id, path) = catalog.new_segment_path("t", interval).unwrap();
     let bytes = SegmentWriter::new(WriteOptions::default())
-        .write(&path, &common::schema(), interval, &common::batch(&common::sample_rows(rows)))
+        .write(
+            &path,
+            &common::schema(),
+            interval,
+            &common::batch(&common::sample_rows(rows)),
+        )
         .unwrap();
-    SegmentEntry { id, table: "t".into(), interval, num_rows: rows as u64, bytes, version: 0 }
+    SegmentEntry {
+        id,
+        table: "t".into(),
+        interval,
+        num_rows: rows as u64,
+        bytes,
+        version: 0,
+    }
 }
 
 #[test]
@@ -27,7 +42,11 @@ fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
             tables: vec![common::schema()],
             add: vec![seg.clone()],
             remove: vec![],
-            sources: vec![SourceUpdate { source_id: "kafka:t".into(), expected: None, new: offsets.clone() }],
+            sources: vec![SourceUpdate {
+                source_id: "kafka:t".into(),
+                expected: None,
+                new: offsets.clone(),
+            }],
         })
         .unwrap();
     assert_eq!(m.version, 1);
@@ -38,7 +57,11 @@ fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
     let err = catalog
         .commit(Commit {
             add: vec![seg2.clone()],
-            sources: vec![SourceUpdate { source_id: "kafka:t".into(), expected: Some(json!({"partitions": {"0": 3}})), new: json!({}) }],
+            sources: vec![SourceUpdate {
+                source_id: "kafka:t".into(),
+                expected: Some(json!({"partitions": {"0": 3}})),
+                new: json!({}),
+            }],
             ..Default::default()
         })
         .unwrap_err();
@@ -51,7 +74,11 @@ fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
     catalog
         .commit(Commit {
             add: vec![seg2],
-            sources: vec![SourceUpdate { source_id: "kafka:t".into(), expected: Some(offsets), new: next.clone() }],
+            sources: vec![SourceUpdate {
+                source_id: "kafka:t".into(),
+                expected: Some(offsets),
+                new: next.clone(),
+            }],
             ..Default::default()
         })
         .unwrap();
@@ -68,12 +95,32 @@ fn removing_segments_and_cleaning_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = FileCatalog::open(dir.path(), "test").unwrap();
     let a = write_segment(&catalog, 10);
-    catalog.commit(Commit { tables: vec![common::schema()], add: vec![a.clone()], ..Default::default() }).unwrap();
+    catalog
+        .commit(Commit {
+            tables: vec![common::schema()],
+            add: vec![a.clone()],
+            ..Default::default()
+        })
+        .unwrap();
     let b = write_segment(&catalog, 20);
-    catalog.commit(Commit { add: vec![b.clone()], remove: vec![a.id.clone()], ..Default::default() }).unwrap();
-    assert!(!catalog.segment_path("t", &a.id).exists(), "replaced segment files are deleted");
+    catalog
+        .commit(Commit {
+            add: vec![b.clone()],
+            remove: vec![a.id.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        !catalog.segment_path("t", &a.id).exists(),
+        "replaced segment files are deleted"
+    );
     // Removing a segment that is not live is an error and changes nothing.
-    assert!(catalog.commit(Commit { remove: vec![a.id.clone()], ..Default::default() }).is_err());
+    assert!(catalog
+        .commit(Commit {
+            remove: vec![a.id.clone()],
+            ..Default::default()
+        })
+        .is_err());
     // An orphan (written, never committed) and a stale temporary manifest vanish when a writer opens.
     let orphan = write_segment(&catalog, 3);
     std::fs::write(dir.path().join("MANIFEST.tmp"), b"partial").unwrap();
@@ -94,7 +141,10 @@ fn one_writer_at_a_time_and_readers_alongside() {
     assert!(matches!(err, Error::Locked { .. }));
     assert!(msg.contains("basalt serve"), "{msg}");
     let reader = FileCatalog::open_read_only(dir.path()).unwrap();
-    assert!(reader.commit(Commit::default()).is_err(), "a read-only catalog refuses commits");
+    assert!(
+        reader.commit(Commit::default()).is_err(),
+        "a read-only catalog refuses commits"
+    );
     drop(writer);
     FileCatalog::open(dir.path(), "basalt load").unwrap();
 }
@@ -103,8 +153,21 @@ fn one_writer_at_a_time_and_readers_alongside() {
 fn a_missing_segment_file_is_not_published() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = FileCatalog::open(dir.path(), "test").unwrap();
-    let entry = SegmentEntry { id: "ghost".into(), table: "t".into(), interval: Interval::new(0, 1), num_rows: 1, bytes: 1, version: 0 };
-    let err = catalog.commit(Commit { tables: vec![common::schema()], add: vec![entry], ..Default::default() }).unwrap_err();
+    let entry = SegmentEntry {
+        id: "ghost".into(),
+        table: "t".into(),
+        interval: Interval::new(0, 1),
+        num_rows: 1,
+        bytes: 1,
+        version: 0,
+    };
+    let err = catalog
+        .commit(Commit {
+            tables: vec![common::schema()],
+            add: vec![entry],
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     assert_eq!(catalog.snapshot().version, 0);
 }

@@ -25,7 +25,10 @@ fn settled_state(dir: &Path) -> (u64, BTreeSet<String>) {
             on_disk.insert(f.path().file_stem().unwrap().to_str().unwrap().to_string());
         }
     }
-    assert_eq!(on_disk, live, "files on disk must be exactly the live segments");
+    assert_eq!(
+        on_disk, live,
+        "files on disk must be exactly the live segments"
+    );
     for s in &m.segments {
         let seg = Segment::open(&catalog.segment_path(&s.table, &s.id)).unwrap();
         seg.verify().unwrap();
@@ -38,13 +41,35 @@ fn csv(dir: &Path, name: &str, day: u32, rows: usize) -> String {
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
     writeln!(f, "ts,user,n").unwrap();
     for i in 0..rows {
-        writeln!(f, "2024-01-{day:02}T{:02}:{:02}:{:02},u{},{}", (i / 3600) % 24, (i / 60) % 60, i % 60, i % 1000, i).unwrap();
+        writeln!(
+            f,
+            "2024-01-{day:02}T{:02}:{:02}:{:02},u{},{}",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60,
+            i % 1000,
+            i
+        )
+        .unwrap();
     }
     p.to_str().unwrap().to_string()
 }
 
 fn load_args<'a>(data: &'a str, file: &'a str) -> Vec<&'a str> {
-    vec!["load", "--data-dir", data, "--table", "t", "--time-column", "ts", "--max-bytes-in-memory", "2M", "--max-rows-per-segment", "20000", file]
+    vec![
+        "load",
+        "--data-dir",
+        data,
+        "--table",
+        "t",
+        "--time-column",
+        "ts",
+        "--max-bytes-in-memory",
+        "2M",
+        "--max-rows-per-segment",
+        "20000",
+        file,
+    ]
 }
 
 #[test]
@@ -59,14 +84,25 @@ fn a_fault_at_every_commit_step_leaves_old_or_new_state() {
         let (old_rows, old_ids) = settled_state(&data);
         assert_eq!(old_rows, 500);
 
-        let out = Command::new(env!("CARGO_BIN_EXE_basalt")).args(load_args(ds, &b)).env("BASALT_FAULT", point).output().unwrap();
-        assert!(!out.status.success(), "{point}: the fault point must stop the process");
+        let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(load_args(ds, &b))
+            .env("BASALT_FAULT", point)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{point}: the fault point must stop the process"
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains(point));
 
         let (rows, ids) = settled_state(&data);
         match point {
             fault::AFTER_SEGMENT_WRITE | fault::AFTER_MANIFEST_TMP => {
-                assert_eq!((rows, &ids), (500, &old_ids), "{point}: not yet published, the old state remains")
+                assert_eq!(
+                    (rows, &ids),
+                    (500, &old_ids),
+                    "{point}: not yet published, the old state remains"
+                )
             }
             _ => {
                 assert_eq!(rows, 1200, "{point}: published, the new state is complete");
@@ -106,7 +142,11 @@ fn sigkill_at_many_moments_leaves_old_or_new_state() {
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
         let (rows, _) = settled_state(&data);
-        assert!(rows == expected || rows == expected + 80_000, "kill {i}: {rows} rows is neither {expected} nor {}", expected + 80_000);
+        assert!(
+            rows == expected || rows == expected + 80_000,
+            "kill {i}: {rows} rows is neither {expected} nor {}",
+            expected + 80_000
+        );
         outcomes.insert(status.success());
         expected = rows;
     }
