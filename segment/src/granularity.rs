@@ -140,6 +140,97 @@ pub fn format_iso(ms: i64) -> String {
     to_datetime(ms).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// Parses an ISO 8601 date or date-time: `YYYY-MM-DD`, then optionally `T` or a space, `HH:MM[:SS[.fff...]]`,
+/// and an optional zone (`Z`, `+HH:MM`, `+HHMM`, `+HH`). No zone means UTC.
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        let mut v = 0u32;
+        for c in d {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        Some(v)
+    };
+    // Year: 4 digits, optionally signed.
+    let (sign, y0) = match b.first()? {
+        b'-' => (-1, 1),
+        b'+' => (1, 1),
+        _ => (1, 0),
+    };
+    let year = sign * num(y0..y0 + 4)? as i32;
+    let mut i = y0 + 4;
+    if b.get(i) != Some(&b'-') {
+        return None;
+    }
+    let month = num(i + 1..i + 3)?;
+    if b.get(i + 3) != Some(&b'-') {
+        return None;
+    }
+    let day = num(i + 4..i + 6)?;
+    i += 6;
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    let mut ms = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    if i == b.len() {
+        return Some(ms);
+    }
+    if !matches!(b[i], b'T' | b't' | b' ') {
+        return None;
+    }
+    let hour = num(i + 1..i + 3)?;
+    if b.get(i + 3) != Some(&b':') {
+        return None;
+    }
+    let minute = num(i + 4..i + 6)?;
+    i += 6;
+    let mut second = 0;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b':') {
+        second = num(i + 1..i + 3)?;
+        i += 3;
+        if matches!(b.get(i), Some(b'.') | Some(b',')) {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                if i - start < 3 {
+                    frac_ms = frac_ms * 10 + (b[i] - b'0') as i64;
+                }
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            for _ in (i - start)..3 {
+                frac_ms *= 10;
+            }
+        }
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    ms += (hour as i64 * 3600 + minute as i64 * 60 + second as i64) * 1000 + frac_ms;
+    // Zone.
+    match b.get(i) {
+        None => Some(ms),
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => Some(ms),
+        Some(c @ (b'+' | b'-')) => {
+            let sign = if *c == b'+' { 1 } else { -1 };
+            let rest = &b[i + 1..];
+            let (h, m) = match rest.len() {
+                2 => (num(i + 1..i + 3)?, 0),
+                4 => (num(i + 1..i + 3)?, num(i + 3..i + 5)?),
+                5 if rest[2] == b':' => (num(i + 1..i + 3)?, num(i + 4..i + 6)?),
+                _ => return None,
+            };
+            Some(ms - sign * (h as i64 * 3600 + m as i64 * 60) * 1000)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@ pub enum Error {
     Segment(#[from] basalt_segment::Error),
     #[error(transparent)]
     Ingest(#[from] basalt_ingest::Error),
+    #[error(transparent)]
+    Query(#[from] basalt_query::QueryError),
     #[error("{0}")]
     Usage(String),
     /// `verify` found damage; the message lists it.

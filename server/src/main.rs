@@ -4,6 +4,7 @@
 mod admin;
 mod error;
 mod load;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a SQL query against a data directory (no server needed).
+    Query {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// table (aligned, for terminals), csv (with a header row), json or ndjson.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Cancel the query after this many milliseconds (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        timeout_ms: u64,
+        sql: String,
+    },
     /// Check every checksum of every live segment (exit code 1 on damage).
     Verify {
         #[arg(long)]
@@ -54,6 +67,22 @@ enum Command {
         /// Segment files to check besides (or instead of) a data directory.
         files: Vec<PathBuf>,
     },
+}
+
+fn query(dir: &std::path::Path, format: &str, timeout_ms: u64, sql: &str) -> error::Result<()> {
+    if !["table", "csv", "json", "ndjson"].contains(&format) {
+        return Err(error::Error::Usage(format!(
+            "unknown format {format:?} (table, csv, json or ndjson)"
+        )));
+    }
+    let catalog = basalt_segment::FileCatalog::open_read_only(dir)?;
+    let opts = basalt_query::ExecOptions {
+        timeout_ms,
+        ..Default::default()
+    };
+    let result = basalt_query::run_sql(&catalog, sql, &opts)?;
+    output::print(&result.batch, format);
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -74,6 +103,12 @@ fn main() -> ExitCode {
         Command::Tables { data_dir } => admin::tables(&data_dir),
         Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),
         Command::Inspect { file, json } => admin::inspect(&file, json),
+        Command::Query {
+            data_dir,
+            format,
+            timeout_ms,
+            sql,
+        } => query(&data_dir, &format, timeout_ms, &sql),
         Command::Verify { data_dir, files } => {
             if data_dir.is_none() && files.is_empty() {
                 Err(error::Error::Usage(

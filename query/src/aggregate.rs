@@ -1,0 +1,645 @@
+//! Aggregation: group keys per block as fixed-width words (dictionary codes, time buckets, number bits), group ids
+//! from a dense array (one dictionary-coded key) or a hash table, typed accumulator loops over the selected rows,
+//! and partials merged across segments by key value in a fixed order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float64Type, Int64Type, TimestampMillisecondType, UInt16Type, UInt32Type, UInt8Type,
+};
+use arrow_array::{
+    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow_schema::DataType;
+
+use crate::error::{QueryError, Result};
+use crate::expr::{Scalar, TS};
+use crate::plan::{AggCall, AggFunc};
+
+/// A key value, decoded (segment independent).
+pub type KeyRow = Vec<Scalar>;
+
+/// Per-group state of one aggregate.
+#[derive(Debug, Clone)]
+pub enum Acc {
+    Count(Vec<i64>),
+    SumInt(Vec<Option<i64>>),
+    SumFloat(Vec<Option<f64>>),
+    Avg(Vec<f64>, Vec<i64>),
+    MinMax {
+        values: Vec<Option<Scalar>>,
+        max: bool,
+    },
+    Distinct(Vec<HashSet<DistinctKey>>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DistinctKey {
+    Int(i64),
+    Float(u64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Acc {
+    pub fn new(call: &AggCall) -> Acc {
+        match (call.func, call.distinct, &call.ty) {
+            (AggFunc::Count, true, _) => Acc::Distinct(Vec::new()),
+            (AggFunc::CountStar | AggFunc::Count, _, _) => Acc::Count(Vec::new()),
+            (AggFunc::Sum, _, DataType::Int64) => Acc::SumInt(Vec::new()),
+            (AggFunc::Sum, _, _) => Acc::SumFloat(Vec::new()),
+            (AggFunc::Avg, _, _) => Acc::Avg(Vec::new(), Vec::new()),
+            (AggFunc::Min, _, _) => Acc::MinMax {
+                values: Vec::new(),
+                max: false,
+            },
+            (AggFunc::Max, _, _) => Acc::MinMax {
+                values: Vec::new(),
+                max: true,
+            },
+        }
+    }
+
+    /// Makes room for `n` groups.
+    pub fn resize(&mut self, n: usize) {
+        match self {
+            Acc::Count(v) => v.resize(n, 0),
+            Acc::SumInt(v) => v.resize(n, None),
+            Acc::SumFloat(v) => v.resize(n, None),
+            Acc::Avg(s, c) => {
+                s.resize(n, 0.0);
+                c.resize(n, 0);
+            }
+            Acc::MinMax { values, .. } => values.resize(n, None),
+            Acc::Distinct(v) => v.resize_with(n, HashSet::new),
+        }
+    }
+
+    /// Adds the selected rows: `rows[i]` of `values` belongs to group `gids[i]`. `values` is `None` for COUNT(*).
+    pub fn update(&mut self, gids: &[u32], rows: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+        match self {
+            Acc::Count(counts) => match values {
+                None => gids.iter().for_each(|g| counts[*g as usize] += 1),
+                Some(v) if v.null_count() == 0 => {
+                    gids.iter().for_each(|g| counts[*g as usize] += 1)
+                }
+                Some(v) => {
+                    for (g, r) in gids.iter().zip(rows) {
+                        counts[*g as usize] += i64::from(v.is_valid(*r as usize));
+                    }
+                }
+            },
+            Acc::SumInt(sums) => {
+                let v = values.ok_or_else(|| internal("SUM without argument"))?;
+                let a = v.as_primitive::<Int64Type>();
+                let vals = a.values();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        let s = &mut sums[*g as usize];
+                        let x = vals[*r as usize];
+                        *s = Some(match s {
+                            Some(p) => p.checked_add(x).ok_or_else(|| {
+                                QueryError::Execution("bigint out of range in SUM".into())
+                            })?,
+                            None => x,
+                        });
+                    }
+                }
+            }
+            Acc::SumFloat(sums) => {
+                let v = as_f64(values.ok_or_else(|| internal("SUM without argument"))?)?;
+                let a = v.as_primitive::<Float64Type>();
+                let vals = a.values();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        let s = &mut sums[*g as usize];
+                        *s = Some(s.unwrap_or(0.0) + vals[*r as usize]);
+                    }
+                }
+            }
+            Acc::Avg(sums, counts) => {
+                let v = as_f64(values.ok_or_else(|| internal("AVG without argument"))?)?;
+                let a = v.as_primitive::<Float64Type>();
+                let vals = a.values();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        sums[*g as usize] += vals[*r as usize];
+                        counts[*g as usize] += 1;
+                    }
+                }
+            }
+            Acc::MinMax {
+                values: states,
+                max,
+            } => {
+                let v = values.ok_or_else(|| internal("MIN/MAX without argument"))?;
+                let max = *max;
+                for (g, r) in gids.iter().zip(rows) {
+                    let r = *r as usize;
+                    if v.is_null(r) {
+                        continue;
+                    }
+                    let x = scalar_at(v, r)?;
+                    let s = &mut states[*g as usize];
+                    let better = match s {
+                        None => true,
+                        Some(cur) => {
+                            let ord = compare_scalars(&x, cur);
+                            if max {
+                                ord == std::cmp::Ordering::Greater
+                            } else {
+                                ord == std::cmp::Ordering::Less
+                            }
+                        }
+                    };
+                    if better {
+                        *s = Some(x);
+                    }
+                }
+            }
+            Acc::Distinct(sets) => {
+                let v = values.ok_or_else(|| internal("COUNT DISTINCT without argument"))?;
+                for (g, r) in gids.iter().zip(rows) {
+                    let r = *r as usize;
+                    if v.is_valid(r) {
+                        sets[*g as usize].insert(distinct_key(v, r)?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges group `from` of `other` into group `to` of `self` (same kind).
+    pub fn merge(&mut self, to: usize, other: &Acc, from: usize) {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => a[to] += b[from],
+            (Acc::SumInt(a), Acc::SumInt(b)) => {
+                if let Some(x) = b[from] {
+                    a[to] = Some(a[to].map_or(x, |y| y.wrapping_add(x)));
+                }
+            }
+            (Acc::SumFloat(a), Acc::SumFloat(b)) => {
+                if let Some(x) = b[from] {
+                    a[to] = Some(a[to].unwrap_or(0.0) + x);
+                }
+            }
+            (Acc::Avg(s, c), Acc::Avg(s2, c2)) => {
+                s[to] += s2[from];
+                c[to] += c2[from];
+            }
+            (Acc::MinMax { values: a, max }, Acc::MinMax { values: b, .. }) => {
+                if let Some(x) = &b[from] {
+                    let better = match &a[to] {
+                        None => true,
+                        Some(cur) => {
+                            let ord = compare_scalars(x, cur);
+                            if *max {
+                                ord == std::cmp::Ordering::Greater
+                            } else {
+                                ord == std::cmp::Ordering::Less
+                            }
+                        }
+                    };
+                    if better {
+                        a[to] = Some(x.clone());
+                    }
+                }
+            }
+            (Acc::Distinct(a), Acc::Distinct(b)) => {
+                let add: Vec<DistinctKey> = b[from].iter().cloned().collect();
+                a[to].extend(add);
+            }
+            _ => {}
+        }
+    }
+
+    /// The final values as an array of type `ty`.
+    pub fn finish(&self, ty: &DataType) -> Result<ArrayRef> {
+        Ok(match self {
+            Acc::Count(v) => Arc::new(Int64Array::from(v.clone())),
+            Acc::SumInt(v) => Arc::new(Int64Array::from(v.clone())),
+            Acc::SumFloat(v) => Arc::new(Float64Array::from(v.clone())),
+            Acc::Avg(s, c) => Arc::new(Float64Array::from(
+                s.iter()
+                    .zip(c)
+                    .map(|(s, c)| (*c > 0).then(|| s / *c as f64))
+                    .collect::<Vec<_>>(),
+            )),
+            Acc::MinMax { values, .. } => {
+                scalars_to_array(values.iter().map(|v| v.clone().unwrap_or(Scalar::Null)), ty)?
+            }
+            Acc::Distinct(sets) => Arc::new(Int64Array::from(
+                sets.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
+            )),
+        })
+    }
+}
+
+fn internal(what: &str) -> QueryError {
+    QueryError::Execution(format!("internal: {what}"))
+}
+
+fn as_f64(a: &ArrayRef) -> Result<ArrayRef> {
+    crate::expr::cast_to(a, &DataType::Float64)
+}
+
+/// The value at row `r` (not null) as a scalar.
+pub fn scalar_at(a: &ArrayRef, r: usize) -> Result<Scalar> {
+    if a.is_null(r) {
+        return Ok(Scalar::Null);
+    }
+    Ok(match a.data_type() {
+        DataType::Int64 => Scalar::Int(a.as_primitive::<Int64Type>().value(r)),
+        DataType::Float64 => Scalar::Float(a.as_primitive::<Float64Type>().value(r)),
+        DataType::Utf8 => Scalar::Str(a.as_string::<i32>().value(r).to_string()),
+        DataType::Boolean => Scalar::Bool(a.as_boolean().value(r)),
+        DataType::Timestamp(_, _) => {
+            Scalar::Timestamp(a.as_primitive::<TimestampMillisecondType>().value(r))
+        }
+        DataType::Dictionary(_, _) => {
+            let d = a.as_any_dictionary();
+            let k = d.normalized_keys()[r];
+            scalar_at(d.values(), k)?
+        }
+        DataType::Null => Scalar::Null,
+        other => {
+            return Err(QueryError::Execution(format!(
+                "unsupported value type {other}"
+            )))
+        }
+    })
+}
+
+fn distinct_key(a: &ArrayRef, r: usize) -> Result<DistinctKey> {
+    Ok(match scalar_at(a, r)? {
+        Scalar::Int(i) | Scalar::Timestamp(i) => DistinctKey::Int(i),
+        Scalar::Float(f) => DistinctKey::Float(if f == 0.0 { 0 } else { f.to_bits() }),
+        Scalar::Str(s) => DistinctKey::Str(s),
+        Scalar::Bool(b) => DistinctKey::Bool(b),
+        Scalar::Null => DistinctKey::Int(0),
+    })
+}
+
+/// Orders scalars of one type; NULL last.
+pub fn compare_scalars(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Scalar::Null, Scalar::Null) => Ordering::Equal,
+        (Scalar::Null, _) => Ordering::Greater,
+        (_, Scalar::Null) => Ordering::Less,
+        (Scalar::Int(x), Scalar::Int(y)) | (Scalar::Timestamp(x), Scalar::Timestamp(y)) => x.cmp(y),
+        (Scalar::Float(x), Scalar::Float(y)) => x.total_cmp(y),
+        (Scalar::Str(x), Scalar::Str(y)) => x.cmp(y),
+        (Scalar::Bool(x), Scalar::Bool(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Builds an array of type `ty` from scalars.
+pub fn scalars_to_array(values: impl Iterator<Item = Scalar>, ty: &DataType) -> Result<ArrayRef> {
+    let values: Vec<Scalar> = values.collect();
+    Ok(match ty {
+        DataType::Int64 => Arc::new(Int64Array::from(
+            values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+        DataType::Float64 => Arc::new(Float64Array::from(
+            values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Float(f) => Some(*f),
+                    Scalar::Int(i) => Some(*i as f64),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+        DataType::Utf8 => Arc::new(StringArray::from(
+            values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+        DataType::Boolean => Arc::new(BooleanArray::from(
+            values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Bool(b) => Some(*b),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+        t if *t == TS => Arc::new(TimestampMillisecondArray::from(
+            values
+                .iter()
+                .map(|v| match v {
+                    Scalar::Timestamp(t) => Some(*t),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+        DataType::Null => new_null_array(&DataType::Null, values.len()),
+        other => {
+            return Err(QueryError::Execution(format!(
+                "cannot build a column of type {other}"
+            )))
+        }
+    })
+}
+
+/// One key column of a block, as words: dictionary codes for string columns, value bits otherwise.
+pub enum KeyWords {
+    /// Codes into a dictionary (per segment), with the dictionary's values to decode them.
+    Codes {
+        codes: Vec<u32>,
+        valid: Option<BooleanArray>,
+        values: ArrayRef,
+    },
+    /// Any other array, decoded per group when the segment ends.
+    Values(ArrayRef),
+}
+
+impl KeyWords {
+    pub fn from_array(a: ArrayRef) -> KeyWords {
+        if let DataType::Dictionary(k, _) = a.data_type() {
+            let d = a.as_any_dictionary();
+            let values = d.values().clone();
+            let codes: Vec<u32> = match k.as_ref() {
+                DataType::UInt8 => a
+                    .as_dictionary::<UInt8Type>()
+                    .keys()
+                    .values()
+                    .iter()
+                    .map(|c| u32::from(*c))
+                    .collect(),
+                DataType::UInt16 => a
+                    .as_dictionary::<UInt16Type>()
+                    .keys()
+                    .values()
+                    .iter()
+                    .map(|c| u32::from(*c))
+                    .collect(),
+                DataType::UInt32 => a.as_dictionary::<UInt32Type>().keys().values().to_vec(),
+                _ => d.normalized_keys().iter().map(|c| *c as u32).collect(),
+            };
+            let valid = a
+                .nulls()
+                .map(|n| BooleanArray::new(n.inner().clone(), None));
+            return KeyWords::Codes {
+                codes,
+                valid,
+                values,
+            };
+        }
+        KeyWords::Values(a)
+    }
+
+    /// The word for row `r` and whether it is NULL.
+    pub fn word(&self, r: usize) -> (u64, bool) {
+        match self {
+            KeyWords::Codes { codes, valid, .. } => (
+                u64::from(codes[r]),
+                valid.as_ref().is_some_and(|v| !v.value(r)),
+            ),
+            KeyWords::Values(a) => {
+                if a.is_null(r) {
+                    return (0, true);
+                }
+                let w = match a.data_type() {
+                    DataType::Int64 => a.as_primitive::<Int64Type>().value(r) as u64,
+                    DataType::Timestamp(_, _) => {
+                        a.as_primitive::<TimestampMillisecondType>().value(r) as u64
+                    }
+                    DataType::Float64 => {
+                        let f = a.as_primitive::<Float64Type>().value(r);
+                        if f == 0.0 {
+                            0
+                        } else {
+                            f.to_bits()
+                        }
+                    }
+                    DataType::Boolean => u64::from(a.as_boolean().value(r)),
+                    // Strings computed by expressions: hashed here, kept exact by the per-group scalar check.
+                    _ => {
+                        use std::hash::{Hash, Hasher};
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        if let Ok(s) = scalar_at(a, r) {
+                            format!("{s:?}").hash(&mut h);
+                        }
+                        h.finish()
+                    }
+                };
+                (w, false)
+            }
+        }
+    }
+
+    pub fn scalar(&self, r: usize) -> Result<Scalar> {
+        match self {
+            KeyWords::Codes {
+                codes,
+                valid,
+                values,
+            } => {
+                if valid.as_ref().is_some_and(|v| !v.value(r)) {
+                    Ok(Scalar::Null)
+                } else {
+                    scalar_at(values, codes[r] as usize)
+                }
+            }
+            KeyWords::Values(a) => scalar_at(a, r),
+        }
+    }
+
+    /// Whether words identify values exactly (no hashing).
+    pub fn exact(&self) -> bool {
+        match self {
+            KeyWords::Codes { .. } => true,
+            KeyWords::Values(a) => !matches!(
+                a.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ),
+        }
+    }
+}
+
+/// Group table of one segment: words of a key to a group id, the decoded key of each group.
+#[derive(Default)]
+pub struct GroupTable {
+    map: HashMap<Box<[u64]>, u32>,
+    /// Dense ids for one dictionary-coded key: `dense[code]` (+1 slot for NULL); u32::MAX = unassigned.
+    dense: Vec<u32>,
+    pub keys: Vec<KeyRow>,
+}
+
+impl GroupTable {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Group ids of the selected `rows`.
+    pub fn assign(
+        &mut self,
+        key_cols: &[KeyWords],
+        rows: &[u32],
+        dict_len: Option<usize>,
+    ) -> Result<Vec<u32>> {
+        let mut gids = Vec::with_capacity(rows.len());
+        if key_cols.is_empty() {
+            if self.keys.is_empty() {
+                self.keys.push(Vec::new());
+            }
+            gids.resize(rows.len(), 0);
+            return Ok(gids);
+        }
+        if let (1, Some(card), Some(KeyWords::Codes { codes, valid, .. })) =
+            (key_cols.len(), dict_len, key_cols.first())
+        {
+            if self.dense.len() < card + 1 {
+                self.dense.resize(card + 1, u32::MAX);
+            }
+            for r in rows {
+                let r = *r as usize;
+                let slot = if valid.as_ref().is_some_and(|v| !v.value(r)) {
+                    card
+                } else {
+                    codes[r] as usize
+                };
+                let gid = match self.dense.get(slot).copied() {
+                    Some(g) if g != u32::MAX => g,
+                    _ => {
+                        let g = self.keys.len() as u32;
+                        self.keys.push(vec![key_cols[0].scalar(r)?]);
+                        if slot < self.dense.len() {
+                            self.dense[slot] = g;
+                        }
+                        g
+                    }
+                };
+                gids.push(gid);
+            }
+            return Ok(gids);
+        }
+        let exact = key_cols.iter().all(KeyWords::exact);
+        let k = key_cols.len();
+        let mut word = vec![0u64; k + 1];
+        for r in rows {
+            let r = *r as usize;
+            let mut nulls = 0u64;
+            for (i, c) in key_cols.iter().enumerate() {
+                let (w, null) = c.word(r);
+                word[i] = w;
+                if null {
+                    nulls |= 1 << i.min(63);
+                }
+            }
+            word[k] = nulls;
+            let gid = match self.map.get(word.as_slice()) {
+                Some(g) if exact || self.same_key(*g, key_cols, r)? => *g,
+                _ => {
+                    let g = self.keys.len() as u32;
+                    let key = key_cols
+                        .iter()
+                        .map(|c| c.scalar(r))
+                        .collect::<Result<Vec<_>>>()?;
+                    // With hashed words a collision would merge two groups: fall back to a unique word.
+                    if !exact && self.map.contains_key(word.as_slice()) {
+                        word[k] |= 1 << 63;
+                        word[k] ^= u64::from(g);
+                    }
+                    self.map.insert(word.clone().into_boxed_slice(), g);
+                    self.keys.push(key);
+                    g
+                }
+            };
+            gids.push(gid);
+        }
+        Ok(gids)
+    }
+
+    fn same_key(&self, g: u32, key_cols: &[KeyWords], r: usize) -> Result<bool> {
+        for (i, c) in key_cols.iter().enumerate() {
+            if self.keys[g as usize][i] != c.scalar(r)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The partial result of one segment (or the merged total).
+pub struct Partial {
+    pub keys: Vec<KeyRow>,
+    pub accs: Vec<Acc>,
+}
+
+/// Merges partials in the order given (deterministic float sums).
+pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall]) -> Partial {
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut out = Partial {
+        keys: Vec::new(),
+        accs: aggs.iter().map(Acc::new).collect(),
+    };
+    for p in partials {
+        for (local, key) in p.keys.iter().enumerate() {
+            let bytes = key_bytes(key);
+            let g = match index.get(&bytes) {
+                Some(g) => *g,
+                None => {
+                    let g = out.keys.len();
+                    out.keys.push(key.clone());
+                    out.accs.iter_mut().for_each(|a| a.resize(g + 1));
+                    index.insert(bytes, g);
+                    g
+                }
+            };
+            for (a, b) in out.accs.iter_mut().zip(&p.accs) {
+                a.merge(g, b, local);
+            }
+        }
+    }
+    out
+}
+
+fn key_bytes(key: &KeyRow) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in key {
+        match s {
+            Scalar::Null => out.push(0),
+            Scalar::Bool(b) => out.extend([1, u8::from(*b)]),
+            Scalar::Int(i) | Scalar::Timestamp(i) => {
+                out.push(2);
+                out.extend(i.to_le_bytes());
+            }
+            Scalar::Float(f) => {
+                out.push(3);
+                out.extend(
+                    (if *f == 0.0 { 0.0f64 } else { *f })
+                        .to_bits()
+                        .to_le_bytes(),
+                );
+            }
+            Scalar::Str(s) => {
+                out.push(4);
+                out.extend((s.len() as u64).to_le_bytes());
+                out.extend(s.as_bytes());
+            }
+        }
+    }
+    out
+}

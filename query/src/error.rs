@@ -1,0 +1,103 @@
+//! Errors of the query engine. SQL errors carry the position (line, column) of the construct they name.
+
+use std::fmt;
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// A 1-based position in the SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            Ok(())
+        } else {
+            write!(f, " at line {}, column {}", self.line, self.column)
+        }
+    }
+}
+
+impl From<sqlparser::tokenizer::Span> for Pos {
+    fn from(s: sqlparser::tokenizer::Span) -> Self {
+        Pos {
+            line: s.start.line,
+            column: s.start.column,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The text is not SQL that parses.
+    #[error("SQL syntax error: {message}")]
+    Syntax { message: String, pos: Pos },
+    /// Valid SQL that basalt cannot run (yet).
+    #[error("unsupported: {construct}{pos}")]
+    Unsupported { construct: String, pos: Pos },
+    #[error("table {name:?} does not exist{pos}")]
+    UnknownTable { name: String, pos: Pos },
+    #[error("column {name:?} does not exist{pos}{hint}")]
+    UnknownColumn {
+        name: String,
+        pos: Pos,
+        hint: String,
+    },
+    /// The query is invalid: a type mismatch, a misplaced aggregate, a bad argument.
+    #[error("{message}{pos}")]
+    Invalid { message: String, pos: Pos },
+    /// Reading data failed (a damaged segment, I/O).
+    #[error(transparent)]
+    Storage(#[from] basalt_segment::Error),
+    /// An error raised while computing (division by zero, overflow).
+    #[error("{0}")]
+    Execution(String),
+    #[error("query cancelled")]
+    Cancelled,
+    #[error("query exceeded its time limit of {0} ms")]
+    Timeout(u64),
+    #[error("query exceeded its memory limit of {limit} bytes ({what})")]
+    MemoryLimit { limit: usize, what: String },
+}
+
+impl QueryError {
+    pub fn unsupported(construct: impl Into<String>, pos: impl Into<Pos>) -> Self {
+        QueryError::Unsupported {
+            construct: construct.into(),
+            pos: pos.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>, pos: impl Into<Pos>) -> Self {
+        QueryError::Invalid {
+            message: message.into(),
+            pos: pos.into(),
+        }
+    }
+
+    /// The position in the SQL text the error refers to, when it has one.
+    pub fn position(&self) -> Option<Pos> {
+        match self {
+            QueryError::Syntax { pos, .. }
+            | QueryError::Unsupported { pos, .. }
+            | QueryError::UnknownTable { pos, .. }
+            | QueryError::UnknownColumn { pos, .. }
+            | QueryError::Invalid { pos, .. } => Some(*pos).filter(|p| p.line > 0),
+            _ => None,
+        }
+    }
+}
+
+impl From<arrow_schema::ArrowError> for QueryError {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        match e {
+            arrow_schema::ArrowError::DivideByZero => {
+                QueryError::Execution("division by zero".into())
+            }
+            other => QueryError::Execution(other.to_string()),
+        }
+    }
+}

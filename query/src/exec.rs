@@ -1,0 +1,469 @@
+//! Runs a [`SelectPlan`] over segment sources: prune, filter through indexes and vectorized residuals, aggregate
+//! per segment in parallel, merge in segment order, then HAVING, output, DISTINCT, ORDER BY and LIMIT.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{Field, Schema, SchemaRef};
+use basalt_segment::{ColumnType, SegmentSource, StatValue};
+use roaring::RoaringBitmap;
+
+use crate::aggregate::{merge_partials, scalar_at, Acc, GroupTable, KeyWords, Partial};
+use crate::error::{QueryError, Result};
+use crate::expr::{filter_mask, Expr};
+use crate::filter::{plan_filter, FilterPlan};
+use crate::plan::SelectPlan;
+
+/// Limits and controls of one query.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub threads: usize,
+    pub deadline: Option<Instant>,
+    pub timeout_ms: u64,
+    pub cancel: Arc<AtomicBool>,
+    /// Most groups (or buffered rows) a query may hold.
+    pub max_groups: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            deadline: None,
+            timeout_ms: 0,
+            cancel: Arc::new(AtomicBool::new(false)),
+            max_groups: 10_000_000,
+        }
+    }
+}
+
+/// What a query touched, for EXPLAIN and tests that prove pruning and index use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecStats {
+    pub segments_total: usize,
+    pub segments_pruned: usize,
+    pub segments_scanned: usize,
+    pub blocks_skipped: usize,
+    pub rows_scanned: u64,
+    /// Rows a bitmap index selected (before residual filters).
+    pub rows_from_index: u64,
+    pub index_filter: Option<String>,
+    pub residual_filter: bool,
+    pub pruned: Vec<(String, String)>,
+}
+
+fn check(opts: &ExecOptions) -> Result<()> {
+    if opts.cancel.load(Ordering::Relaxed) {
+        return Err(QueryError::Cancelled);
+    }
+    if opts.deadline.is_some_and(|d| Instant::now() > d) {
+        return Err(QueryError::Timeout(opts.timeout_ms));
+    }
+    Ok(())
+}
+
+/// Why a segment cannot hold matching rows, if it cannot.
+fn prune_reason(src: &dyn SegmentSource, fp: &FilterPlan, time_col: &str) -> Option<String> {
+    if src.num_rows() == 0 {
+        return Some("empty".into());
+    }
+    let (min, max) = match src
+        .column_info(time_col)
+        .map(|c| (&c.stats.min, &c.stats.max))
+    {
+        Some((Some(StatValue::Long(a)), Some(StatValue::Long(b)))) => (*a, *b),
+        _ => (src.interval().start, src.interval().end - 1),
+    };
+    if fp.time_min.is_some_and(|lo| max < lo) || fp.time_max.is_some_and(|hi| min > hi) {
+        return Some(format!(
+            "time {}..{} outside the filter",
+            basalt_segment::granularity::format_iso(min),
+            basalt_segment::granularity::format_iso(max)
+        ));
+    }
+    None
+}
+
+struct Scan<'a> {
+    plan: &'a SelectPlan,
+    fp: &'a FilterPlan,
+    cols: Vec<usize>,
+    time_name: String,
+}
+
+enum SegmentOutput {
+    Partial(Partial),
+    Rows(Vec<RecordBatch>),
+}
+
+impl Scan<'_> {
+    fn run(
+        &self,
+        src: &dyn SegmentSource,
+        opts: &ExecOptions,
+        stats: &Mutex<ExecStats>,
+    ) -> Result<SegmentOutput> {
+        let index_rows = match &self.fp.index {
+            Some(f) => Some(f.evaluate(src)?),
+            None => None,
+        };
+        let table = &self.plan.table;
+        let mut local = ExecStats {
+            segments_scanned: 1,
+            ..Default::default()
+        };
+        if let Some(b) = &index_rows {
+            local.rows_from_index += b.len();
+        }
+        let agg = self.plan.aggregate.as_ref();
+        let mut groups = GroupTable::default();
+        let mut accs: Vec<Acc> = agg
+            .map(|a| a.aggs.iter().map(Acc::new).collect())
+            .unwrap_or_default();
+        let mut batches = Vec::new();
+        let mut produced = 0usize;
+        let dict_len = match agg.map(|a| a.group_by.as_slice()) {
+            Some(
+                [Expr::Column {
+                    name,
+                    ty: arrow_schema::DataType::Utf8,
+                    ..
+                }],
+            ) => src.dictionary(name)?.map(|d| d.len()),
+            _ => None,
+        };
+        for block in 0..src.num_blocks() {
+            check(opts)?;
+            let range = src.block_range(block);
+            // Skip blocks whose time range misses the filter.
+            if let Some(bs) = src.block_stats(&self.time_name, block) {
+                if let (Some(StatValue::Long(bmin)), Some(StatValue::Long(bmax))) =
+                    (&bs.min, &bs.max)
+                {
+                    if self.fp.time_min.is_some_and(|lo| *bmax < lo)
+                        || self.fp.time_max.is_some_and(|hi| *bmin > hi)
+                    {
+                        local.blocks_skipped += 1;
+                        continue;
+                    }
+                }
+            }
+            let mut rows: Vec<u32> = match &index_rows {
+                Some(bm) => {
+                    let mut sub = RoaringBitmap::new();
+                    sub.insert_range(range.start as u32..range.end as u32);
+                    (bm & &sub).iter().map(|r| r - range.start as u32).collect()
+                }
+                None => (0..range.len() as u32).collect(),
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            local.rows_scanned += range.len() as u64;
+            let mut input: Vec<Option<ArrayRef>> = vec![None; table.columns.len()];
+            for &c in &self.cols {
+                let def = &table.columns[c];
+                input[c] = Some(src.read_block_or_null(&def.name, def.ty, block)?);
+            }
+            let n = range.len();
+            if let Some(res) = &self.fp.residual {
+                let mask = filter_mask(&res.eval(&input, n)?)?;
+                rows.retain(|r| mask.value(*r as usize));
+                if rows.is_empty() {
+                    continue;
+                }
+            }
+            match agg {
+                Some(a) => {
+                    let key_cols: Vec<KeyWords> = a
+                        .group_by
+                        .iter()
+                        .map(|g| match g {
+                            Expr::Column { index, .. }
+                                if table.columns[*index].ty == ColumnType::String =>
+                            {
+                                Ok(KeyWords::from_array(input[*index].clone().ok_or_else(
+                                    || QueryError::Execution("internal: key not loaded".into()),
+                                )?))
+                            }
+                            e => Ok(KeyWords::Values(e.eval(&input, n)?)),
+                        })
+                        .collect::<Result<_>>()?;
+                    let gids = groups.assign(&key_cols, &rows, dict_len)?;
+                    if groups.len() > opts.max_groups {
+                        return Err(QueryError::MemoryLimit {
+                            limit: opts.max_groups,
+                            what: "too many groups".into(),
+                        });
+                    }
+                    for (acc, call) in accs.iter_mut().zip(&a.aggs) {
+                        acc.resize(groups.len());
+                        let values = call.arg.as_ref().map(|e| e.eval(&input, n)).transpose()?;
+                        match &call.filter {
+                            None => acc.update(&gids, &rows, values.as_ref())?,
+                            Some(f) => {
+                                let m = filter_mask(&f.eval(&input, n)?)?;
+                                let (g2, r2): (Vec<u32>, Vec<u32>) = gids
+                                    .iter()
+                                    .zip(&rows)
+                                    .filter(|(_, r)| m.value(**r as usize))
+                                    .map(|(g, r)| (*g, *r))
+                                    .unzip();
+                                acc.update(&g2, &r2, values.as_ref())?;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let idx = UInt32Array::from(rows.clone());
+                    let mut cols = Vec::new();
+                    for (e, _) in &self.plan.output {
+                        let a = e.eval(&input, n)?;
+                        cols.push(arrow_select::take::take(a.as_ref(), &idx, None)?);
+                    }
+                    produced += rows.len();
+                    batches.push(cols);
+                    if produced > opts.max_groups {
+                        return Err(QueryError::MemoryLimit {
+                            limit: opts.max_groups,
+                            what: "too many rows buffered".into(),
+                        });
+                    }
+                    // Without ORDER BY or DISTINCT, stop once LIMIT + OFFSET rows exist.
+                    if self.plan.order_by.is_empty() && !self.plan.distinct {
+                        if let Some(l) = self.plan.limit {
+                            if produced >= l.saturating_add(self.plan.offset) {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.segments_scanned += local.segments_scanned;
+        s.rows_scanned += local.rows_scanned;
+        s.rows_from_index += local.rows_from_index;
+        s.blocks_skipped += local.blocks_skipped;
+        drop(s);
+        if agg.is_some() {
+            accs.iter_mut().for_each(|a| a.resize(groups.len()));
+            Ok(SegmentOutput::Partial(Partial {
+                keys: groups.keys,
+                accs,
+            }))
+        } else {
+            let schema = output_schema(self.plan);
+            let out = batches
+                .into_iter()
+                .map(|cols| RecordBatch::try_new(schema.clone(), cols).map_err(QueryError::from))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(SegmentOutput::Rows(out))
+        }
+    }
+}
+
+fn output_schema(plan: &SelectPlan) -> SchemaRef {
+    Arc::new(Schema::new(
+        plan.output
+            .iter()
+            .map(|(e, name)| Field::new(name, e.data_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Executes `plan` over `sources` (the table's segments and real-time snapshot, in time order).
+pub fn execute(
+    plan: &SelectPlan,
+    sources: &[Arc<dyn SegmentSource>],
+    opts: &ExecOptions,
+) -> Result<(RecordBatch, ExecStats)> {
+    let time_col = plan.table.index_of(&plan.table.time_column).unwrap_or(0);
+    let fp = plan_filter(plan.filter.as_ref(), time_col);
+    let mut stats = ExecStats {
+        segments_total: sources.len(),
+        index_filter: fp.index.as_ref().map(|f| f.to_string()),
+        residual_filter: fp.residual.is_some(),
+        ..Default::default()
+    };
+    let mut cols = plan.input_columns();
+    if let Some(r) = &fp.residual {
+        r.columns(&mut cols);
+    }
+    cols.sort_unstable();
+    cols.dedup();
+    let mut live = Vec::new();
+    for s in sources {
+        match prune_reason(s.as_ref(), &fp, &plan.table.time_column) {
+            Some(why) => {
+                stats.segments_pruned += 1;
+                stats.pruned.push((s.id().to_string(), why));
+            }
+            None => live.push(s.clone()),
+        }
+    }
+    let scan = Scan {
+        plan,
+        fp: &fp,
+        cols,
+        time_name: plan.table.time_column.clone(),
+    };
+    let shared = Mutex::new(ExecStats::default());
+    let results: Vec<Mutex<Option<Result<SegmentOutput>>>> =
+        live.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = opts.threads.clamp(1, live.len().max(1));
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(src) = live.get(i) else { break };
+                let r = scan.run(src.as_ref(), opts, &shared);
+                let failed = r.is_err();
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                if failed {
+                    opts.cancel.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    stats.segments_scanned = s.segments_scanned;
+    stats.rows_scanned = s.rows_scanned;
+    stats.rows_from_index = s.rows_from_index;
+    stats.blocks_skipped = s.blocks_skipped;
+    let mut outputs = Vec::new();
+    let mut first_err = None;
+    for r in results {
+        match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(o)) => outputs.push(o),
+            Some(Err(e))
+                if first_err.is_none() || matches!(first_err, Some(QueryError::Cancelled)) =>
+            {
+                first_err = Some(e);
+            }
+            Some(Err(_)) => {}
+            None => {}
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let batch = match &plan.aggregate {
+        Some(a) => {
+            let partials: Vec<Partial> = outputs
+                .into_iter()
+                .filter_map(|o| match o {
+                    SegmentOutput::Partial(p) => Some(p),
+                    SegmentOutput::Rows(_) => None,
+                })
+                .collect();
+            let mut total = merge_partials(partials, &a.aggs);
+            if a.group_by.is_empty() && total.keys.is_empty() {
+                // A global aggregate over no rows still answers one row.
+                total.keys.push(Vec::new());
+                total.accs.iter_mut().for_each(|acc| acc.resize(1));
+            }
+            let mut arrays: Vec<ArrayRef> = Vec::new();
+            let mut fields = Vec::new();
+            for (i, g) in a.group_by.iter().enumerate() {
+                let ty = g.data_type();
+                arrays.push(crate::aggregate::scalars_to_array(
+                    total.keys.iter().map(|k| k[i].clone()),
+                    &ty,
+                )?);
+                fields.push(Field::new(format!("group{i}"), ty, true));
+            }
+            for (i, (acc, call)) in total.accs.iter().zip(&a.aggs).enumerate() {
+                arrays.push(acc.finish(&call.ty)?);
+                fields.push(Field::new(format!("agg{i}"), call.ty.clone(), true));
+            }
+            let n = total.keys.len();
+            let agg_batch = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                arrays,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?;
+            let agg_batch = match &plan.having {
+                Some(h) => {
+                    let input: Vec<Option<ArrayRef>> =
+                        agg_batch.columns().iter().cloned().map(Some).collect();
+                    let mask = filter_mask(&h.eval(&input, n)?)?;
+                    arrow_select::filter::filter_record_batch(&agg_batch, &mask)?
+                }
+                None => agg_batch,
+            };
+            let n = agg_batch.num_rows();
+            let input: Vec<Option<ArrayRef>> =
+                agg_batch.columns().iter().cloned().map(Some).collect();
+            let cols = plan
+                .output
+                .iter()
+                .map(|(e, _)| e.eval(&input, n))
+                .collect::<Result<Vec<_>>>()?;
+            RecordBatch::try_new_with_options(
+                output_schema(plan),
+                cols,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?
+        }
+        None => {
+            let batches: Vec<RecordBatch> = outputs
+                .into_iter()
+                .flat_map(|o| match o {
+                    SegmentOutput::Rows(b) => b,
+                    SegmentOutput::Partial(_) => Vec::new(),
+                })
+                .collect();
+            arrow_select::concat::concat_batches(&output_schema(plan), &batches)?
+        }
+    };
+    Ok((finish(plan, batch)?, stats))
+}
+
+/// DISTINCT, ORDER BY, OFFSET/LIMIT, and dropping hidden sort columns.
+fn finish(plan: &SelectPlan, mut batch: RecordBatch) -> Result<RecordBatch> {
+    if plan.distinct {
+        let mut seen = HashSet::new();
+        let mut keep = Vec::new();
+        let visible = plan.output.len() - plan.hidden;
+        for r in 0..batch.num_rows() {
+            let key: Vec<String> = (0..visible)
+                .map(|c| scalar_at(batch.column(c), r).map(|s| format!("{s:?}")))
+                .collect::<Result<_>>()?;
+            if seen.insert(key) {
+                keep.push(r as u32);
+            }
+        }
+        batch = arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep))?;
+    }
+    let n = batch.num_rows();
+    let end = plan
+        .limit
+        .map_or(n, |l| plan.offset.saturating_add(l).min(n));
+    let start = plan.offset.min(end);
+    if !plan.order_by.is_empty() && n > 0 {
+        let keys: Vec<arrow_ord::sort::SortColumn> = plan
+            .order_by
+            .iter()
+            .map(|k| arrow_ord::sort::SortColumn {
+                values: batch.column(k.column).clone(),
+                options: Some(arrow_schema::SortOptions {
+                    descending: k.descending,
+                    nulls_first: k.nulls_first,
+                }),
+            })
+            .collect();
+        // Top-N: only the first `end` rows are fully sorted.
+        let limit = (end < n).then_some(end);
+        let idx = arrow_ord::sort::lexsort_to_indices(&keys, limit)?;
+        batch = arrow_select::take::take_record_batch(&batch, &idx)?;
+    }
+    let end = end.min(batch.num_rows());
+    let batch = batch.slice(start, end - start);
+    let visible: Vec<usize> = (0..plan.output.len() - plan.hidden).collect();
+    Ok(batch.project(&visible)?)
+}

@@ -1,0 +1,565 @@
+//! Bound scalar expressions and their vectorized evaluation over Arrow arrays (arrow's compute kernels; no
+//! per-row dynamic values).
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{
+    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Scalar as ArrowScalar,
+    StringArray, TimestampMillisecondArray,
+};
+use arrow_schema::{DataType, TimeUnit};
+use basalt_segment::Granularity;
+
+use crate::error::{QueryError, Result};
+
+/// The timestamp type of query values: epoch milliseconds, UTC.
+pub const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+/// A constant value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// Epoch milliseconds.
+    Timestamp(i64),
+}
+
+impl Scalar {
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Scalar::Null => DataType::Null,
+            Scalar::Bool(_) => DataType::Boolean,
+            Scalar::Int(_) => DataType::Int64,
+            Scalar::Float(_) => DataType::Float64,
+            Scalar::Str(_) => DataType::Utf8,
+            Scalar::Timestamp(_) => TS,
+        }
+    }
+
+    /// An array of `len` copies.
+    pub fn to_array(&self, len: usize) -> ArrayRef {
+        match self {
+            Scalar::Null => new_null_array(&DataType::Null, len),
+            Scalar::Bool(b) => Arc::new(BooleanArray::from(vec![*b; len])),
+            Scalar::Int(i) => Arc::new(Int64Array::from_value(*i, len)),
+            Scalar::Float(f) => Arc::new(Float64Array::from_value(*f, len)),
+            Scalar::Str(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                s.as_str(),
+                len,
+            ))),
+            Scalar::Timestamp(t) => Arc::new(TimestampMillisecondArray::from_value(*t, len)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+}
+
+impl BinOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
+        )
+    }
+}
+
+/// Scalar functions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Func {
+    Lower,
+    Upper,
+    Length,
+    /// SUBSTRING(s, start[, len]) with a 1-based start.
+    Substring,
+    Abs,
+    Round,
+    Floor,
+    Ceil,
+    Coalesce,
+    NullIf,
+    /// Truncates a timestamp to a calendar unit.
+    TimeTrunc(Granularity),
+    /// Floors a timestamp to fixed buckets of `width` ms counted from `origin`.
+    TimeBin {
+        width: i64,
+        origin: i64,
+    },
+    /// Adds a number of milliseconds (and months) to a timestamp.
+    AddInterval {
+        months: i32,
+        ms: i64,
+    },
+    /// EXTRACT(field FROM ts).
+    Extract(String),
+    /// Epoch milliseconds of a timestamp, as a long.
+    TimestampToMillis,
+    /// A long of epoch milliseconds as a timestamp.
+    MillisToTimestamp,
+    /// A number of epoch seconds as a timestamp.
+    SecondsToTimestamp,
+    /// Formats a timestamp with a strftime-like pattern.
+    TimeFormat(String),
+    /// Parses a string into a timestamp (ISO 8601, or a strftime-like pattern).
+    TimeParse(Option<String>),
+}
+
+/// A bound expression: types known, names resolved to input column positions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column {
+        index: usize,
+        name: String,
+        ty: DataType,
+    },
+    Literal(Scalar),
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        ty: DataType,
+    },
+    Not(Box<Expr>),
+    Negate(Box<Expr>),
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Scalar>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: String,
+        case_insensitive: bool,
+        negated: bool,
+    },
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        else_: Option<Box<Expr>>,
+        ty: DataType,
+    },
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+    },
+    Func {
+        func: Func,
+        args: Vec<Expr>,
+        ty: DataType,
+    },
+}
+
+impl Expr {
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Expr::Column { ty, .. }
+            | Expr::Binary { ty, .. }
+            | Expr::Case { ty, .. }
+            | Expr::Func { ty, .. } => ty.clone(),
+            Expr::Literal(s) => s.data_type(),
+            Expr::Not(_) | Expr::IsNull { .. } | Expr::InList { .. } | Expr::Like { .. } => {
+                DataType::Boolean
+            }
+            Expr::Negate(e) => e.data_type(),
+            Expr::Cast { to, .. } => to.clone(),
+        }
+    }
+
+    /// Visits every column position the expression reads.
+    pub fn columns(&self, out: &mut Vec<usize>) {
+        match self {
+            Expr::Column { index, .. } => out.push(*index),
+            Expr::Literal(_) => {}
+            Expr::Binary { left, right, .. } => {
+                left.columns(out);
+                right.columns(out);
+            }
+            Expr::Not(e) | Expr::Negate(e) | Expr::Cast { expr: e, .. } => e.columns(out),
+            Expr::IsNull { expr, .. } | Expr::InList { expr, .. } | Expr::Like { expr, .. } => {
+                expr.columns(out)
+            }
+            Expr::Case {
+                branches, else_, ..
+            } => {
+                for (w, t) in branches {
+                    w.columns(out);
+                    t.columns(out);
+                }
+                if let Some(e) = else_ {
+                    e.columns(out);
+                }
+            }
+            Expr::Func { args, .. } => args.iter().for_each(|a| a.columns(out)),
+        }
+    }
+
+    /// Rewrites column positions through `map` (old position -> new position).
+    pub fn remap(&self, map: &dyn Fn(usize) -> usize) -> Expr {
+        let r = |e: &Expr| Box::new(e.remap(map));
+        match self {
+            Expr::Column { index, name, ty } => Expr::Column {
+                index: map(*index),
+                name: name.clone(),
+                ty: ty.clone(),
+            },
+            Expr::Literal(s) => Expr::Literal(s.clone()),
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => Expr::Binary {
+                op: *op,
+                left: r(left),
+                right: r(right),
+                ty: ty.clone(),
+            },
+            Expr::Not(e) => Expr::Not(r(e)),
+            Expr::Negate(e) => Expr::Negate(r(e)),
+            Expr::IsNull { expr, negated } => Expr::IsNull {
+                expr: r(expr),
+                negated: *negated,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: r(expr),
+                list: list.clone(),
+                negated: *negated,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                case_insensitive,
+                negated,
+            } => Expr::Like {
+                expr: r(expr),
+                pattern: pattern.clone(),
+                case_insensitive: *case_insensitive,
+                negated: *negated,
+            },
+            Expr::Case {
+                branches,
+                else_,
+                ty,
+            } => Expr::Case {
+                branches: branches
+                    .iter()
+                    .map(|(w, t)| (w.remap(map), t.remap(map)))
+                    .collect(),
+                else_: else_.as_ref().map(|e| r(e)),
+                ty: ty.clone(),
+            },
+            Expr::Cast { expr, to } => Expr::Cast {
+                expr: r(expr),
+                to: to.clone(),
+            },
+            Expr::Func { func, args, ty } => Expr::Func {
+                func: func.clone(),
+                args: args.iter().map(|a| a.remap(map)).collect(),
+                ty: ty.clone(),
+            },
+        }
+    }
+
+    /// Evaluates over `len` rows whose columns are `input` (indexed by column position).
+    pub fn eval(&self, input: &[Option<ArrayRef>], len: usize) -> Result<ArrayRef> {
+        Ok(match self {
+            Expr::Column { index, name, .. } => {
+                let a = input.get(*index).and_then(|a| a.clone()).ok_or_else(|| {
+                    QueryError::Execution(format!("internal: column {name:?} was not loaded"))
+                })?;
+                if matches!(a.data_type(), DataType::Dictionary(_, _)) {
+                    arrow_cast::cast(&a, &DataType::Utf8)?
+                } else {
+                    a
+                }
+            }
+            Expr::Literal(s) => s.to_array(len),
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => binary(*op, left, right, ty, input, len)?,
+            Expr::Not(e) => Arc::new(arrow_arith::boolean::not(e.eval(input, len)?.as_boolean())?),
+            Expr::Negate(e) => arrow_arith::numeric::neg(&e.eval(input, len)?)?,
+            Expr::IsNull { expr, negated } => {
+                let a = expr.eval(input, len)?;
+                Arc::new(if *negated {
+                    arrow_arith::boolean::is_not_null(&a)?
+                } else {
+                    arrow_arith::boolean::is_null(&a)?
+                })
+            }
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let a = expr.eval(input, len)?;
+                let mut acc = BooleanArray::from(vec![false; len]);
+                let mut saw_null = false;
+                for item in list {
+                    if *item == Scalar::Null {
+                        saw_null = true;
+                        continue;
+                    }
+                    let lit = cast_scalar(item, a.data_type())?;
+                    let hit = arrow_ord::cmp::eq(&a, &lit)?;
+                    acc = arrow_arith::boolean::or_kleene(&acc, &hit)?;
+                }
+                if saw_null {
+                    // x IN (..., NULL) is NULL where it is not TRUE.
+                    let nulls = BooleanArray::new_null(len);
+                    acc = arrow_arith::boolean::or_kleene(&acc, &nulls)?;
+                }
+                let acc = if a.null_count() > 0 {
+                    with_nulls_of(&acc, &a)
+                } else {
+                    acc
+                };
+                Arc::new(if *negated {
+                    arrow_arith::boolean::not(&acc)?
+                } else {
+                    acc
+                })
+            }
+            Expr::Like {
+                expr,
+                pattern,
+                case_insensitive,
+                negated,
+            } => {
+                let a = expr.eval(input, len)?;
+                let pat = ArrowScalar::new(StringArray::from(vec![pattern.as_str()]));
+                Arc::new(match (case_insensitive, negated) {
+                    (false, false) => arrow_string::like::like(&a, &pat)?,
+                    (false, true) => arrow_string::like::nlike(&a, &pat)?,
+                    (true, false) => arrow_string::like::ilike(&a, &pat)?,
+                    (true, true) => arrow_string::like::nilike(&a, &pat)?,
+                })
+            }
+            Expr::Case {
+                branches,
+                else_,
+                ty,
+            } => {
+                let mut result = match else_ {
+                    Some(e) => cast_to(&e.eval(input, len)?, ty)?,
+                    None => new_null_array(ty, len),
+                };
+                for (when, then) in branches.iter().rev() {
+                    let cond = filter_mask(&when.eval(input, len)?)?;
+                    let then = cast_to(&then.eval(input, len)?, ty)?;
+                    result = arrow_select::zip::zip(&cond, &then, &result)?;
+                }
+                result
+            }
+            Expr::Cast { expr, to } => {
+                let a = expr.eval(input, len)?;
+                cast_strict(&a, to)?
+            }
+            Expr::Func { func, args, ty } => crate::functions::eval(func, args, ty, input, len)?,
+        })
+    }
+}
+
+/// A filter result as a mask: NULL counts as false.
+pub fn filter_mask(a: &ArrayRef) -> Result<BooleanArray> {
+    let b = a.as_boolean_opt().ok_or_else(|| {
+        QueryError::Execution(format!(
+            "a condition must be boolean, not {}",
+            a.data_type()
+        ))
+    })?;
+    Ok(if b.null_count() > 0 {
+        arrow_arith::boolean::and(b, &arrow_arith::boolean::is_not_null(b)?)?
+    } else {
+        b.clone()
+    })
+}
+
+fn with_nulls_of(values: &BooleanArray, of: &ArrayRef) -> BooleanArray {
+    let nulls = arrow_buffer::NullBuffer::union(values.nulls(), of.nulls());
+    BooleanArray::new(values.values().clone(), nulls)
+}
+
+/// Casts, failing on values that do not convert (as PostgreSQL does).
+pub fn cast_strict(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if a.data_type() == to {
+        return Ok(a.clone());
+    }
+    if *to == TS && matches!(a.data_type(), DataType::Utf8) {
+        return crate::functions::parse_timestamps(a.as_string::<i32>(), None);
+    }
+    if *to == DataType::Int64 && *a.data_type() == DataType::Float64 {
+        // PostgreSQL rounds when casting a float to an integer.
+        let r: Float64Array = a.as_primitive::<Float64Type>().unary(|v| v.round());
+        return Ok(arrow_cast::cast_with_options(
+            &(Arc::new(r) as ArrayRef),
+            to,
+            &strict(),
+        )?);
+    }
+    Ok(arrow_cast::cast_with_options(a, to, &strict())?)
+}
+
+fn strict() -> arrow_cast::CastOptions<'static> {
+    arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
+/// Casts without failing (used to unify branch types the binder already checked).
+pub fn cast_to(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if a.data_type() == to {
+        Ok(a.clone())
+    } else if *a.data_type() == DataType::Null {
+        Ok(new_null_array(to, a.len()))
+    } else {
+        cast_strict(a, to)
+    }
+}
+
+fn cast_scalar(s: &Scalar, to: &DataType) -> Result<ArrowScalar<ArrayRef>> {
+    let arr = s.to_array(1);
+    Ok(ArrowScalar::new(cast_to(&arr, to)?))
+}
+
+/// The type two operands are compared or combined in.
+pub fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    Some(match (a, b) {
+        (x, y) if x == y => x.clone(),
+        (Null, y) => y.clone(),
+        (x, Null) => x.clone(),
+        (Int64, Float64) | (Float64, Int64) => Float64,
+        (Timestamp(_, _), Utf8) | (Utf8, Timestamp(_, _)) => TS,
+        (Boolean, Utf8) | (Utf8, Boolean) => Boolean,
+        (Int64 | Float64, Utf8) | (Utf8, Int64 | Float64) => Utf8,
+        _ => return None,
+    })
+}
+
+fn binary(
+    op: BinOp,
+    left: &Expr,
+    right: &Expr,
+    ty: &DataType,
+    input: &[Option<ArrayRef>],
+    len: usize,
+) -> Result<ArrayRef> {
+    // A literal side stays a scalar so kernels broadcast it.
+    let side = |e: &Expr, to: &DataType| -> Result<Operand> {
+        Ok(match e {
+            Expr::Literal(s) => Operand::Scalar(cast_scalar(s, to)?),
+            e => Operand::Array(cast_to(&e.eval(input, len)?, to)?),
+        })
+    };
+    match op {
+        BinOp::And | BinOp::Or => {
+            let l = left.eval(input, len)?;
+            let r = right.eval(input, len)?;
+            let (l, r) = (
+                cast_to(&l, &DataType::Boolean)?,
+                cast_to(&r, &DataType::Boolean)?,
+            );
+            Ok(Arc::new(if op == BinOp::And {
+                arrow_arith::boolean::and_kleene(l.as_boolean(), r.as_boolean())?
+            } else {
+                arrow_arith::boolean::or_kleene(l.as_boolean(), r.as_boolean())?
+            }))
+        }
+        BinOp::Concat => {
+            let l = cast_to(&left.eval(input, len)?, &DataType::Utf8)?;
+            let r = cast_to(&right.eval(input, len)?, &DataType::Utf8)?;
+            Ok(Arc::new(
+                arrow_string::concat_elements::concat_elements_utf8(
+                    l.as_string::<i32>(),
+                    r.as_string::<i32>(),
+                )?,
+            ))
+        }
+        op if op.is_comparison() => {
+            let t = common_type(&left.data_type(), &right.data_type()).unwrap_or(DataType::Utf8);
+            let (l, r) = (side(left, &t)?, side(right, &t)?);
+            let (l, r): (&dyn arrow_array::Datum, &dyn arrow_array::Datum) = (l.datum(), r.datum());
+            Ok(Arc::new(match op {
+                BinOp::Eq => arrow_ord::cmp::eq(l, r)?,
+                BinOp::NotEq => arrow_ord::cmp::neq(l, r)?,
+                BinOp::Lt => arrow_ord::cmp::lt(l, r)?,
+                BinOp::LtEq => arrow_ord::cmp::lt_eq(l, r)?,
+                BinOp::Gt => arrow_ord::cmp::gt(l, r)?,
+                _ => arrow_ord::cmp::gt_eq(l, r)?,
+            }))
+        }
+        _ => {
+            let (l, r) = (side(left, ty)?, side(right, ty)?);
+            let (l, r): (&dyn arrow_array::Datum, &dyn arrow_array::Datum) = (l.datum(), r.datum());
+            let out = match op {
+                BinOp::Add => arrow_arith::numeric::add(l, r)?,
+                BinOp::Sub => arrow_arith::numeric::sub(l, r)?,
+                BinOp::Mul => arrow_arith::numeric::mul(l, r)?,
+                BinOp::Div => arrow_arith::numeric::div(l, r)?,
+                _ => arrow_arith::numeric::rem(l, r)?,
+            };
+            if out.len() == 1 && len != 1 {
+                // Both sides were scalars.
+                Ok(arrow_select::concat::concat(&vec![out.as_ref(); len])?)
+            } else {
+                Ok(out)
+            }
+        }
+    }
+}
+
+enum Operand {
+    Scalar(ArrowScalar<ArrayRef>),
+    Array(ArrayRef),
+}
+
+impl Operand {
+    fn datum(&self) -> &dyn arrow_array::Datum {
+        match self {
+            Operand::Scalar(s) => s,
+            Operand::Array(a) => a,
+        }
+    }
+}
+
+/// Reads a timestamp array's values (epoch ms).
+pub fn ts_values(a: &ArrayRef) -> Option<&arrow_array::PrimitiveArray<TimestampMillisecondType>> {
+    a.as_primitive_opt::<TimestampMillisecondType>()
+}
+
+/// Reads an Int64 array.
+pub fn i64_values(a: &ArrayRef) -> Option<&arrow_array::PrimitiveArray<Int64Type>> {
+    a.as_primitive_opt::<Int64Type>()
+}

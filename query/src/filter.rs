@@ -1,0 +1,333 @@
+//! Splits a WHERE clause into what the indexes answer and what is computed row by row: string predicates become
+//! bitmaps from the dictionary and the roaring index (never a row loop), time bounds prune segments and blocks,
+//! and the rest is a residual expression evaluated with vectorized kernels.
+
+use arrow_schema::DataType;
+use basalt_segment::{SegmentSource, StringPredicate};
+use roaring::RoaringBitmap;
+
+use crate::error::Result;
+use crate::expr::{BinOp, Expr, Scalar};
+
+/// A predicate answered by the bitmap index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexFilter {
+    /// Rows of a string column matching a predicate (`negated`: non-null rows not matching).
+    Leaf {
+        column: String,
+        pred: StringPredicate,
+        negated: bool,
+    },
+    And(Vec<IndexFilter>),
+    Or(Vec<IndexFilter>),
+}
+
+impl IndexFilter {
+    pub fn evaluate(&self, src: &dyn SegmentSource) -> Result<RoaringBitmap> {
+        let all = || -> RoaringBitmap { (0..src.num_rows() as u32).collect() };
+        Ok(match self {
+            IndexFilter::Leaf {
+                column,
+                pred,
+                negated,
+            } => {
+                let hits = src.filter_strings(column, pred)?;
+                if !negated {
+                    hits
+                } else if *pred == StringPredicate::IsNull {
+                    all() - hits
+                } else {
+                    all() - src.null_bitmap(column)? - hits
+                }
+            }
+            IndexFilter::And(v) => {
+                let mut it = v.iter();
+                let mut acc = match it.next() {
+                    Some(f) => f.evaluate(src)?,
+                    None => all(),
+                };
+                for f in it {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    acc &= f.evaluate(src)?;
+                }
+                acc
+            }
+            IndexFilter::Or(v) => {
+                let mut acc = RoaringBitmap::new();
+                for f in v {
+                    acc |= f.evaluate(src)?;
+                }
+                acc
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for IndexFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexFilter::Leaf {
+                column,
+                pred,
+                negated,
+            } => {
+                write!(f, "{}{column} {pred:?}", if *negated { "NOT " } else { "" })
+            }
+            IndexFilter::And(v) => write!(
+                f,
+                "({})",
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            ),
+            IndexFilter::Or(v) => write!(
+                f,
+                "({})",
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
+        }
+    }
+}
+
+/// A WHERE clause split for execution.
+#[derive(Debug, Clone, Default)]
+pub struct FilterPlan {
+    pub index: Option<IndexFilter>,
+    pub residual: Option<Expr>,
+    /// Time bounds implied by the filter: rows with time outside `[min, max]` cannot match.
+    pub time_min: Option<i64>,
+    pub time_max: Option<i64>,
+}
+
+/// Splits `filter`; `time_col` is the position of the time column.
+pub fn plan_filter(filter: Option<&Expr>, time_col: usize) -> FilterPlan {
+    let mut plan = FilterPlan::default();
+    let Some(filter) = filter else { return plan };
+    let mut conjuncts = Vec::new();
+    split_and(filter, &mut conjuncts);
+    let mut index = Vec::new();
+    let mut residual: Vec<Expr> = Vec::new();
+    for c in conjuncts {
+        time_bounds(c, time_col, &mut plan);
+        match to_index(c, false) {
+            Some(i) => index.push(i),
+            None => residual.push(c.clone()),
+        }
+    }
+    plan.index = match index.len() {
+        0 => None,
+        1 => index.pop(),
+        _ => Some(IndexFilter::And(index)),
+    };
+    plan.residual = residual.into_iter().reduce(|a, b| Expr::Binary {
+        op: BinOp::And,
+        left: Box::new(a),
+        right: Box::new(b),
+        ty: DataType::Boolean,
+    });
+    plan
+}
+
+fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::Binary {
+            op: BinOp::And,
+            left,
+            right,
+            ..
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn string_column(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column {
+            name,
+            ty: DataType::Utf8,
+            ..
+        } => Some(name),
+        _ => None,
+    }
+}
+
+fn str_lit(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Literal(Scalar::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Converts a predicate made only of string-column tests into an index filter (pushing NOT to the leaves).
+fn to_index(e: &Expr, negate: bool) -> Option<IndexFilter> {
+    let leaf = |column: &str, pred: StringPredicate, negated: bool| IndexFilter::Leaf {
+        column: column.to_string(),
+        pred,
+        negated,
+    };
+    match e {
+        Expr::Not(inner) => to_index(inner, !negate),
+        Expr::Binary {
+            op: op @ (BinOp::And | BinOp::Or),
+            left,
+            right,
+            ..
+        } => {
+            let (l, r) = (to_index(left, negate)?, to_index(right, negate)?);
+            // De Morgan under negation.
+            Some(if (*op == BinOp::And) != negate {
+                IndexFilter::And(vec![l, r])
+            } else {
+                IndexFilter::Or(vec![l, r])
+            })
+        }
+        Expr::Binary {
+            op, left, right, ..
+        } if op.is_comparison() => {
+            let (col, lit, flipped) = match (
+                string_column(left),
+                str_lit(right),
+                string_column(right),
+                str_lit(left),
+            ) {
+                (Some(c), Some(l), _, _) => (c, l, false),
+                (_, _, Some(c), Some(l)) => (c, l, true),
+                _ => return None,
+            };
+            let op = if flipped {
+                match op {
+                    BinOp::Lt => BinOp::Gt,
+                    BinOp::LtEq => BinOp::GtEq,
+                    BinOp::Gt => BinOp::Lt,
+                    BinOp::GtEq => BinOp::LtEq,
+                    o => *o,
+                }
+            } else {
+                *op
+            };
+            let s = lit.to_string();
+            let (pred, neg) = match op {
+                BinOp::Eq => (StringPredicate::Eq(s), false),
+                BinOp::NotEq => (StringPredicate::Eq(s), true),
+                BinOp::Lt => (
+                    StringPredicate::Range {
+                        low: None,
+                        high: Some((s, false)),
+                    },
+                    false,
+                ),
+                BinOp::LtEq => (
+                    StringPredicate::Range {
+                        low: None,
+                        high: Some((s, true)),
+                    },
+                    false,
+                ),
+                BinOp::Gt => (
+                    StringPredicate::Range {
+                        low: Some((s, false)),
+                        high: None,
+                    },
+                    false,
+                ),
+                _ => (
+                    StringPredicate::Range {
+                        low: Some((s, true)),
+                        high: None,
+                    },
+                    false,
+                ),
+            };
+            Some(leaf(col, pred, neg != negate))
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let col = string_column(expr)?;
+            // A NULL in the list makes NOT IN unknown for every row; leave that to the residual path.
+            let values: Option<Vec<String>> = list
+                .iter()
+                .map(|s| match s {
+                    Scalar::Str(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect();
+            Some(leaf(col, StringPredicate::In(values?), *negated != negate))
+        }
+        Expr::Like {
+            expr,
+            pattern,
+            case_insensitive,
+            negated,
+        } => {
+            let col = string_column(expr)?;
+            Some(leaf(
+                col,
+                StringPredicate::Like {
+                    pattern: pattern.clone(),
+                    case_insensitive: *case_insensitive,
+                },
+                *negated != negate,
+            ))
+        }
+        Expr::IsNull { expr, negated } => {
+            let col = match expr.as_ref() {
+                Expr::Column { name, .. } => name,
+                _ => return None,
+            };
+            Some(leaf(col, StringPredicate::IsNull, *negated != negate))
+        }
+        _ => None,
+    }
+}
+
+fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
+    let Expr::Binary {
+        op, left, right, ..
+    } = e
+    else {
+        return;
+    };
+    let (col_left, t) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column { index, .. }, Expr::Literal(Scalar::Timestamp(t))) if *index == time_col => {
+            (true, *t)
+        }
+        (Expr::Literal(Scalar::Timestamp(t)), Expr::Column { index, .. }) if *index == time_col => {
+            (false, *t)
+        }
+        _ => return,
+    };
+    let op = match (op, col_left) {
+        (o, true) => *o,
+        (BinOp::Lt, false) => BinOp::Gt,
+        (BinOp::LtEq, false) => BinOp::GtEq,
+        (BinOp::Gt, false) => BinOp::Lt,
+        (BinOp::GtEq, false) => BinOp::LtEq,
+        (o, false) => *o,
+    };
+    let (lo, hi) = match op {
+        BinOp::Eq => (Some(t), Some(t)),
+        BinOp::Gt => (t.checked_add(1), None),
+        BinOp::GtEq => (Some(t), None),
+        BinOp::Lt => (None, t.checked_sub(1)),
+        BinOp::LtEq => (None, Some(t)),
+        _ => (None, None),
+    };
+    if let Some(lo) = lo {
+        plan.time_min = Some(plan.time_min.map_or(lo, |m| m.max(lo)));
+    }
+    if let Some(hi) = hi {
+        plan.time_max = Some(plan.time_max.map_or(hi, |m| m.min(hi)));
+    }
+}

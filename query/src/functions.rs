@@ -1,0 +1,333 @@
+//! Scalar functions: strings, numbers, and time (truncation, bucketing, extraction, formatting, parsing).
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
+use arrow_schema::DataType;
+use chrono::{Datelike, Timelike};
+
+use crate::error::{QueryError, Result};
+use crate::expr::{cast_to, Expr, Func, TS};
+
+fn ts_of(a: &ArrayRef) -> Result<ArrayRef> {
+    cast_to(a, &TS)
+}
+
+/// Applies `f` to each non-null epoch-ms value of a timestamp array, giving a timestamp array.
+fn map_ts(a: &ArrayRef, f: impl Fn(i64) -> i64) -> Result<ArrayRef> {
+    let t = ts_of(a)?;
+    let out: TimestampMillisecondArray = t.as_primitive::<TimestampMillisecondType>().unary(f);
+    Ok(Arc::new(out))
+}
+
+pub fn eval(
+    func: &Func,
+    args: &[Expr],
+    ty: &DataType,
+    input: &[Option<ArrayRef>],
+    len: usize,
+) -> Result<ArrayRef> {
+    let arg = |i: usize| -> Result<ArrayRef> {
+        args.get(i)
+            .ok_or_else(|| QueryError::Execution(format!("internal: {func:?} lacks argument {i}")))?
+            .eval(input, len)
+    };
+    Ok(match func {
+        Func::Lower | Func::Upper => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let upper = matches!(func, Func::Upper);
+            let out: StringArray = a
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|s| {
+                        if upper {
+                            s.to_uppercase()
+                        } else {
+                            s.to_lowercase()
+                        }
+                    })
+                })
+                .collect();
+            Arc::new(out)
+        }
+        Func::Length => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let out: Int64Array = a
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|s| s.chars().count() as i64))
+                .collect();
+            Arc::new(out)
+        }
+        Func::Substring => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let start = cast_to(&arg(1)?, &DataType::Int64)?;
+            let count = if args.len() > 2 {
+                Some(cast_to(&arg(2)?, &DataType::Int64)?)
+            } else {
+                None
+            };
+            let s = a.as_string::<i32>();
+            let st = start.as_primitive::<Int64Type>();
+            let out: StringArray = (0..len)
+                .map(|i| {
+                    if s.is_null(i) || st.is_null(i) || count.as_ref().is_some_and(|c| c.is_null(i))
+                    {
+                        return None;
+                    }
+                    // PostgreSQL: characters from position `start` (1-based; may be <= 0) for `count` characters.
+                    let from = st.value(i);
+                    let to = count
+                        .as_ref()
+                        .map(|c| from.saturating_add(c.as_primitive::<Int64Type>().value(i)));
+                    let chars = s.value(i).chars().enumerate().filter(|(k, _)| {
+                        let pos = *k as i64 + 1;
+                        pos >= from && to.is_none_or(|t| pos < t)
+                    });
+                    Some(chars.map(|(_, c)| c).collect::<String>())
+                })
+                .collect();
+            Arc::new(out)
+        }
+        Func::Abs | Func::Round | Func::Floor | Func::Ceil => {
+            let a = arg(0)?;
+            match a.data_type() {
+                DataType::Int64 => {
+                    let v = a.as_primitive::<Int64Type>();
+                    match func {
+                        Func::Abs => Arc::new(v.try_unary::<_, Int64Type, _>(|x| {
+                            x.checked_abs().ok_or_else(|| {
+                                arrow_schema::ArrowError::ComputeError("bigint out of range".into())
+                            })
+                        })?),
+                        _ => a.clone(),
+                    }
+                }
+                _ => {
+                    let f = cast_to(&a, &DataType::Float64)?;
+                    let digits = if matches!(func, Func::Round) && args.len() > 1 {
+                        match args.get(1) {
+                            Some(Expr::Literal(crate::expr::Scalar::Int(d))) => *d as i32,
+                            _ => 0,
+                        }
+                    } else {
+                        0
+                    };
+                    let scale = 10f64.powi(digits);
+                    let out: Float64Array = f.as_primitive::<Float64Type>().unary(|x| match func {
+                        Func::Abs => x.abs(),
+                        Func::Round => (x * scale).round() / scale,
+                        Func::Floor => x.floor(),
+                        _ => x.ceil(),
+                    });
+                    cast_to(&(Arc::new(out) as ArrayRef), ty)?
+                }
+            }
+        }
+        Func::Coalesce => {
+            let mut result = cast_to(&arg(args.len() - 1)?, ty)?;
+            for i in (0..args.len() - 1).rev() {
+                let a = cast_to(&arg(i)?, ty)?;
+                let present = arrow_arith::boolean::is_not_null(&a)?;
+                result = arrow_select::zip::zip(&present, &a, &result)?;
+            }
+            result
+        }
+        Func::NullIf => {
+            let a = cast_to(&arg(0)?, ty)?;
+            let b = cast_to(&arg(1)?, ty)?;
+            let same = arrow_ord::cmp::eq(&a, &b)?;
+            arrow_select::nullif::nullif(&a, &same)?
+        }
+        Func::TimeTrunc(g) => {
+            let g = *g;
+            map_ts(&arg(0)?, move |v| g.floor(v))?
+        }
+        Func::TimeBin { width, origin } => {
+            let (w, o) = (*width, *origin);
+            map_ts(&arg(0)?, move |v| (v - o).div_euclid(w) * w + o)?
+        }
+        Func::AddInterval { months, ms } => {
+            let (months, ms) = (*months, *ms);
+            map_ts(&arg(0)?, move |v| add_months(v, months).saturating_add(ms))?
+        }
+        Func::Extract(field) => {
+            let t = ts_of(&arg(0)?)?;
+            let t = t.as_primitive::<TimestampMillisecondType>();
+            if field == "epoch" {
+                let out: Float64Array = t.unary(|v| v as f64 / 1000.0);
+                Arc::new(out)
+            } else {
+                let f = field.clone();
+                let out: Int64Array = t.unary(|v| extract(&f, v));
+                Arc::new(out)
+            }
+        }
+        Func::TimestampToMillis => {
+            let t = ts_of(&arg(0)?)?;
+            let out: Int64Array = t.as_primitive::<TimestampMillisecondType>().unary(|v| v);
+            Arc::new(out)
+        }
+        Func::MillisToTimestamp => {
+            let v = cast_to(&arg(0)?, &DataType::Int64)?;
+            let out: TimestampMillisecondArray = v.as_primitive::<Int64Type>().unary(|v| v);
+            Arc::new(out)
+        }
+        Func::SecondsToTimestamp => {
+            let v = cast_to(&arg(0)?, &DataType::Float64)?;
+            let out: TimestampMillisecondArray = v
+                .as_primitive::<Float64Type>()
+                .unary(|s| (s * 1000.0).round() as i64);
+            Arc::new(out)
+        }
+        Func::TimeFormat(pattern) => {
+            let t = ts_of(&arg(0)?)?;
+            let fmt = joda_to_strftime(pattern);
+            let out: StringArray = t
+                .as_primitive::<TimestampMillisecondType>()
+                .iter()
+                .map(|v| {
+                    v.map(|ms| {
+                        basalt_segment::granularity::to_datetime(ms)
+                            .format(&fmt)
+                            .to_string()
+                    })
+                })
+                .collect();
+            Arc::new(out)
+        }
+        Func::TimeParse(pattern) => {
+            let s = cast_to(&arg(0)?, &DataType::Utf8)?;
+            parse_timestamps(s.as_string::<i32>(), pattern.as_deref())?
+        }
+    })
+}
+
+/// Parses strings into timestamps: ISO 8601 (zone optional, UTC when absent) or a Joda/strftime pattern.
+/// Unparsable values are an error naming the value.
+pub fn parse_timestamps(s: &StringArray, pattern: Option<&str>) -> Result<ArrayRef> {
+    let fmt = pattern.map(joda_to_strftime);
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        out.push(match v {
+            None => None,
+            Some(text) => Some(parse_timestamp(text, fmt.as_deref()).ok_or_else(|| {
+                QueryError::Execution(format!("invalid input syntax for type timestamp: {text:?}"))
+            })?),
+        });
+    }
+    Ok(Arc::new(TimestampMillisecondArray::from(out)))
+}
+
+/// One timestamp literal or value.
+pub fn parse_timestamp(text: &str, strftime: Option<&str>) -> Option<i64> {
+    match strftime {
+        Some(f) => {
+            let t = text.trim();
+            chrono::NaiveDateTime::parse_from_str(t, f)
+                .map(|d| d.and_utc().timestamp_millis())
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(t, f).map(|d| {
+                        d.and_hms_opt(0, 0, 0)
+                            .map_or(0, |x| x.and_utc().timestamp_millis())
+                    })
+                })
+                .ok()
+        }
+        None => {
+            let t = text.trim();
+            let t = t
+                .strip_suffix("+00")
+                .or_else(|| t.strip_suffix("+00:00"))
+                .unwrap_or(t);
+            basalt_segment::granularity::parse_iso8601(t)
+        }
+    }
+}
+
+/// Translates the common Joda-time (Druid) pattern letters to strftime; a pattern with `%` is used as is.
+pub fn joda_to_strftime(p: &str) -> String {
+    if p.contains('%') {
+        return p.to_string();
+    }
+    let mut out = String::new();
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        let piece = match (c, n) {
+            ('y', 2) => "%y".to_string(),
+            ('y', _) | ('Y', _) => "%Y".to_string(),
+            ('M', 1 | 2) => "%m".to_string(),
+            ('M', 3) => "%b".to_string(),
+            ('M', _) => "%B".to_string(),
+            ('d', _) => "%d".to_string(),
+            ('H', _) => "%H".to_string(),
+            ('h', _) => "%I".to_string(),
+            ('m', _) => "%M".to_string(),
+            ('s', _) => "%S".to_string(),
+            ('S', _) => "%3f".to_string(),
+            ('a', _) => "%p".to_string(),
+            ('E', 1..=3) => "%a".to_string(),
+            ('E', _) => "%A".to_string(),
+            ('Z', _) => "%z".to_string(),
+            ('\'', _) => {
+                // Quoted literal text.
+                let mut j = i + 1;
+                let mut lit = String::new();
+                while j < chars.len() && chars[j] != '\'' {
+                    lit.push(chars[j]);
+                    j += 1;
+                }
+                i = j + 1;
+                out.push_str(&lit);
+                continue;
+            }
+            (c, n) => std::iter::repeat_n(c, n).collect(),
+        };
+        out.push_str(&piece);
+        i += n;
+    }
+    out
+}
+
+fn add_months(ms: i64, months: i32) -> i64 {
+    if months == 0 {
+        return ms;
+    }
+    let dt = basalt_segment::granularity::to_datetime(ms);
+    let shifted = if months > 0 {
+        dt.checked_add_months(chrono::Months::new(months as u32))
+    } else {
+        dt.checked_sub_months(chrono::Months::new(months.unsigned_abs()))
+    };
+    shifted.map_or(ms, |d| d.timestamp_millis())
+}
+
+fn extract(field: &str, ms: i64) -> i64 {
+    let d = basalt_segment::granularity::to_datetime(ms);
+    match field {
+        "year" => i64::from(d.year()),
+        "quarter" => i64::from((d.month() - 1) / 3 + 1),
+        "month" => i64::from(d.month()),
+        "week" => i64::from(d.iso_week().week()),
+        "day" => i64::from(d.day()),
+        "dow" => i64::from(d.weekday().num_days_from_sunday()),
+        "isodow" => i64::from(d.weekday().number_from_monday()),
+        "doy" => i64::from(d.ordinal()),
+        "hour" => i64::from(d.hour()),
+        "minute" => i64::from(d.minute()),
+        "second" => i64::from(d.second()),
+        "millisecond" | "milliseconds" => i64::from(d.second()) * 1000 + ms.rem_euclid(1000),
+        _ => 0,
+    }
+}

@@ -1,0 +1,148 @@
+//! Rendering query results: an aligned table for terminals, CSV with a header row, JSON and NDJSON. Timestamps
+//! are ISO 8601 UTC with milliseconds; doubles print in shortest round-trip form as PostgreSQL does.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use basalt_segment::granularity::format_iso;
+
+/// A cell as text (`None` for NULL).
+pub fn cell(a: &dyn Array, r: usize) -> Option<String> {
+    if a.is_null(r) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(r).to_string(),
+        DataType::Float64 => format_f64(a.as_primitive::<Float64Type>().value(r)),
+        DataType::Utf8 => a.as_string::<i32>().value(r).to_string(),
+        DataType::Boolean => if a.as_boolean().value(r) {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string(),
+        DataType::Timestamp(_, _) => {
+            format_iso(a.as_primitive::<TimestampMillisecondType>().value(r))
+        }
+        _ => format!("{a:?}"),
+    })
+}
+
+/// Shortest round-trip form, with an exponent for very large or small magnitudes (`1e+300`).
+pub fn format_f64(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{v:e}");
+        return match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => s,
+        };
+    }
+    format!("{v}")
+}
+
+fn json_value(a: &dyn Array, r: usize) -> serde_json::Value {
+    if a.is_null(r) {
+        return serde_json::Value::Null;
+    }
+    match a.data_type() {
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(r).into(),
+        DataType::Float64 => serde_json::Number::from_f64(a.as_primitive::<Float64Type>().value(r))
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        DataType::Boolean => a.as_boolean().value(r).into(),
+        _ => cell(a, r).unwrap_or_default().into(),
+    }
+}
+
+pub fn print(batch: &RecordBatch, format: &str) {
+    let schema = batch.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    match format {
+        "csv" => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let _ = w.write_record(&names);
+            for r in 0..batch.num_rows() {
+                let row: Vec<String> = batch
+                    .columns()
+                    .iter()
+                    .map(|c| cell(c.as_ref(), r).unwrap_or_default())
+                    .collect();
+                let _ = w.write_record(&row);
+            }
+            let _ = w.flush();
+        }
+        "json" | "ndjson" => {
+            let rows: Vec<serde_json::Value> = (0..batch.num_rows())
+                .map(|r| {
+                    let obj: serde_json::Map<String, serde_json::Value> = names
+                        .iter()
+                        .zip(batch.columns())
+                        .map(|(n, c)| (n.to_string(), json_value(c.as_ref(), r)))
+                        .collect();
+                    serde_json::Value::Object(obj)
+                })
+                .collect();
+            if format == "json" {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for row in rows {
+                    println!("{row}");
+                }
+            }
+        }
+        _ => {
+            let cells: Vec<Vec<String>> = (0..batch.num_rows())
+                .map(|r| {
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| cell(c.as_ref(), r).unwrap_or_else(|| "NULL".into()))
+                        .collect()
+                })
+                .collect();
+            let widths: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    cells
+                        .iter()
+                        .map(|row| row[i].chars().count())
+                        .chain([n.chars().count()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |vals: Vec<&str>| -> String {
+                vals.iter()
+                    .zip(&widths)
+                    .map(|(v, w)| format!(" {v:<w$} "))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            println!("{}", line(names.clone()));
+            println!(
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(w + 2))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            );
+            for row in &cells {
+                println!("{}", line(row.iter().map(String::as_str).collect()));
+            }
+            println!(
+                "({} row{})",
+                batch.num_rows(),
+                if batch.num_rows() == 1 { "" } else { "s" }
+            );
+        }
+    }
+}
