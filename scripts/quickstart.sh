@@ -19,3 +19,10 @@ echo
 $BASALT tables --data-dir "$DATA"
 echo
 $BASALT verify --data-dir "$DATA" | tail -n 1
+echo
+echo "+ basalt query --data-dir $DATA \"SELECT AIRLINE, COUNT(*) ... FROM flights ...\""
+$BASALT query --data-dir "$DATA" \
+  "SELECT AIRLINE, COUNT(*) AS flights, AVG(DEPARTURE_DELAY) AS avg_delay FROM flights
+   WHERE ORIGIN_AIRPORT IN ('SFO', 'LAX', 'JFK') GROUP BY AIRLINE ORDER BY flights DESC LIMIT 5"
+echo
+echo "Try your own: $BASALT query --data-dir $DATA \"SELECT DATE_TRUNC('year', __time), SUM(num) FROM births GROUP BY 1 ORDER BY 1\""

@@ -9,4 +9,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# DuckDB computes the expected results of the SQL behaviour files; check that the files agree with it.
+python3 -c "import duckdb" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb
+python3 tests/sql/duckdb_expected.py --check
+
 cargo test --workspace "$@"
