@@ -29,6 +29,16 @@ pub enum Acc {
     SumInt(Vec<Option<i64>>),
     SumFloat(Vec<Option<f64>>),
     Avg(Vec<f64>, Vec<i64>),
+    /// MIN/MAX of longs and timestamps, kept as plain integers.
+    MinMaxInt {
+        values: Vec<Option<i64>>,
+        max: bool,
+    },
+    MinMaxFloat {
+        values: Vec<Option<f64>>,
+        max: bool,
+    },
+    /// MIN/MAX of other types (strings).
     MinMax {
         values: Vec<Option<Scalar>>,
         max: bool,
@@ -52,14 +62,23 @@ impl Acc {
             (AggFunc::Sum, _, DataType::Int64) => Acc::SumInt(Vec::new()),
             (AggFunc::Sum, _, _) => Acc::SumFloat(Vec::new()),
             (AggFunc::Avg, _, _) => Acc::Avg(Vec::new(), Vec::new()),
-            (AggFunc::Min, _, _) => Acc::MinMax {
-                values: Vec::new(),
-                max: false,
-            },
-            (AggFunc::Max, _, _) => Acc::MinMax {
-                values: Vec::new(),
-                max: true,
-            },
+            (AggFunc::Min | AggFunc::Max, _, t) => {
+                let max = call.func == AggFunc::Max;
+                match t {
+                    DataType::Int64 | DataType::Timestamp(_, _) => Acc::MinMaxInt {
+                        values: Vec::new(),
+                        max,
+                    },
+                    DataType::Float64 => Acc::MinMaxFloat {
+                        values: Vec::new(),
+                        max,
+                    },
+                    _ => Acc::MinMax {
+                        values: Vec::new(),
+                        max,
+                    },
+                }
+            }
         }
     }
 
@@ -73,6 +92,8 @@ impl Acc {
                 s.resize(n, 0.0);
                 c.resize(n, 0);
             }
+            Acc::MinMaxInt { values, .. } => values.resize(n, None),
+            Acc::MinMaxFloat { values, .. } => values.resize(n, None),
             Acc::MinMax { values, .. } => values.resize(n, None),
             Acc::Distinct(v) => v.resize_with(n, HashSet::new),
         }
@@ -160,6 +181,45 @@ impl Acc {
                     }
                 }
             }
+            Acc::MinMaxInt {
+                values: states,
+                max,
+            } => {
+                let v = values.ok_or_else(|| internal("MIN/MAX without argument"))?;
+                let v = crate::expr::cast_to(v, &DataType::Int64)?;
+                let a = v.as_primitive::<Int64Type>();
+                let vals = a.values();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        let x = vals[*r as usize];
+                        let s = &mut states[*g as usize];
+                        *s = Some(match *s {
+                            None => x,
+                            Some(c) if *max => c.max(x),
+                            Some(c) => c.min(x),
+                        });
+                    }
+                }
+            }
+            Acc::MinMaxFloat {
+                values: states,
+                max,
+            } => {
+                let v = values.ok_or_else(|| internal("MIN/MAX without argument"))?;
+                let a = v.as_primitive::<Float64Type>();
+                let vals = a.values();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        let x = vals[*r as usize];
+                        let s = &mut states[*g as usize];
+                        *s = Some(match *s {
+                            Some(c) if *max && x.total_cmp(&c).is_le() => c,
+                            Some(c) if !*max && x.total_cmp(&c).is_ge() => c,
+                            _ => x,
+                        });
+                    }
+                }
+            }
             Acc::Distinct(sets) => {
                 let v = values.ok_or_else(|| internal("COUNT DISTINCT without argument"))?;
                 for (g, r) in gids.iter().zip(rows) {
@@ -190,6 +250,36 @@ impl Acc {
             (Acc::Avg(s, c), Acc::Avg(s2, c2)) => {
                 s[to] += s2[from];
                 c[to] += c2[from];
+            }
+            (Acc::MinMaxInt { values: a, max }, Acc::MinMaxInt { values: b, .. }) => {
+                if let Some(x) = b[from] {
+                    a[to] = Some(match a[to] {
+                        None => x,
+                        Some(c) if *max => c.max(x),
+                        Some(c) => c.min(x),
+                    });
+                }
+            }
+            (Acc::MinMaxFloat { values: a, max }, Acc::MinMaxFloat { values: b, .. }) => {
+                if let Some(x) = b[from] {
+                    a[to] = Some(match a[to] {
+                        None => x,
+                        Some(c) if *max => {
+                            if x.total_cmp(&c).is_gt() {
+                                x
+                            } else {
+                                c
+                            }
+                        }
+                        Some(c) => {
+                            if x.total_cmp(&c).is_lt() {
+                                x
+                            } else {
+                                c
+                            }
+                        }
+                    });
+                }
             }
             (Acc::MinMax { values: a, max }, Acc::MinMax { values: b, .. }) => {
                 if let Some(x) = &b[from] {
@@ -232,6 +322,11 @@ impl Acc {
             Acc::MinMax { values, .. } => {
                 scalars_to_array(values.iter().map(|v| v.clone().unwrap_or(Scalar::Null)), ty)?
             }
+            Acc::MinMaxInt { values, .. } => {
+                let a: ArrayRef = Arc::new(Int64Array::from(values.clone()));
+                crate::expr::cast_to(&a, ty)?
+            }
+            Acc::MinMaxFloat { values, .. } => Arc::new(Float64Array::from(values.clone())),
             Acc::Distinct(sets) => Arc::new(Int64Array::from(
                 sets.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
             )),
