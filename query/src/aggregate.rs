@@ -357,6 +357,9 @@ pub fn scalar_at(a: &ArrayRef, r: usize) -> Result<Scalar> {
         }
         DataType::Dictionary(_, _) => {
             let d = a.as_any_dictionary();
+            if d.values().is_empty() {
+                return Ok(Scalar::Null);
+            }
             let k = d.normalized_keys()[r];
             scalar_at(d.values(), k)?
         }

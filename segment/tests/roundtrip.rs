@@ -15,9 +15,35 @@ use proptest::prelude::*;
 use common::{batch, schema, Rows};
 
 fn decode_strings(a: &ArrayRef) -> Vec<Option<String>> {
+    use arrow_array::types::{UInt16Type, UInt32Type, UInt8Type};
     let d = a.as_any_dictionary();
     let values = d.values().as_string::<i32>();
-    let keys = d.normalized_keys();
+    let keys: Vec<usize> = match a.data_type() {
+        arrow_schema::DataType::Dictionary(k, _) => match k.as_ref() {
+            arrow_schema::DataType::UInt8 => a
+                .as_dictionary::<UInt8Type>()
+                .keys()
+                .values()
+                .iter()
+                .map(|k| *k as usize)
+                .collect(),
+            arrow_schema::DataType::UInt16 => a
+                .as_dictionary::<UInt16Type>()
+                .keys()
+                .values()
+                .iter()
+                .map(|k| *k as usize)
+                .collect(),
+            _ => a
+                .as_dictionary::<UInt32Type>()
+                .keys()
+                .values()
+                .iter()
+                .map(|k| *k as usize)
+                .collect(),
+        },
+        other => panic!("not a dictionary: {other}"),
+    };
     (0..a.len())
         .map(|i| a.is_valid(i).then(|| values.value(keys[i]).to_string()))
         .collect()

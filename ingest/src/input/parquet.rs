@@ -82,6 +82,9 @@ pub fn value(a: &dyn Array, i: usize) -> FieldValue<'_> {
         }),
         DataType::Dictionary(_, _) => {
             let d = a.as_any_dictionary();
+            if d.values().is_empty() {
+                return FieldValue::Null;
+            }
             let key = d.normalized_keys()[i];
             value(d.values().as_ref(), key)
         }
