@@ -125,17 +125,12 @@ pub fn parse_iso_period(p: &str) -> Option<IntervalValue> {
 }
 
 fn granularity_of(unit: &str) -> Option<Granularity> {
-    Some(match unit.to_ascii_lowercase().trim_end_matches('s') {
-        "millisecond" => Granularity::None,
-        "second" => Granularity::Second,
-        "minute" => Granularity::Minute,
-        "hour" => Granularity::Hour,
-        "day" => Granularity::Day,
-        "week" => Granularity::Week,
-        "month" => Granularity::Month,
-        "year" => Granularity::Year,
-        _ => return None,
-    })
+    let u = unit.to_ascii_lowercase();
+    let singular = u.strip_suffix('s').unwrap_or(&u);
+    singular
+        .parse::<Granularity>()
+        .ok()
+        .filter(|g| *g != Granularity::None || singular == "millisecond")
 }
 
 /// Which expressions may appear where.
@@ -936,6 +931,21 @@ impl Binder<'_> {
         })
     }
 
+    /// A bucket origin: a constant timestamp (or a string that parses as one).
+    fn origin(&mut self, e: &ast::Expr, mode: Mode, name: &str, pos: Pos) -> Result<Option<i64>> {
+        match self.bind(e, mode)? {
+            Expr::Literal(Scalar::Timestamp(t)) => Ok(Some(t)),
+            Expr::Literal(Scalar::Str(s)) => match self.timestamp_literal(&s, pos)? {
+                Scalar::Timestamp(t) => Ok(Some(t)),
+                _ => Ok(None),
+            },
+            _ => Err(QueryError::unsupported(
+                format!("{name} with a non-constant origin"),
+                pos,
+            )),
+        }
+    }
+
     fn function(&mut self, f: &ast::Function, mode: Mode, pos: Pos) -> Result<Expr> {
         let name = func_name(f);
         if f.over.is_some() {
@@ -1101,25 +1111,10 @@ impl Binder<'_> {
                     QueryError::invalid(format!("bad ISO 8601 period {period:?}"), pos)
                 })?;
                 let x = self.bind(&args[0], mode)?;
-                let origin = if n >= 3
-                    && !matches!(&args[2], ast::Expr::Value(v) if v.value == ast::Value::Null)
-                {
-                    match self.bind(&args[2], mode)? {
-                        Expr::Literal(Scalar::Timestamp(t)) => Some(t),
-                        Expr::Literal(Scalar::Str(s)) => Some(self.timestamp_literal(&s, pos)?)
-                            .map(|s| match s {
-                                Scalar::Timestamp(t) => t,
-                                _ => 0,
-                            }),
-                        _ => {
-                            return Err(QueryError::unsupported(
-                                "TIME_FLOOR with a non-constant origin",
-                                pos,
-                            ))
-                        }
-                    }
-                } else {
-                    None
+                let origin = match args.get(2) {
+                    Some(ast::Expr::Value(v)) if v.value == ast::Value::Null => None,
+                    Some(o) => self.origin(o, mode, &name, pos)?,
+                    None => None,
                 };
                 Ok(Expr::Func {
                     func: bucket_func(iv, origin, pos)?,
@@ -1140,22 +1135,9 @@ impl Binder<'_> {
                     )
                 })?;
                 let x = self.bind(&args[1], mode)?;
-                let origin = if n == 3 {
-                    match self.bind(&args[2], mode)? {
-                        Expr::Literal(Scalar::Timestamp(t)) => Some(t),
-                        Expr::Literal(Scalar::Str(s)) => match self.timestamp_literal(&s, pos)? {
-                            Scalar::Timestamp(t) => Some(t),
-                            _ => None,
-                        },
-                        _ => {
-                            return Err(QueryError::unsupported(
-                                format!("{name} with a non-constant origin"),
-                                pos,
-                            ))
-                        }
-                    }
-                } else {
-                    None
+                let origin = match args.get(2) {
+                    Some(o) => self.origin(o, mode, &name, pos)?,
+                    None => None,
                 };
                 Ok(Expr::Func {
                     func: bucket_func(iv, origin, pos)?,
