@@ -440,14 +440,23 @@ fn finish(plan: &SelectPlan, mut batch: RecordBatch) -> Result<RecordBatch> {
         }
         batch = arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep))?;
     }
+    let batch = order_and_limit(batch, &plan.order_by, plan.limit, plan.offset)?;
+    let visible: Vec<usize> = (0..plan.output.len() - plan.hidden).collect();
+    Ok(batch.project(&visible)?)
+}
+
+/// ORDER BY (top-N partial sort when a LIMIT applies), then OFFSET and LIMIT.
+pub fn order_and_limit(
+    mut batch: RecordBatch,
+    order_by: &[crate::plan::SortKey],
+    limit: Option<usize>,
+    offset: usize,
+) -> Result<RecordBatch> {
     let n = batch.num_rows();
-    let end = plan
-        .limit
-        .map_or(n, |l| plan.offset.saturating_add(l).min(n));
-    let start = plan.offset.min(end);
-    if !plan.order_by.is_empty() && n > 0 {
-        let keys: Vec<arrow_ord::sort::SortColumn> = plan
-            .order_by
+    let end = limit.map_or(n, |l| offset.saturating_add(l).min(n));
+    let start = offset.min(end);
+    if !order_by.is_empty() && n > 0 {
+        let keys: Vec<arrow_ord::sort::SortColumn> = order_by
             .iter()
             .map(|k| arrow_ord::sort::SortColumn {
                 values: batch.column(k.column).clone(),
@@ -457,13 +466,9 @@ fn finish(plan: &SelectPlan, mut batch: RecordBatch) -> Result<RecordBatch> {
                 }),
             })
             .collect();
-        // Top-N: only the first `end` rows are fully sorted.
-        let limit = (end < n).then_some(end);
-        let idx = arrow_ord::sort::lexsort_to_indices(&keys, limit)?;
+        let idx = arrow_ord::sort::lexsort_to_indices(&keys, (end < n).then_some(end))?;
         batch = arrow_select::take::take_record_batch(&batch, &idx)?;
     }
     let end = end.min(batch.num_rows());
-    let batch = batch.slice(start, end - start);
-    let visible: Vec<usize> = (0..plan.output.len() - plan.hidden).collect();
-    Ok(batch.project(&visible)?)
+    Ok(batch.slice(start, end - start))
 }

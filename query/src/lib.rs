@@ -11,6 +11,7 @@ pub mod filter;
 pub mod functions;
 pub mod plan;
 pub mod planner;
+pub mod union;
 
 use std::sync::Arc;
 
@@ -140,13 +141,23 @@ pub fn run_sql(catalog: &dyn Catalog, sql: &str, opts: &ExecOptions) -> Result<Q
         }
     };
     let now = chrono::Utc::now().timestamp_millis();
-    let plan = planner::plan_query(query, &tables, now)?;
-    let sources = tables.sources(&plan.table.name)?;
     let mut opts = opts.clone();
     if opts.timeout_ms > 0 && opts.deadline.is_none() {
         opts.deadline =
             Some(std::time::Instant::now() + std::time::Duration::from_millis(opts.timeout_ms));
     }
+    if union::is_set_operation(query) {
+        if explain {
+            return Err(QueryError::unsupported(
+                "EXPLAIN of a UNION ALL",
+                Pos::default(),
+            ));
+        }
+        let (batch, stats) = union::run_union(query, &tables, now, &opts)?;
+        return Ok(QueryResult { batch, stats });
+    }
+    let plan = planner::plan_query(query, &tables, now)?;
+    let sources = tables.sources(&plan.table.name)?;
     let (batch, stats) = exec::execute(&plan, &sources, &opts)?;
     if explain {
         return Ok(QueryResult {
