@@ -5,12 +5,17 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
 # DuckDB computes the expected results of the SQL behaviour files; check that the files agree with it.
-python3 -c "import duckdb" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb
+if ! python3 -c "import duckdb" 2>/dev/null; then
+  # Debian's own python3 refuses plain pip installs (PEP 668); the flag is the documented way past that.
+  python3 -m pip install --quiet --disable-pip-version-check duckdb ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages duckdb
+fi
 python3 tests/sql/duckdb_expected.py --check
 
 # Run the suite, then add up every test binary's counts into one closing line.
