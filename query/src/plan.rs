@@ -62,12 +62,10 @@ pub struct SelectPlan {
 }
 
 impl SelectPlan {
-    /// Columns of the table the query reads.
+    /// Columns of the table the query reads to compute its output (filter columns not included: the parts of
+    /// the filter that bitmap indexes answer need no column reads).
     pub fn input_columns(&self) -> Vec<usize> {
         let mut cols = Vec::new();
-        if let Some(f) = &self.filter {
-            f.columns(&mut cols);
-        }
         match &self.aggregate {
             Some(a) => {
                 a.group_by.iter().for_each(|g| g.columns(&mut cols));
