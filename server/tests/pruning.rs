@@ -9,17 +9,7 @@ use common::*;
 
 fn births() -> (tempfile::TempDir, FileCatalog) {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    ok(&basalt(&[
-        "load",
-        "--data-dir",
-        d,
-        "--table",
-        "births",
-        "--time-column",
-        "ds",
-        dataset("birth_names2.json.gz").to_str().unwrap(),
-    ]));
+    load_births(dir.path());
     let catalog = FileCatalog::open_read_only(dir.path()).unwrap();
     (dir, catalog)
 }

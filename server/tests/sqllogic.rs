@@ -64,16 +64,7 @@ fn render(a: &dyn Array, r: usize) -> String {
 
 fn load_all(dir: &Path) {
     let d = dir.to_str().unwrap();
-    ok(&basalt(&[
-        "load",
-        "--data-dir",
-        d,
-        "--table",
-        "births",
-        "--time-column",
-        "ds",
-        dataset("birth_names2.json.gz").to_str().unwrap(),
-    ]));
+    load_births(dir);
     ok(&basalt(&[
         "load",
         "--data-dir",

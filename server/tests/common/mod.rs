@@ -35,6 +35,21 @@ pub fn dataset(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Loads Superset's birth_names into table `births` of `dir`.
+pub fn load_births(dir: &Path) {
+    let file = dataset("birth_names2.json.gz");
+    ok(&basalt(&[
+        "load",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--table",
+        "births",
+        "--time-column",
+        "ds",
+        file.to_str().unwrap(),
+    ]));
+}
+
 /// Expected values computed by Python from the raw file (tests/expected/superset_stats.py).
 pub fn python_stats(kind: &str, file: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/expected/superset_stats.py");
