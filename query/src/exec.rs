@@ -26,6 +26,9 @@ pub struct ExecOptions {
     pub cancel: Arc<AtomicBool>,
     /// Most groups (or buffered rows) a query may hold.
     pub max_groups: usize,
+    /// Plan and type the query but read no rows: the result is empty (a global aggregate answers one row)
+    /// with the columns and types the real result would have. What a PostgreSQL `Describe` needs.
+    pub describe_only: bool,
 }
 
 impl Default for ExecOptions {
@@ -36,6 +39,7 @@ impl Default for ExecOptions {
             timeout_ms: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             max_groups: 10_000_000,
+            describe_only: false,
         }
     }
 }
@@ -281,7 +285,10 @@ pub fn execute(
     sources: &[Arc<dyn SegmentSource>],
     opts: &ExecOptions,
 ) -> Result<(RecordBatch, ExecStats)> {
-    let time_col = plan.table.index_of(&plan.table.time_column).unwrap_or(0);
+    let time_col = plan
+        .table
+        .index_of(&plan.table.time_column)
+        .unwrap_or(usize::MAX);
     let fp = plan_filter(plan.filter.as_ref(), time_col);
     let mut stats = ExecStats {
         segments_total: sources.len(),
@@ -427,22 +434,29 @@ pub fn execute(
 /// DISTINCT, ORDER BY, OFFSET/LIMIT, and dropping hidden sort columns.
 fn finish(plan: &SelectPlan, mut batch: RecordBatch) -> Result<RecordBatch> {
     if plan.distinct {
-        let mut seen = HashSet::new();
-        let mut keep = Vec::new();
-        let visible = plan.output.len() - plan.hidden;
-        for r in 0..batch.num_rows() {
-            let key: Vec<String> = (0..visible)
-                .map(|c| scalar_at(batch.column(c), r).map(|s| format!("{s:?}")))
-                .collect::<Result<_>>()?;
-            if seen.insert(key) {
-                keep.push(r as u32);
-            }
-        }
-        batch = arrow_select::take::take_record_batch(&batch, &UInt32Array::from(keep))?;
+        batch = distinct_rows(&batch, plan.output.len() - plan.hidden)?;
     }
     let batch = order_and_limit(batch, &plan.order_by, plan.limit, plan.offset)?;
     let visible: Vec<usize> = (0..plan.output.len() - plan.hidden).collect();
     Ok(batch.project(&visible)?)
+}
+
+/// The first row of each distinct combination of the first `width` columns, in order.
+pub fn distinct_rows(batch: &RecordBatch, width: usize) -> Result<RecordBatch> {
+    let mut seen = HashSet::new();
+    let mut keep = Vec::new();
+    for r in 0..batch.num_rows() {
+        let key: Vec<String> = (0..width)
+            .map(|c| scalar_at(batch.column(c), r).map(|s| format!("{s:?}")))
+            .collect::<Result<_>>()?;
+        if seen.insert(key) {
+            keep.push(r as u32);
+        }
+    }
+    Ok(arrow_select::take::take_record_batch(
+        batch,
+        &UInt32Array::from(keep),
+    )?)
 }
 
 /// ORDER BY (top-N partial sort when a LIMIT applies), then OFFSET and LIMIT.

@@ -9,8 +9,11 @@ pub mod exec;
 pub mod expr;
 pub mod filter;
 pub mod functions;
+pub mod nested;
+pub mod params;
 pub mod plan;
 pub mod planner;
+pub mod system;
 pub mod union;
 
 use std::sync::Arc;
@@ -23,7 +26,9 @@ use sqlparser::parser::Parser;
 
 pub use error::{Pos, QueryError, Result};
 pub use exec::{ExecOptions, ExecStats};
+pub use expr::Scalar;
 pub use planner::TableProvider;
+pub use system::Face;
 
 /// The result of a query.
 #[derive(Debug, Clone)]
@@ -34,14 +39,7 @@ pub struct QueryResult {
 
 /// Parses one SQL statement; errors carry the line and column.
 pub fn parse(sql: &str) -> Result<Statement> {
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
-        let msg = e.to_string();
-        let pos = parse_position(&msg);
-        QueryError::Syntax {
-            message: msg.trim_start_matches("sql parser error: ").to_string(),
-            pos,
-        }
-    })?;
+    let mut stmts = parse_all(sql)?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
         0 => Err(QueryError::Syntax {
@@ -53,6 +51,18 @@ pub fn parse(sql: &str) -> Result<Statement> {
             Pos::default(),
         )),
     }
+}
+
+/// Parses a string of zero or more `;`-separated statements.
+pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+        let msg = e.to_string();
+        let pos = parse_position(&msg);
+        QueryError::Syntax {
+            message: msg.trim_start_matches("sql parser error: ").to_string(),
+            pos,
+        }
+    })
 }
 
 fn parse_position(msg: &str) -> Pos {
@@ -110,12 +120,46 @@ impl TableProvider for CatalogTables<'_> {
     fn table_names(&self) -> Vec<String> {
         self.manifest.tables.keys().cloned().collect()
     }
+
+    fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        CatalogTables::sources(self, table)
+    }
+}
+
+/// Per-request settings: which face the catalog tables show, and the values of `$n` / `?` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct QueryContext {
+    pub face: Face,
+    pub params: Vec<expr::Scalar>,
 }
 
 /// Runs one SQL query against a catalog.
 pub fn run_sql(catalog: &dyn Catalog, sql: &str, opts: &ExecOptions) -> Result<QueryResult> {
-    let tables = CatalogTables::new(catalog);
+    run_sql_with(catalog, sql, opts, &QueryContext::default())
+}
+
+/// Runs one SQL query against a catalog, with parameters and a face.
+pub fn run_sql_with(
+    catalog: &dyn Catalog,
+    sql: &str,
+    opts: &ExecOptions,
+    ctx: &QueryContext,
+) -> Result<QueryResult> {
     let stmt = parse(sql)?;
+    run_statement(catalog, &stmt, opts, ctx)
+}
+
+/// Runs one parsed statement (a query, or EXPLAIN of one).
+pub fn run_statement(
+    catalog: &dyn Catalog,
+    stmt: &Statement,
+    opts: &ExecOptions,
+    ctx: &QueryContext,
+) -> Result<QueryResult> {
+    let mut stmt = stmt.clone();
+    params::bind(&mut stmt, &ctx.params)?;
+    let user = CatalogTables::new(catalog);
+    let tables = system::SystemTables::new(&user, ctx.face);
     let (query, explain) = match &stmt {
         Statement::Query(q) => (q.as_ref(), false),
         Statement::Explain { statement, .. } => match statement.as_ref() {
@@ -146,20 +190,14 @@ pub fn run_sql(catalog: &dyn Catalog, sql: &str, opts: &ExecOptions) -> Result<Q
         opts.deadline =
             Some(std::time::Instant::now() + std::time::Duration::from_millis(opts.timeout_ms));
     }
-    if union::is_set_operation(query) {
-        if explain {
-            return Err(QueryError::unsupported(
-                "EXPLAIN of a UNION ALL",
-                Pos::default(),
-            ));
-        }
-        let (batch, stats) = union::run_union(query, &tables, now, &opts)?;
-        return Ok(QueryResult { batch, stats });
-    }
-    let plan = planner::plan_query(query, &tables, now)?;
-    let sources = tables.sources(&plan.table.name)?;
-    let (batch, stats) = exec::execute(&plan, &sources, &opts)?;
+    let (batch, stats, plan) = nested::run_query(query, &tables, now, &opts, 0)?;
     if explain {
+        let plan = plan.ok_or_else(|| {
+            QueryError::unsupported(
+                "EXPLAIN of a UNION or a parenthesized query",
+                Pos::default(),
+            )
+        })?;
         return Ok(QueryResult {
             batch: explain_batch(&plan, &stats),
             stats,

@@ -3,17 +3,109 @@
 
 use arrow_schema::DataType;
 use basalt_segment::schema::{COUNT_COLUMN, TIME_ALIAS};
-use basalt_segment::{ColumnType, Granularity, TableSchema};
+use std::sync::Arc;
+
+use basalt_segment::{ColumnType, Granularity, SegmentSource, TableSchema};
 use sqlparser::ast::{self, Spanned};
 
 use crate::error::{Pos, QueryError, Result};
 use crate::expr::{common_type, BinOp, Expr, Func, Scalar, TS};
 use crate::plan::{AggCall, AggFunc, Aggregation, SelectPlan, SortKey};
 
-/// Looks tables up by name.
+/// Looks tables up by name and opens their rows.
 pub trait TableProvider {
+    /// The schema of `name`: a user table, or a virtual one under its qualified name
+    /// (`information_schema.tables`, `pg_catalog.pg_type`).
     fn table(&self, name: &str) -> Option<TableSchema>;
     fn table_names(&self) -> Vec<String>;
+    /// The sources holding the rows of `name`, in time order.
+    fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>>;
+}
+
+/// Schemas whose tables are virtual catalog tables, named `schema.table` in a [`TableProvider`].
+pub const SYSTEM_SCHEMAS: [&str; 2] = ["information_schema", "pg_catalog"];
+
+/// Schemas that hold the user's tables.
+pub const USER_SCHEMAS: [&str; 3] = ["druid", "public", "basalt"];
+
+/// The provider key of a subquery in FROM: the engine runs it first and registers its rows under this name.
+pub fn derived_key(subquery: &ast::Query) -> String {
+    let p = pos_of(subquery);
+    format!("\u{0}subquery@{}:{}", p.line, p.column)
+}
+
+/// The provider key of the one-row, no-column table that `SELECT` without `FROM` reads.
+pub const DUAL_KEY: &str = "\u{0}dual";
+
+/// Finds `name` (exactly when quoted, else case-insensitively).
+fn lookup(tables: &dyn TableProvider, name: &str, quoted: bool) -> Option<TableSchema> {
+    tables.table(name).or_else(|| {
+        if quoted {
+            None
+        } else {
+            tables
+                .table_names()
+                .into_iter()
+                .find(|t| t.eq_ignore_ascii_case(name))
+                .and_then(|t| tables.table(&t))
+        }
+    })
+}
+
+/// The table a FROM item names, and its alias.
+pub fn resolve_relation(
+    relation: &ast::TableFactor,
+    tables: &dyn TableProvider,
+) -> Result<(TableSchema, Option<String>)> {
+    match relation {
+        ast::TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => {
+            let ident = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .ok_or_else(|| QueryError::invalid("empty table name", pos_of(name)))?;
+            let quoted = ident.quote_style.is_some();
+            let unknown = || QueryError::UnknownTable {
+                name: name.to_string(),
+                pos: pos_of(name),
+            };
+            let found = if name.0.len() > 1 {
+                let schema = name.0[name.0.len() - 2]
+                    .as_ident()
+                    .map(|i| i.value.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if SYSTEM_SCHEMAS.contains(&schema.as_str()) {
+                    lookup(tables, &format!("{schema}.{}", ident.value), quoted)
+                } else if USER_SCHEMAS.contains(&schema.as_str()) {
+                    lookup(tables, &ident.value, quoted)
+                } else {
+                    return Err(unknown());
+                }
+            } else {
+                lookup(tables, &ident.value, quoted)
+                    .or_else(|| lookup(tables, &format!("pg_catalog.{}", ident.value), quoted))
+            };
+            let table = found.ok_or_else(unknown)?;
+            Ok((table, alias.as_ref().map(|a| a.name.value.clone())))
+        }
+        ast::TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            let table = tables.table(&derived_key(subquery)).ok_or_else(|| {
+                QueryError::unsupported("a subquery in this position", pos_of(relation))
+            })?;
+            Ok((table, alias.as_ref().map(|a| a.name.value.clone())))
+        }
+        other => Err(QueryError::unsupported(
+            format!("FROM {other}"),
+            pos_of(other),
+        )),
+    }
 }
 
 fn pos_of(s: &impl Spanned) -> Pos {
@@ -1331,71 +1423,23 @@ pub fn plan_query(q: &ast::Query, tables: &dyn TableProvider, now_ms: i64) -> Re
         }
         other => return Err(QueryError::unsupported(format!("{other}"), pos)),
     };
-    if select.from.len() != 1 {
-        return Err(QueryError::unsupported(
-            if select.from.is_empty() {
-                "SELECT without FROM"
-            } else {
-                "several tables in FROM"
-            },
-            pos_of(select.as_ref()),
-        ));
-    }
-    let from = &select.from[0];
-    if let Some(j) = from.joins.first() {
-        return Err(QueryError::unsupported("JOIN", pos_of(&j.relation)));
-    }
-    let (table, alias) = match &from.relation {
-        ast::TableFactor::Table {
-            name,
-            alias,
-            args: None,
-            ..
-        } => {
-            let ident = name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .ok_or_else(|| QueryError::invalid("empty table name", pos_of(name)))?;
-            if name.0.len() > 1 {
-                let schema = name.0[name.0.len() - 2]
-                    .as_ident()
-                    .map(|i| i.value.to_ascii_lowercase())
-                    .unwrap_or_default();
-                if !["druid", "public", "basalt"].contains(&schema.as_str()) {
-                    return Err(QueryError::UnknownTable {
-                        name: name.to_string(),
-                        pos: pos_of(name),
-                    });
-                }
+    let (table, alias) = match select.from.as_slice() {
+        [] => (
+            tables.table(DUAL_KEY).ok_or_else(|| {
+                QueryError::unsupported("SELECT without FROM", pos_of(select.as_ref()))
+            })?,
+            None,
+        ),
+        [from] => {
+            if let Some(j) = from.joins.first() {
+                return Err(QueryError::unsupported("JOIN", pos_of(&j.relation)));
             }
-            let found = tables.table(&ident.value).or_else(|| {
-                if ident.quote_style.is_some() {
-                    None
-                } else {
-                    tables
-                        .table_names()
-                        .into_iter()
-                        .find(|t| t.eq_ignore_ascii_case(&ident.value))
-                        .and_then(|t| tables.table(&t))
-                }
-            });
-            let table = found.ok_or_else(|| QueryError::UnknownTable {
-                name: ident.value.clone(),
-                pos: pos_of(name),
-            })?;
-            (table, alias.as_ref().map(|a| a.name.value.clone()))
+            resolve_relation(&from.relation, tables)?
         }
-        ast::TableFactor::Derived { .. } => {
+        _ => {
             return Err(QueryError::unsupported(
-                "a subquery in FROM",
-                pos_of(&from.relation),
-            ))
-        }
-        other => {
-            return Err(QueryError::unsupported(
-                format!("FROM {other}"),
-                pos_of(other),
+                "several tables in FROM",
+                pos_of(select.as_ref()),
             ))
         }
     };

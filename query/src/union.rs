@@ -1,5 +1,5 @@
-//! `UNION ALL`: each branch planned and run on its own, results unified to common column types and
-//! concatenated, then the outer ORDER BY (by position or output name) and LIMIT/OFFSET.
+//! `UNION [ALL]`: each branch planned and run on its own, results unified to common column types and
+//! concatenated (duplicates removed for `UNION`), then the outer ORDER BY (by position or output name) and LIMIT/OFFSET.
 
 use std::sync::Arc;
 
@@ -8,32 +8,42 @@ use arrow_schema::{DataType, Field, Schema};
 use sqlparser::ast::{self, Spanned};
 
 use crate::error::{Pos, QueryError, Result};
-use crate::exec::{execute, order_and_limit, ExecOptions, ExecStats};
+use crate::exec::{order_and_limit, ExecStats};
 use crate::expr::{cast_to, common_type};
 use crate::plan::SortKey;
-use crate::planner::{plan_query, TableProvider};
-use crate::CatalogTables;
 
 /// Whether `q` is a set operation (handled here rather than by the single-SELECT planner).
 pub fn is_set_operation(q: &ast::Query) -> bool {
     matches!(q.body.as_ref(), ast::SetExpr::SetOperation { .. })
 }
 
-fn branches(e: &ast::SetExpr, outer: &ast::Query, out: &mut Vec<ast::Query>) -> Result<()> {
+fn branches(
+    e: &ast::SetExpr,
+    outer: &ast::Query,
+    out: &mut Vec<ast::Query>,
+    distinct: &mut bool,
+) -> Result<()> {
     match e {
         ast::SetExpr::SetOperation {
             left,
             op: ast::SetOperator::Union,
-            set_quantifier: ast::SetQuantifier::All,
+            set_quantifier,
             right,
-        } => {
-            branches(left, outer, out)?;
-            branches(right, outer, out)
+        } if matches!(
+            set_quantifier,
+            ast::SetQuantifier::All | ast::SetQuantifier::Distinct | ast::SetQuantifier::None
+        ) =>
+        {
+            if !matches!(set_quantifier, ast::SetQuantifier::All) {
+                *distinct = true;
+            }
+            branches(left, outer, out, distinct)?;
+            branches(right, outer, out, distinct)
         }
         ast::SetExpr::SetOperation {
             op, set_quantifier, ..
         } => Err(QueryError::unsupported(
-            format!("{op} {set_quantifier} (only UNION ALL is supported)")
+            format!("{op} {set_quantifier} (only UNION and UNION ALL are supported)")
                 .replace("  ", " ")
                 .trim()
                 .to_string(),
@@ -55,21 +65,18 @@ fn branches(e: &ast::SetExpr, outer: &ast::Query, out: &mut Vec<ast::Query>) -> 
     }
 }
 
-/// Runs a `UNION ALL` query.
-pub fn run_union(
-    q: &ast::Query,
-    tables: &CatalogTables<'_>,
-    now_ms: i64,
-    opts: &ExecOptions,
-) -> Result<(RecordBatch, ExecStats)> {
+/// A function that runs one branch of a set operation.
+pub type RunBranch<'a> = dyn Fn(&ast::Query) -> Result<(RecordBatch, ExecStats)> + 'a;
+
+/// Runs a `UNION [ALL]` query; `run` runs each branch.
+pub fn run_union(q: &ast::Query, run: &RunBranch<'_>) -> Result<(RecordBatch, ExecStats)> {
     let mut parts = Vec::new();
-    branches(&q.body, q, &mut parts)?;
+    let mut distinct = false;
+    branches(&q.body, q, &mut parts, &mut distinct)?;
     let mut stats = ExecStats::default();
     let mut batches = Vec::new();
     for part in &parts {
-        let plan = plan_query(part, tables as &dyn TableProvider, now_ms)?;
-        let sources = tables.sources(&plan.table.name)?;
-        let (batch, s) = execute(&plan, &sources, opts)?;
+        let (batch, s) = run(part)?;
         stats.segments_total += s.segments_total;
         stats.segments_pruned += s.segments_pruned;
         stats.segments_scanned += s.segments_scanned;
@@ -130,7 +137,10 @@ pub fn run_union(
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
         )?);
     }
-    let all = arrow_select::concat::concat_batches(&schema, &unified)?;
+    let mut all = arrow_select::concat::concat_batches(&schema, &unified)?;
+    if distinct {
+        all = crate::exec::distinct_rows(&all, width)?;
+    }
     let mut keys = Vec::new();
     if let Some(ob) = &q.order_by {
         let ast::OrderByKind::Expressions(exprs) = &ob.kind else {

@@ -55,6 +55,10 @@ pub enum Error {
         actual: String,
     },
 
+    /// Rows handed to an in-memory source do not form a table (mismatched lengths, an unsupported type).
+    #[error("in-memory table: {0}")]
+    InMemory(String),
+
     /// A named table does not exist.
     #[error("table {0:?} does not exist")]
     UnknownTable(String),

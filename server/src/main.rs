@@ -1,10 +1,11 @@
-//! The `basalt` binary: the bulk loader and data-directory tools now; the SQL server and queries as the engine
-//! and serving layers land.
+//! The `basalt` binary: the SQL server (`basalt serve`: HTTP, Druid-compatible SQL, PostgreSQL wire protocol),
+//! the bulk loader, one-off queries and data-directory tools.
 
 mod admin;
 mod error;
 mod load;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,8 +26,30 @@ struct Cli {
     command: Command,
 }
 
+/// Flags of `basalt serve`; each overrides the config file and the environment.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The data directory (created if missing). Env: BASALT_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address, e.g. 127.0.0.1:8080. Env: BASALT_HTTP.
+    #[arg(long)]
+    http: Option<String>,
+    /// PostgreSQL listen address, e.g. 127.0.0.1:5433 ("" turns it off). Env: BASALT_PG.
+    #[arg(long)]
+    pg: Option<String>,
+    /// A TOML file of settings (see basalt.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Any setting as KEY=VALUE (repeatable), e.g. --set max_concurrent_queries=4.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve SQL over HTTP (basalt's API and Druid's) and the PostgreSQL wire protocol.
+    Serve(ServeArgs),
     /// Load CSV, JSON, NDJSON or Parquet files into a table.
     Load(Box<load::LoadArgs>),
     /// List the tables of a data directory.
@@ -85,6 +108,31 @@ fn query(dir: &std::path::Path, format: &str, timeout_ms: u64, sql: &str) -> err
     Ok(())
 }
 
+/// Settings: defaults, then the config file, then BASALT_* variables, then flags.
+fn serve_config(a: &ServeArgs) -> error::Result<serve::config::Config> {
+    let mut c = serve::config::Config::default();
+    if let Some(f) = &a.config {
+        c.apply_file(f)?;
+    }
+    c.apply_env(|k| std::env::var(k).ok())?;
+    for kv in &a.sets {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| error::Error::Usage(format!("--set {kv:?}: expected KEY=VALUE")))?;
+        c.set(k.trim(), v.trim(), "--set")?;
+    }
+    if let Some(d) = &a.data_dir {
+        c.data_dir = d.clone();
+    }
+    if let Some(h) = &a.http {
+        c.http = h.clone();
+    }
+    if let Some(p) = &a.pg {
+        c.pg = p.clone();
+    }
+    Ok(c)
+}
+
 fn main() -> ExitCode {
     // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do.
     // SAFETY: setting a signal disposition to its default before any thread starts.
@@ -92,13 +140,31 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let serve_config = match &cli.command {
+        Command::Serve(a) => match serve_config(a) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let level = match &serve_config {
+        Some(c) if cli.log_level == "warn" => c.log_level.clone(),
+        _ => cli.log_level.clone(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve(_) => match serve_config {
+            Some(c) => serve::run(c),
+            None => Err(error::Error::Usage("no server settings".into())),
+        },
         Command::Load(args) => load::run(*args),
         Command::Tables { data_dir } => admin::tables(&data_dir),
         Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),

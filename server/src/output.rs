@@ -29,7 +29,8 @@ pub fn cell(a: &dyn Array, r: usize) -> Option<String> {
     })
 }
 
-/// Shortest round-trip form, with an exponent for very large or small magnitudes (`1e+300`).
+/// Shortest round-trip form as PostgreSQL prints `float8`: plain digits for decimal exponents from -4 to 14,
+/// otherwise an exponent with a sign and at least two digits (`1e+15`, `1.5e-07`).
 pub fn format_f64(v: f64) -> String {
     if v.is_nan() {
         return "NaN".into();
@@ -38,17 +39,20 @@ pub fn format_f64(v: f64) -> String {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
     let a = v.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
         let s = format!("{v:e}");
-        return match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        };
+        if let Some((m, e)) = s.split_once('e') {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            return format!("{m}e{sign}{digits:0>2}");
+        }
     }
     format!("{v}")
 }
 
-fn json_value(a: &dyn Array, r: usize) -> serde_json::Value {
+pub fn json_value(a: &dyn Array, r: usize) -> serde_json::Value {
     if a.is_null(r) {
         return serde_json::Value::Null;
     }
@@ -144,5 +148,23 @@ pub fn print(batch: &RecordBatch, format: &str) {
                 if batch.num_rows() == 1 { "" } else { "s" }
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_f64;
+
+    #[test]
+    fn floats_print_as_postgresql_prints_them() {
+        assert_eq!(format_f64(1e300), "1e+300");
+        assert_eq!(format_f64(1e15), "1e+15");
+        assert_eq!(format_f64(123456789012345.6), "123456789012345.6");
+        assert_eq!(format_f64(0.0001), "0.0001");
+        assert_eq!(format_f64(0.00001), "1e-05");
+        assert_eq!(format_f64(-1.5e-7), "-1.5e-07");
+        assert_eq!(format_f64(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_f64(2.0), "2");
+        assert_eq!(format_f64(f64::NEG_INFINITY), "-Infinity");
     }
 }

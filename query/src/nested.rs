@@ -1,0 +1,416 @@
+//! Queries built from other queries: `WITH` (common table expressions), subqueries in `FROM`, `IN (subquery)`,
+//! scalar subqueries and `SELECT` without `FROM`. Each inner query runs first (uncorrelated), its rows become an
+//! in-memory table ([`MemSource`]) in an [`Overlay`] over the outer tables, and the outer query is planned
+//! against that overlay like any other table: same bitmap filters, same group-by on dictionary codes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use basalt_segment::schema::TIME_ALIAS;
+use basalt_segment::{
+    ColumnDef, ColumnRole, ColumnType, Granularity, MemSource, SegmentSource, TableSchema,
+};
+use sqlparser::ast::{self, Spanned, VisitMut, VisitorMut};
+use std::ops::ControlFlow;
+
+use crate::aggregate::scalar_at;
+use crate::error::{Pos, QueryError, Result};
+use crate::exec::{execute, ExecOptions, ExecStats};
+use crate::expr::{cast_to, Scalar};
+use crate::planner::{derived_key, plan_query, TableProvider, DUAL_KEY};
+use crate::union;
+
+/// How deep queries may nest before the engine refuses (a guard against runaway recursion).
+const MAX_DEPTH: usize = 16;
+
+/// An in-memory table: its schema and its rows.
+#[derive(Debug, Clone)]
+pub struct MemTable {
+    pub schema: TableSchema,
+    pub source: Arc<dyn SegmentSource>,
+}
+
+impl MemTable {
+    /// Turns a query result into a table named `name`. Integers and booleans become `long`, floats `double`,
+    /// timestamps `timestamp`, everything else `string`. The time column is a column named `__time`, else the
+    /// first timestamp column, else none.
+    pub fn from_batch(name: &str, batch: &RecordBatch) -> Result<MemTable> {
+        let mut columns = Vec::new();
+        let mut defs = Vec::new();
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let (ty, target) = match field.data_type() {
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+                | DataType::Boolean => (ColumnType::Long, DataType::Int64),
+                DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+                    (ColumnType::Double, DataType::Float64)
+                }
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => (
+                    ColumnType::Timestamp,
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                ),
+                _ => (ColumnType::String, DataType::Utf8),
+            };
+            let array = match (field.data_type(), &target) {
+                (DataType::Timestamp(_, Some(_)), _) => {
+                    // Drop the zone: basalt's timestamps are UTC epoch milliseconds.
+                    let ms = arrow_cast::cast(
+                        array,
+                        &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                    )?;
+                    let values = ms.as_primitive::<arrow_array::types::TimestampMillisecondType>();
+                    Arc::new(values.clone().with_timezone_opt(None::<String>)) as ArrayRef
+                }
+                _ => cast_to(array, &target)?,
+            };
+            if defs.iter().any(|d: &ColumnDef| d.name == *field.name()) {
+                // A repeated output name: the first one answers to it, as PostgreSQL's would be ambiguous.
+                continue;
+            }
+            defs.push(ColumnDef {
+                name: field.name().clone(),
+                ty,
+                role: if ty == ColumnType::String {
+                    ColumnRole::Dimension
+                } else {
+                    ColumnRole::Metric
+                },
+                aggregator: None,
+            });
+            columns.push((field.name().clone(), array));
+        }
+        let time = defs
+            .iter()
+            .find(|d| d.name == TIME_ALIAS && d.ty == ColumnType::Timestamp)
+            .or_else(|| defs.iter().find(|d| d.ty == ColumnType::Timestamp))
+            .map(|d| d.name.clone());
+        if let Some(t) = &time {
+            if let Some(d) = defs.iter_mut().find(|d| &d.name == t) {
+                d.role = ColumnRole::Time;
+            }
+        }
+        let source = MemSource::new(name, columns, batch.num_rows(), time.as_deref())?;
+        Ok(MemTable {
+            schema: TableSchema {
+                name: name.to_string(),
+                time_column: time.unwrap_or_default(),
+                columns: defs,
+                segment_granularity: Granularity::None,
+                rollup: None,
+            },
+            source: Arc::new(source),
+        })
+    }
+}
+
+/// In-memory tables layered over another provider; its own names win.
+pub struct Overlay<'a> {
+    base: &'a dyn TableProvider,
+    tables: HashMap<String, MemTable>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a dyn TableProvider) -> Self {
+        let mut tables = HashMap::new();
+        let dual = MemSource::new(DUAL_KEY, Vec::new(), 1, None).map(|s| MemTable {
+            schema: TableSchema {
+                name: DUAL_KEY.into(),
+                time_column: String::new(),
+                columns: Vec::new(),
+                segment_granularity: Granularity::None,
+                rollup: None,
+            },
+            source: Arc::new(s),
+        });
+        if let Ok(d) = dual {
+            tables.insert(DUAL_KEY.to_string(), d);
+        }
+        Overlay { base, tables }
+    }
+
+    pub fn insert(&mut self, name: String, table: MemTable) {
+        self.tables.insert(name, table);
+    }
+}
+
+impl TableProvider for Overlay<'_> {
+    fn table(&self, name: &str) -> Option<TableSchema> {
+        match self.tables.get(name) {
+            Some(t) => Some(t.schema.clone()),
+            None => self.base.table(name),
+        }
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tables.keys().cloned().collect();
+        names.extend(self.base.table_names());
+        names
+    }
+
+    fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        match self.tables.get(name) {
+            Some(t) => Ok(vec![t.source.clone()]),
+            None => self.base.sources(name),
+        }
+    }
+}
+
+fn add_stats(total: &mut ExecStats, s: &ExecStats) {
+    total.segments_total += s.segments_total;
+    total.segments_pruned += s.segments_pruned;
+    total.segments_scanned += s.segments_scanned;
+    total.blocks_skipped += s.blocks_skipped;
+    total.rows_scanned += s.rows_scanned;
+    total.rows_from_index += s.rows_from_index;
+    if total.index_filter.is_none() {
+        total.index_filter = s.index_filter.clone();
+    }
+    total.residual_filter |= s.residual_filter;
+    total.pruned.extend(s.pruned.iter().cloned());
+}
+
+/// Runs any query: `WITH`, set operations, nested subqueries, then the single-table SELECT.
+pub fn run_query(
+    q: &ast::Query,
+    tables: &dyn TableProvider,
+    now_ms: i64,
+    opts: &ExecOptions,
+    depth: usize,
+) -> Result<(RecordBatch, ExecStats, Option<crate::plan::SelectPlan>)> {
+    if depth > MAX_DEPTH {
+        return Err(QueryError::unsupported(
+            format!("queries nested more than {MAX_DEPTH} deep"),
+            Pos::from(q.span()),
+        ));
+    }
+    let mut overlay = Overlay::new(tables);
+    let mut stats = ExecStats::default();
+    let mut q = q.clone();
+    if let Some(with) = q.with.take() {
+        if with.recursive {
+            return Err(QueryError::unsupported(
+                "WITH RECURSIVE",
+                Pos::from(with.span()),
+            ));
+        }
+        for cte in &with.cte_tables {
+            let (batch, s, _) = run_query(&cte.query, &overlay, now_ms, opts, depth + 1)?;
+            add_stats(&mut stats, &s);
+            let batch = rename_columns(batch, &cte.alias.columns)?;
+            let name = cte.alias.name.value.clone();
+            overlay.insert(name.clone(), MemTable::from_batch(&name, &batch)?);
+        }
+    }
+    if union::is_set_operation(&q) {
+        let run = |branch: &ast::Query| -> Result<(RecordBatch, ExecStats)> {
+            run_query(branch, &overlay, now_ms, opts, depth + 1).map(|(b, s, _)| (b, s))
+        };
+        let (batch, s) = union::run_union(&q, &run)?;
+        add_stats(&mut stats, &s);
+        return Ok((batch, stats, None));
+    }
+    if let ast::SetExpr::Query(inner) = q.body.as_ref() {
+        if q.order_by.is_none() && q.limit_clause.is_none() {
+            let (batch, s, _) = run_query(inner, &overlay, now_ms, opts, depth + 1)?;
+            add_stats(&mut stats, &s);
+            return Ok((batch, stats, None));
+        }
+    }
+    // `IN (subquery)` and scalar subqueries become literals.
+    let mut inliner = Inliner {
+        tables: &overlay,
+        now_ms,
+        opts,
+        depth,
+        stats: ExecStats::default(),
+    };
+    if let ControlFlow::Break(e) = q.body.visit(&mut inliner) {
+        return Err(e);
+    }
+    add_stats(&mut stats, &inliner.stats);
+    // Subqueries in FROM.
+    if let ast::SetExpr::Select(select) = q.body.as_ref() {
+        for from in &select.from {
+            if let ast::TableFactor::Derived {
+                subquery, alias, ..
+            } = &from.relation
+            {
+                let (batch, s, _) = run_query(subquery, &overlay, now_ms, opts, depth + 1)?;
+                add_stats(&mut stats, &s);
+                let batch = match alias {
+                    Some(a) => rename_columns(batch, &a.columns)?,
+                    None => batch,
+                };
+                let key = derived_key(subquery);
+                overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
+            }
+        }
+    }
+    let plan = plan_query(&q, &overlay, now_ms)?;
+    let sources = if opts.describe_only {
+        Vec::new()
+    } else {
+        overlay.sources(&plan.table.name)?
+    };
+    let (batch, s) = execute(&plan, &sources, opts)?;
+    add_stats(&mut stats, &s);
+    Ok((batch, stats, Some(plan)))
+}
+
+/// Applies `name (a, b, c)` column aliases.
+fn rename_columns(batch: RecordBatch, names: &[ast::TableAliasColumnDef]) -> Result<RecordBatch> {
+    if names.is_empty() {
+        return Ok(batch);
+    }
+    if names.len() > batch.num_columns() {
+        return Err(QueryError::invalid(
+            format!(
+                "{} column aliases given for a query of {} columns",
+                names.len(),
+                batch.num_columns()
+            ),
+            Pos::from(names[0].name.span),
+        ));
+    }
+    let schema = batch.schema();
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match names.get(i) {
+            Some(n) => f.as_ref().clone().with_name(n.name.value.clone()),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow_schema::Schema::new(fields)),
+        batch.columns().to_vec(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+/// Replaces uncorrelated `IN (subquery)` and scalar subqueries by the values they return.
+struct Inliner<'a> {
+    tables: &'a dyn TableProvider,
+    now_ms: i64,
+    opts: &'a ExecOptions,
+    depth: usize,
+    stats: ExecStats,
+}
+
+impl Inliner<'_> {
+    fn one_column(&mut self, q: &ast::Query) -> Result<ArrayRef> {
+        let (batch, s, _) = run_query(q, self.tables, self.now_ms, self.opts, self.depth + 1)?;
+        add_stats(&mut self.stats, &s);
+        if batch.num_columns() != 1 {
+            return Err(QueryError::invalid(
+                format!(
+                    "a subquery used as a value must return one column, this one returns {}",
+                    batch.num_columns()
+                ),
+                Pos::from(q.span()),
+            ));
+        }
+        Ok(batch.column(0).clone())
+    }
+}
+
+/// A SQL literal for a value.
+pub fn literal(s: &Scalar) -> ast::Expr {
+    match s {
+        Scalar::Null => ast::Expr::value(ast::Value::Null),
+        Scalar::Bool(b) => ast::Expr::value(ast::Value::Boolean(*b)),
+        Scalar::Int(i) => ast::Expr::value(ast::Value::Number(i.to_string(), false)),
+        Scalar::Float(f) if f.is_finite() => {
+            ast::Expr::value(ast::Value::Number(format!("{f:?}"), false))
+        }
+        Scalar::Float(f) => ast::Expr::Cast {
+            kind: ast::CastKind::DoubleColon,
+            expr: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(
+                if f.is_nan() {
+                    "NaN".into()
+                } else if *f > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                },
+            ))),
+            data_type: ast::DataType::DoublePrecision,
+            format: None,
+        },
+        Scalar::Str(v) => ast::Expr::value(ast::Value::SingleQuotedString(v.clone())),
+        Scalar::Timestamp(ms) => ast::Expr::Function(ast::Function {
+            name: ast::ObjectName::from(vec![ast::Ident::new("MILLIS_TO_TIMESTAMP")]),
+            uses_odbc_syntax: false,
+            parameters: ast::FunctionArguments::None,
+            args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                    ast::Expr::value(ast::Value::Number(ms.to_string(), false)),
+                ))],
+                clauses: Vec::new(),
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: Vec::new(),
+        }),
+    }
+}
+
+impl VisitorMut for Inliner<'_> {
+    type Break = QueryError;
+
+    fn pre_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<QueryError> {
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
+        let replaced = match e {
+            ast::Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => self.one_column(subquery).and_then(|col| {
+                let mut list = Vec::with_capacity(col.len());
+                for r in 0..col.len() {
+                    list.push(literal(&scalar_at(&col, r)?));
+                }
+                Ok(if list.is_empty() {
+                    ast::Expr::value(ast::Value::Boolean(*negated))
+                } else {
+                    ast::Expr::InList {
+                        expr: expr.clone(),
+                        list,
+                        negated: *negated,
+                    }
+                })
+            }),
+            ast::Expr::Subquery(q) => self.one_column(q).and_then(|col| match col.len() {
+                0 => Ok(ast::Expr::value(ast::Value::Null)),
+                1 => Ok(literal(&scalar_at(&col, 0)?)),
+                n => Err(QueryError::invalid(
+                    format!("a scalar subquery returned {n} rows; it may return at most one"),
+                    Pos::from(q.span()),
+                )),
+            }),
+            _ => return ControlFlow::Continue(()),
+        };
+        match replaced {
+            Ok(new) => {
+                *e = new;
+                ControlFlow::Continue(())
+            }
+            Err(err) => ControlFlow::Break(err),
+        }
+    }
+}

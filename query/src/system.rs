@@ -1,0 +1,497 @@
+//! Virtual catalog tables: `INFORMATION_SCHEMA` as Druid lays it out (for pydruid and Superset's Druid engine)
+//! and `information_schema` plus a few `pg_catalog` tables as PostgreSQL lays them out (for psql, Grafana and
+//! drivers). Their rows are built from the catalog when a query reads them and answered by the engine itself,
+//! so any filter, projection, ordering or aggregate over them works.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use basalt_segment::schema::TIME_ALIAS;
+use basalt_segment::{ColumnType, SegmentSource, TableSchema};
+
+use crate::error::Result;
+use crate::nested::MemTable;
+use crate::planner::TableProvider;
+
+/// Which protocol's conventions the catalog tables follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Face {
+    /// Druid: schema `druid`, upper-case column names, the time column listed as `__time`.
+    Druid,
+    /// PostgreSQL: schema `public`, lower-case names, the time column under its own name.
+    #[default]
+    Postgres,
+}
+
+/// The database name the PostgreSQL face reports.
+pub const DATABASE: &str = "basalt";
+
+const PUBLIC_NS_OID: i64 = 2200;
+const CATALOG_NS_OID: i64 = 11;
+const INFO_NS_OID: i64 = 13_000;
+const FIRST_TABLE_OID: i64 = 16_384;
+
+/// The catalog tables of a face, layered over the user's tables.
+pub struct SystemTables<'a> {
+    base: &'a dyn TableProvider,
+    face: Face,
+}
+
+type Col = (&'static str, Column);
+
+enum Column {
+    Str(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl Column {
+    fn array(self) -> (DataType, ArrayRef) {
+        match self {
+            Column::Str(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
+            Column::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v))),
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> Option<String> {
+    Some(v.into())
+}
+
+/// PostgreSQL's type name, `udt_name` and OID for a column type.
+pub fn pg_type(ty: ColumnType) -> (&'static str, &'static str, i64) {
+    match ty {
+        ColumnType::String => ("text", "text", 25),
+        ColumnType::Long => ("bigint", "int8", 20),
+        ColumnType::Double => ("double precision", "float8", 701),
+        ColumnType::Timestamp => ("timestamp with time zone", "timestamptz", 1184),
+    }
+}
+
+/// Druid's SQL type name and JDBC type code for a column type.
+pub fn druid_type(ty: ColumnType) -> (&'static str, i64) {
+    match ty {
+        ColumnType::String => ("VARCHAR", 12),
+        ColumnType::Long => ("BIGINT", -5),
+        ColumnType::Double => ("DOUBLE", 8),
+        ColumnType::Timestamp => ("TIMESTAMP", 93),
+    }
+}
+
+const DRUID_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
+const PG_TABLES: [&str; 8] = [
+    "information_schema.schemata",
+    "information_schema.tables",
+    "information_schema.columns",
+    "pg_catalog.pg_namespace",
+    "pg_catalog.pg_class",
+    "pg_catalog.pg_attribute",
+    "pg_catalog.pg_type",
+    "pg_catalog.pg_database",
+];
+
+impl<'a> SystemTables<'a> {
+    pub fn new(base: &'a dyn TableProvider, face: Face) -> Self {
+        SystemTables { base, face }
+    }
+
+    fn is_system(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        match self.face {
+            Face::Druid => name
+                .strip_prefix("information_schema.")
+                .is_some_and(|t| DRUID_TABLES.contains(&t)),
+            Face::Postgres => PG_TABLES.contains(&name.as_str()),
+        }
+    }
+
+    /// The user's tables, sorted by name, with their schemas.
+    fn user_tables(&self) -> Vec<TableSchema> {
+        let mut names = self.base.table_names();
+        names.sort();
+        names.iter().filter_map(|n| self.base.table(n)).collect()
+    }
+
+    /// The columns of a user table as this face lists them: the time column first.
+    fn listed_columns(&self, t: &TableSchema) -> Vec<(String, ColumnType)> {
+        t.columns
+            .iter()
+            .map(|c| {
+                let name = if c.name == t.time_column && self.face == Face::Druid {
+                    TIME_ALIAS.to_string()
+                } else {
+                    c.name.clone()
+                };
+                (name, c.ty)
+            })
+            .collect()
+    }
+
+    fn rows(&self, name: &str) -> Vec<Col> {
+        let tables = self.user_tables();
+        match (self.face, name) {
+            (Face::Druid, "information_schema.schemata") => {
+                let schemas = ["druid", "INFORMATION_SCHEMA"];
+                let n = schemas.len();
+                vec![
+                    ("CATALOG_NAME", Column::Str(vec![s("druid"); n])),
+                    (
+                        "SCHEMA_NAME",
+                        Column::Str(schemas.iter().map(|x| s(*x)).collect()),
+                    ),
+                    ("SCHEMA_OWNER", Column::Str(vec![None; n])),
+                    ("DEFAULT_CHARACTER_SET_CATALOG", Column::Str(vec![None; n])),
+                    ("DEFAULT_CHARACTER_SET_SCHEMA", Column::Str(vec![None; n])),
+                    ("DEFAULT_CHARACTER_SET_NAME", Column::Str(vec![None; n])),
+                    ("SQL_PATH", Column::Str(vec![None; n])),
+                ]
+            }
+            (Face::Druid, "information_schema.tables") => {
+                let mut rows: Vec<(String, String, String)> = tables
+                    .iter()
+                    .map(|t| ("druid".into(), t.name.clone(), "TABLE".into()))
+                    .collect();
+                for t in DRUID_TABLES {
+                    rows.push((
+                        "INFORMATION_SCHEMA".into(),
+                        t.to_ascii_uppercase(),
+                        "SYSTEM_TABLE".into(),
+                    ));
+                }
+                let n = rows.len();
+                vec![
+                    ("TABLE_CATALOG", Column::Str(vec![s("druid"); n])),
+                    (
+                        "TABLE_SCHEMA",
+                        Column::Str(rows.iter().map(|r| s(&r.0)).collect()),
+                    ),
+                    (
+                        "TABLE_NAME",
+                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
+                    ),
+                    (
+                        "TABLE_TYPE",
+                        Column::Str(rows.iter().map(|r| s(&r.2)).collect()),
+                    ),
+                    ("IS_JOINABLE", Column::Str(vec![s("NO"); n])),
+                    ("IS_BROADCAST", Column::Str(vec![s("NO"); n])),
+                ]
+            }
+            (Face::Druid, "information_schema.columns") => {
+                let mut rows = Vec::new();
+                for t in &tables {
+                    for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
+                        rows.push((t.name.clone(), col, ty, i as i64 + 1));
+                    }
+                }
+                let n = rows.len();
+                let ty = |f: fn(&(String, String, ColumnType, i64)) -> Option<i64>| {
+                    Column::Int(rows.iter().map(f).collect())
+                };
+                vec![
+                    ("TABLE_CATALOG", Column::Str(vec![s("druid"); n])),
+                    ("TABLE_SCHEMA", Column::Str(vec![s("druid"); n])),
+                    (
+                        "TABLE_NAME",
+                        Column::Str(rows.iter().map(|r| s(&r.0)).collect()),
+                    ),
+                    (
+                        "COLUMN_NAME",
+                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
+                    ),
+                    ("ORDINAL_POSITION", ty(|r| Some(r.3))),
+                    ("COLUMN_DEFAULT", Column::Str(vec![None; n])),
+                    (
+                        "IS_NULLABLE",
+                        Column::Str(
+                            rows.iter()
+                                .map(|r| {
+                                    s(if r.2 == ColumnType::Timestamp {
+                                        "NO"
+                                    } else {
+                                        "YES"
+                                    })
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "DATA_TYPE",
+                        Column::Str(rows.iter().map(|r| s(druid_type(r.2).0)).collect()),
+                    ),
+                    ("CHARACTER_MAXIMUM_LENGTH", Column::Int(vec![None; n])),
+                    ("CHARACTER_OCTET_LENGTH", Column::Int(vec![None; n])),
+                    (
+                        "NUMERIC_PRECISION",
+                        ty(|r| match r.2 {
+                            ColumnType::Long => Some(19),
+                            ColumnType::Double => Some(15),
+                            _ => None,
+                        }),
+                    ),
+                    (
+                        "NUMERIC_PRECISION_RADIX",
+                        ty(|r| r.2.is_numeric().then_some(10)),
+                    ),
+                    (
+                        "NUMERIC_SCALE",
+                        ty(|r| (r.2 == ColumnType::Long).then_some(0)),
+                    ),
+                    (
+                        "DATETIME_PRECISION",
+                        ty(|r| (r.2 == ColumnType::Timestamp).then_some(3)),
+                    ),
+                    (
+                        "CHARACTER_SET_NAME",
+                        Column::Str(
+                            rows.iter()
+                                .map(|r| (r.2 == ColumnType::String).then(|| "UTF-16LE".into()))
+                                .collect(),
+                        ),
+                    ),
+                    ("COLLATION_NAME", Column::Str(vec![None; n])),
+                    ("JDBC_TYPE", ty(|r| Some(druid_type(r.2).1))),
+                ]
+            }
+            (Face::Postgres, "information_schema.schemata") => {
+                let schemas = ["public", "information_schema", "pg_catalog"];
+                let n = schemas.len();
+                vec![
+                    ("catalog_name", Column::Str(vec![s(DATABASE); n])),
+                    (
+                        "schema_name",
+                        Column::Str(schemas.iter().map(|x| s(*x)).collect()),
+                    ),
+                    ("schema_owner", Column::Str(vec![s(DATABASE); n])),
+                ]
+            }
+            (Face::Postgres, "information_schema.tables") => {
+                let mut rows: Vec<(String, String, String)> = tables
+                    .iter()
+                    .map(|t| ("public".into(), t.name.clone(), "BASE TABLE".into()))
+                    .collect();
+                for t in PG_TABLES {
+                    if let Some((schema, name)) = t.split_once('.') {
+                        rows.push((schema.into(), name.into(), "VIEW".into()));
+                    }
+                }
+                let n = rows.len();
+                vec![
+                    ("table_catalog", Column::Str(vec![s(DATABASE); n])),
+                    (
+                        "table_schema",
+                        Column::Str(rows.iter().map(|r| s(&r.0)).collect()),
+                    ),
+                    (
+                        "table_name",
+                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
+                    ),
+                    (
+                        "table_type",
+                        Column::Str(rows.iter().map(|r| s(&r.2)).collect()),
+                    ),
+                    ("is_insertable_into", Column::Str(vec![s("NO"); n])),
+                ]
+            }
+            (Face::Postgres, "information_schema.columns") => {
+                let mut rows = Vec::new();
+                for t in &tables {
+                    for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
+                        rows.push((t.name.clone(), col, ty, i as i64 + 1));
+                    }
+                }
+                let n = rows.len();
+                vec![
+                    ("table_catalog", Column::Str(vec![s(DATABASE); n])),
+                    ("table_schema", Column::Str(vec![s("public"); n])),
+                    (
+                        "table_name",
+                        Column::Str(rows.iter().map(|r| s(&r.0)).collect()),
+                    ),
+                    (
+                        "column_name",
+                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
+                    ),
+                    (
+                        "ordinal_position",
+                        Column::Int(rows.iter().map(|r| Some(r.3)).collect()),
+                    ),
+                    ("column_default", Column::Str(vec![None; n])),
+                    (
+                        "is_nullable",
+                        Column::Str(
+                            rows.iter()
+                                .map(|r| {
+                                    s(if r.2 == ColumnType::Timestamp {
+                                        "NO"
+                                    } else {
+                                        "YES"
+                                    })
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "data_type",
+                        Column::Str(rows.iter().map(|r| s(pg_type(r.2).0)).collect()),
+                    ),
+                    ("character_maximum_length", Column::Int(vec![None; n])),
+                    (
+                        "numeric_precision",
+                        Column::Int(
+                            rows.iter()
+                                .map(|r| match r.2 {
+                                    ColumnType::Long => Some(64),
+                                    ColumnType::Double => Some(53),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "datetime_precision",
+                        Column::Int(
+                            rows.iter()
+                                .map(|r| (r.2 == ColumnType::Timestamp).then_some(3))
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "udt_name",
+                        Column::Str(rows.iter().map(|r| s(pg_type(r.2).1)).collect()),
+                    ),
+                ]
+            }
+            (Face::Postgres, "pg_catalog.pg_namespace") => vec![
+                (
+                    "oid",
+                    Column::Int(vec![
+                        Some(PUBLIC_NS_OID),
+                        Some(CATALOG_NS_OID),
+                        Some(INFO_NS_OID),
+                    ]),
+                ),
+                (
+                    "nspname",
+                    Column::Str(vec![s("public"), s("pg_catalog"), s("information_schema")]),
+                ),
+            ],
+            (Face::Postgres, "pg_catalog.pg_class") => {
+                let n = tables.len();
+                vec![
+                    (
+                        "oid",
+                        Column::Int((0..n).map(|i| Some(FIRST_TABLE_OID + i as i64)).collect()),
+                    ),
+                    (
+                        "relname",
+                        Column::Str(tables.iter().map(|t| s(&t.name)).collect()),
+                    ),
+                    ("relnamespace", Column::Int(vec![Some(PUBLIC_NS_OID); n])),
+                    ("relkind", Column::Str(vec![s("r"); n])),
+                ]
+            }
+            (Face::Postgres, "pg_catalog.pg_attribute") => {
+                let mut rows = Vec::new();
+                for (i, t) in tables.iter().enumerate() {
+                    for (j, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
+                        rows.push((FIRST_TABLE_OID + i as i64, col, pg_type(ty).2, j as i64 + 1));
+                    }
+                }
+                vec![
+                    (
+                        "attrelid",
+                        Column::Int(rows.iter().map(|r| Some(r.0)).collect()),
+                    ),
+                    (
+                        "attname",
+                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
+                    ),
+                    (
+                        "atttypid",
+                        Column::Int(rows.iter().map(|r| Some(r.2)).collect()),
+                    ),
+                    (
+                        "attnum",
+                        Column::Int(rows.iter().map(|r| Some(r.3)).collect()),
+                    ),
+                ]
+            }
+            (Face::Postgres, "pg_catalog.pg_type") => {
+                let types = [
+                    (16, "bool"),
+                    (20, "int8"),
+                    (23, "int4"),
+                    (25, "text"),
+                    (701, "float8"),
+                    (1043, "varchar"),
+                    (1114, "timestamp"),
+                    (1184, "timestamptz"),
+                ];
+                vec![
+                    (
+                        "oid",
+                        Column::Int(types.iter().map(|t| Some(t.0)).collect()),
+                    ),
+                    (
+                        "typname",
+                        Column::Str(types.iter().map(|t| s(t.1)).collect()),
+                    ),
+                    (
+                        "typnamespace",
+                        Column::Int(vec![Some(CATALOG_NS_OID); types.len()]),
+                    ),
+                ]
+            }
+            (Face::Postgres, "pg_catalog.pg_database") => vec![
+                ("oid", Column::Int(vec![Some(16_383)])),
+                ("datname", Column::Str(vec![s(DATABASE)])),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn build(&self, name: &str) -> Result<MemTable> {
+        let cols = self.rows(&name.to_ascii_lowercase());
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (n, c) in cols {
+            let (ty, a) = c.array();
+            fields.push(Field::new(n, ty, true));
+            arrays.push(a);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        MemTable::from_batch(name, &batch)
+    }
+}
+
+impl TableProvider for SystemTables<'_> {
+    fn table(&self, name: &str) -> Option<TableSchema> {
+        if self.is_system(name) {
+            self.build(name).ok().map(|t| t.schema)
+        } else {
+            self.base.table(name)
+        }
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.base.table_names();
+        match self.face {
+            Face::Druid => names.extend(
+                DRUID_TABLES
+                    .iter()
+                    .map(|t| format!("information_schema.{t}")),
+            ),
+            Face::Postgres => names.extend(PG_TABLES.iter().map(|t| t.to_string())),
+        }
+        names
+    }
+
+    fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        if self.is_system(name) {
+            Ok(vec![self.build(name)?.source])
+        } else {
+            self.base.sources(name)
+        }
+    }
+}

@@ -1,0 +1,750 @@
+//! The HTTP face (axum): basalt's own API under `/v1`, the Druid-compatible SQL API under `/druid/v2/sql` with
+//! Druid's status endpoints, and `/metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::DataType;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use basalt_query::{Face, QueryContext, Scalar};
+use basalt_segment::granularity::format_iso;
+use basalt_segment::schema::TIME_ALIAS;
+use basalt_segment::Catalog;
+use serde_json::{json, Map, Value};
+
+use super::{ServeError, Server};
+use crate::output::{cell, json_value};
+
+type AppState = Arc<Server>;
+
+/// Rows encoded per chunk of a streamed response.
+const CHUNK_ROWS: usize = 4096;
+
+pub fn router(server: AppState) -> Router {
+    Router::new()
+        .route("/v1/sql", post(v1_sql))
+        .route("/v1/tables", get(v1_tables))
+        .route("/v1/tables/{table}", get(v1_table))
+        .route("/v1/tables/{table}/load", post(v1_load))
+        .route(
+            "/v1/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/v1/ready", get(v1_ready))
+        .route("/v1/queries/{id}", delete(cancel_query))
+        .route("/druid/v2/sql", post(druid_sql))
+        .route("/druid/v2/sql/", post(druid_sql))
+        .route("/druid/v2/sql/{id}", delete(cancel_query))
+        .route("/druid/v2/datasources", get(druid_datasources))
+        .route("/status", get(status))
+        .route("/status/health", get(|| async { axum::Json(json!(true)) }))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(server)
+}
+
+async fn not_found(req: Request) -> Response {
+    v1_error(&ServeError::NotFound(format!(
+        "no endpoint {} {}",
+        req.method(),
+        req.uri().path()
+    )))
+}
+
+/// basalt's error body: a stable code, the message, and the SQL position when there is one.
+fn v1_error(e: &ServeError) -> Response {
+    let mut body = json!({"error": {"code": e.code(), "message": e.to_string()}});
+    if let Some(p) = e.position() {
+        body["error"]["line"] = p.line.into();
+        body["error"]["column"] = p.column.into();
+    }
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("length limit") {
+            ServeError::BodyTooLarge(limit)
+        } else {
+            ServeError::BadRequest(format!("reading the request body: {text}"))
+        }
+    })
+}
+
+/// A JSON parameter as a SQL value (numbers keep their kind; strings stay strings).
+fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
+    let ty = ty.map(|t| t.to_ascii_uppercase());
+    Ok(match (v, ty.as_deref()) {
+        (Value::Null, _) => Scalar::Null,
+        (Value::Bool(b), _) => Scalar::Bool(*b),
+        (Value::Number(n), Some("DOUBLE" | "FLOAT" | "REAL" | "DECIMAL")) => {
+            Scalar::Float(n.as_f64().unwrap_or(f64::NAN))
+        }
+        (Value::Number(n), _) => match n.as_i64() {
+            Some(i) => Scalar::Int(i),
+            None => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        (Value::String(s), Some("BIGINT" | "INTEGER" | "SMALLINT" | "TINYINT")) => {
+            Scalar::Int(s.trim().parse().map_err(|_| {
+                ServeError::BadRequest(format!("parameter {s:?} is not an integer"))
+            })?)
+        }
+        (Value::String(s), Some("DOUBLE" | "FLOAT" | "REAL" | "DECIMAL")) => Scalar::Float(
+            s.trim()
+                .parse()
+                .map_err(|_| ServeError::BadRequest(format!("parameter {s:?} is not a number")))?,
+        ),
+        (Value::String(s), _) => Scalar::Str(s.clone()),
+        (other, _) => {
+            return Err(ServeError::BadRequest(format!(
+                "parameter {other} is not a string, number, boolean or null"
+            )))
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// basalt's own API
+
+async fn v1_sql(State(server): State<AppState>, body: Body) -> Response {
+    match v1_sql_inner(&server, body).await {
+        Ok(r) => r,
+        Err(e) => v1_error(&e),
+    }
+}
+
+async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, ServeError> {
+    let bytes = read_body(body, server.config.max_request_bytes).await?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let sql = req
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ServeError::BadRequest("the body needs a \"query\" string".into()))?
+        .to_string();
+    let format = req
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or("json")
+        .to_string();
+    if !["json", "ndjson", "csv", "arrow"].contains(&format.as_str()) {
+        return Err(ServeError::BadRequest(format!(
+            "unknown format {format:?} (json, ndjson, csv or arrow)"
+        )));
+    }
+    let params = match req.get("parameters") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ps)) => ps
+            .iter()
+            .map(|p| match p {
+                Value::Object(o) => json_param(
+                    o.get("value").unwrap_or(&Value::Null),
+                    o.get("type").and_then(Value::as_str),
+                ),
+                v => json_param(v, None),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ServeError::BadRequest(
+                "\"parameters\" must be an array".into(),
+            ))
+        }
+    };
+    let id = server.new_query_id();
+    let ctx = QueryContext {
+        face: Face::Postgres,
+        params,
+    };
+    let result = server.query(&sql, ctx, "v1", id.clone()).await?;
+    let batch = result.batch;
+    let mut resp = match format.as_str() {
+        "json" => {
+            let columns: Vec<Value> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| json!({"name": f.name(), "type": type_name(f.data_type())}))
+                .collect();
+            let head = json!({"query_id": id, "columns": columns});
+            let head = head.to_string();
+            // Stream: the header object, then the rows array chunk by chunk, then the row count.
+            let prefix = format!("{},\"rows\":[", &head[..head.len() - 1]);
+            let n = batch.num_rows();
+            let rows = batch.clone();
+            let chunks = (0..n).step_by(CHUNK_ROWS).map(move |start| {
+                let mut out = String::new();
+                for r in start..(start + CHUNK_ROWS).min(n) {
+                    if r > 0 {
+                        out.push(',');
+                    }
+                    let row: Vec<Value> = rows
+                        .columns()
+                        .iter()
+                        .map(|c| json_value(c.as_ref(), r))
+                        .collect();
+                    out.push_str(&Value::Array(row).to_string());
+                }
+                out
+            });
+            let suffix = format!(
+                "],\"row_count\":{n},\"stats\":{{\"segments_scanned\":{},\"segments_pruned\":{},\"rows_scanned\":{}}}}}",
+                result.stats.segments_scanned, result.stats.segments_pruned, result.stats.rows_scanned
+            );
+            stream_response(
+                std::iter::once(prefix)
+                    .chain(chunks)
+                    .chain(std::iter::once(suffix)),
+                "application/json",
+            )
+        }
+        "ndjson" => stream_response(
+            object_lines(batch, false).map(|mut s| {
+                s.push('\n');
+                s
+            }),
+            "application/x-ndjson",
+        ),
+        "csv" => stream_response(csv_chunks(batch, &[], false), "text/csv"),
+        _ => {
+            let mut buf = Vec::new();
+            {
+                let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())
+                    .map_err(|e| ServeError::Internal(e.to_string()))?;
+                w.write(&batch)
+                    .and_then(|_| w.finish())
+                    .map_err(|e| ServeError::Internal(e.to_string()))?;
+            }
+            let mut r = Response::new(Body::from(buf));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.apache.arrow.stream"),
+            );
+            r
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-basalt-query-id", v);
+    }
+    Ok(resp)
+}
+
+fn stream_response(
+    chunks: impl Iterator<Item = String> + Send + 'static,
+    content_type: &'static str,
+) -> Response {
+    let stream = futures::stream::iter(chunks.map(|c| Ok::<_, Infallible>(Bytes::from(c))));
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// basalt's name for a result column type.
+fn type_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Int64 => "long",
+        DataType::Float64 => "double",
+        DataType::Utf8 => "string",
+        DataType::Boolean => "boolean",
+        DataType::Timestamp(_, _) => "timestamp",
+        DataType::Null => "null",
+        _ => "string",
+    }
+}
+
+fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
+    let m = server.catalog.snapshot();
+    let schema = m.tables.get(name)?;
+    let segs: Vec<_> = m.segments_of(name).collect();
+    let rows: u64 = segs.iter().map(|s| s.num_rows).sum();
+    let bytes: u64 = segs.iter().map(|s| s.bytes).sum();
+    let start = segs.iter().map(|s| s.interval.start).min();
+    let end = segs.iter().map(|s| s.interval.end).max();
+    let mut v = json!({
+        "name": name,
+        "rows": rows,
+        "segments": segs.len(),
+        "bytes": bytes,
+        "time_column": schema.time_column,
+        "time_range": {"start": start.map(format_iso), "end": end.map(format_iso)},
+    });
+    if detail {
+        v["columns"] = serde_json::to_value(&schema.columns).unwrap_or_default();
+        v["segment_granularity"] =
+            json!(format!("{:?}", schema.segment_granularity).to_lowercase());
+        v["rollup"] = json!(schema.rollup.is_some());
+        v["segment_list"] = segs
+            .iter()
+            .map(|s| {
+                json!({"id": s.id, "start": format_iso(s.interval.start), "end": format_iso(s.interval.end),
+                       "rows": s.num_rows, "bytes": s.bytes})
+            })
+            .collect();
+    }
+    Some(v)
+}
+
+async fn v1_tables(State(server): State<AppState>) -> Response {
+    let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
+    let tables: Vec<Value> = names
+        .iter()
+        .filter_map(|n| table_json(&server, n, false))
+        .collect();
+    axum::Json(json!({ "tables": tables })).into_response()
+}
+
+async fn v1_table(State(server): State<AppState>, Path(table): Path<String>) -> Response {
+    match table_json(&server, &table, true) {
+        Some(v) => axum::Json(v).into_response(),
+        None => v1_error(&ServeError::NotFound(format!(
+            "table {table:?} does not exist"
+        ))),
+    }
+}
+
+async fn v1_ready(State(server): State<AppState>) -> Response {
+    let m = server.catalog.snapshot();
+    axum::Json(json!({"ready": true, "manifest_version": m.version, "tables": m.tables.len()}))
+        .into_response()
+}
+
+async fn cancel_query(State(server): State<AppState>, Path(id): Path<String>) -> Response {
+    if server.cancel(&id) {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        v1_error(&ServeError::NotFound(format!(
+            "no running query with id {id:?}"
+        )))
+    }
+}
+
+async fn metrics(State(server): State<AppState>) -> Response {
+    let mut r = Response::new(Body::from(server.metrics.encode()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+async fn v1_load(
+    State(server): State<AppState>,
+    Path(table): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match super::load::http_load(&server, &table, &q, &headers, body).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => v1_error(&e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Druid-compatible SQL API
+
+/// Druid's error body and status.
+fn druid_error(e: &ServeError) -> Response {
+    use basalt_query::QueryError as Q;
+    let (status, error, class) = match e {
+        ServeError::Query(Q::Syntax { .. }) => (
+            400,
+            "SQL parse failed",
+            "org.apache.calcite.sql.parser.SqlParseException",
+        ),
+        ServeError::Query(
+            Q::Unsupported { .. }
+            | Q::UnknownTable { .. }
+            | Q::UnknownColumn { .. }
+            | Q::Invalid { .. },
+        ) => (
+            400,
+            "Plan validation failed",
+            "org.apache.calcite.tools.ValidationException",
+        ),
+        ServeError::Query(Q::Timeout(_)) => (
+            504,
+            "Query timeout",
+            "org.apache.druid.query.QueryTimeoutException",
+        ),
+        ServeError::Query(Q::Cancelled) => (
+            500,
+            "Query cancelled",
+            "org.apache.druid.query.QueryInterruptedException",
+        ),
+        ServeError::Overloaded { .. } => (
+            429,
+            "Query capacity exceeded",
+            "org.apache.druid.query.QueryCapacityExceededException",
+        ),
+        ServeError::ResultTooLarge(_) | ServeError::Query(Q::MemoryLimit { .. }) => (
+            400,
+            "Resource limit exceeded",
+            "org.apache.druid.query.ResourceLimitExceededException",
+        ),
+        ServeError::BadRequest(_) | ServeError::BodyTooLarge(_) => (
+            400,
+            "Bad Request",
+            "org.apache.druid.query.BadQueryException",
+        ),
+        ServeError::Query(Q::Execution(_)) => (
+            400,
+            "Unknown exception",
+            "org.apache.druid.query.QueryException",
+        ),
+        _ => (500, "Unknown exception", "java.lang.RuntimeException"),
+    };
+    let host = std::env::var("HOSTNAME").ok();
+    let body =
+        json!({"error": error, "errorMessage": e.to_string(), "errorClass": class, "host": host});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+struct DruidRequest {
+    query: String,
+    format: String,
+    header: bool,
+    types_header: bool,
+    sql_types_header: bool,
+    query_id: Option<String>,
+    params: Vec<Scalar>,
+}
+
+fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest, ServeError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ServeError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    let is_plain = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if is_plain {
+        return Ok(DruidRequest {
+            query: text.to_string(),
+            format: "object".into(),
+            header: false,
+            types_header: false,
+            sql_types_header: false,
+            query_id: None,
+            params: Vec::new(),
+        });
+    }
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let query = v
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ServeError::BadRequest("missing \"query\"".into()))?
+        .to_string();
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let format = v
+        .get("resultFormat")
+        .and_then(Value::as_str)
+        .unwrap_or("object")
+        .to_string();
+    if !["object", "array", "objectLines", "arrayLines", "csv"].contains(&format.as_str()) {
+        return Err(ServeError::BadRequest(format!(
+            "unknown resultFormat {format:?} (object, array, objectLines, arrayLines or csv)"
+        )));
+    }
+    let context = v.get("context").cloned().unwrap_or(Value::Null);
+    if let Some(tz) = context.get("sqlTimeZone").and_then(Value::as_str) {
+        if !["UTC", "Etc/UTC", "Z", "GMT", "+00:00"].contains(&tz) {
+            return Err(ServeError::BadRequest(format!(
+                "sqlTimeZone {tz:?} is not supported: basalt computes time in UTC"
+            )));
+        }
+    }
+    let params = match v.get("parameters") {
+        Some(Value::Array(ps)) => ps
+            .iter()
+            .map(|p| {
+                json_param(
+                    p.get("value").unwrap_or(&Value::Null),
+                    p.get("type").and_then(Value::as_str),
+                )
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok(DruidRequest {
+        query,
+        format,
+        header: flag("header"),
+        types_header: flag("typesHeader"),
+        sql_types_header: flag("sqlTypesHeader"),
+        query_id: context
+            .get("sqlQueryId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        params,
+    })
+}
+
+async fn druid_sql(State(server): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let req = match read_body(body, server.config.max_request_bytes)
+        .await
+        .and_then(|b| parse_druid_request(&headers, &b))
+    {
+        Ok(r) => r,
+        Err(e) => return druid_error(&e),
+    };
+    let id = req
+        .query_id
+        .clone()
+        .unwrap_or_else(|| server.new_query_id());
+    let ctx = QueryContext {
+        face: Face::Druid,
+        params: req.params.clone(),
+    };
+    let mut resp = match server.query(&req.query, ctx, "druid", id.clone()).await {
+        Ok(result) => druid_body(result.batch, &req),
+        Err(e) => druid_error(&e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-druid-sql-query-id", v);
+    }
+    resp
+}
+
+/// Druid's native and SQL type names of a result column.
+fn druid_types(name: &str, t: &DataType) -> (&'static str, &'static str) {
+    match t {
+        DataType::Int64 => ("LONG", "BIGINT"),
+        DataType::Float64 => ("DOUBLE", "DOUBLE"),
+        DataType::Boolean => ("LONG", "BOOLEAN"),
+        DataType::Timestamp(_, _) => ("LONG", "TIMESTAMP"),
+        _ if name == TIME_ALIAS => ("LONG", "TIMESTAMP"),
+        _ => ("STRING", "VARCHAR"),
+    }
+}
+
+/// A value as Druid's JSON results carry it: timestamps as ISO strings with milliseconds.
+fn druid_value(a: &dyn arrow_array::Array, r: usize) -> Value {
+    match a.data_type() {
+        DataType::Timestamp(_, _) => cell(a, r).map_or(Value::Null, Value::String),
+        _ => json_value(a, r),
+    }
+}
+
+fn object_lines(batch: RecordBatch, druid: bool) -> impl Iterator<Item = String> + Send {
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    (0..batch.num_rows()).map(move |r| {
+        let obj: Map<String, Value> = names
+            .iter()
+            .zip(batch.columns())
+            .map(|(n, c)| {
+                let v = if druid {
+                    druid_value(c.as_ref(), r)
+                } else {
+                    json_value(c.as_ref(), r)
+                };
+                (n.clone(), v)
+            })
+            .collect();
+        Value::Object(obj).to_string()
+    })
+}
+
+fn array_lines(batch: RecordBatch) -> impl Iterator<Item = String> + Send {
+    (0..batch.num_rows()).map(move |r| {
+        let row: Vec<Value> = batch
+            .columns()
+            .iter()
+            .map(|c| druid_value(c.as_ref(), r))
+            .collect();
+        Value::Array(row).to_string()
+    })
+}
+
+fn csv_line(fields: &[Option<String>]) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let _ = w.write_record(fields.iter().map(|f| f.as_deref().unwrap_or("")));
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// CSV rows (with the given header rows first), chunked; `trailing_blank` ends with an empty line (Druid).
+fn csv_chunks(
+    batch: RecordBatch,
+    header_rows: &[Vec<String>],
+    trailing_blank: bool,
+) -> impl Iterator<Item = String> + Send {
+    let mut head = String::new();
+    let names: Vec<Option<String>> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Some(f.name().clone()))
+        .collect();
+    if header_rows.is_empty() && !trailing_blank {
+        head.push_str(&csv_line(&names));
+    }
+    for h in header_rows {
+        let row: Vec<Option<String>> = h.iter().cloned().map(Some).collect();
+        head.push_str(&csv_line(&row));
+    }
+    let n = batch.num_rows();
+    let chunks = (0..n).step_by(CHUNK_ROWS).map(move |start| {
+        let mut out = String::new();
+        for r in start..(start + CHUNK_ROWS).min(n) {
+            let row: Vec<Option<String>> = batch
+                .columns()
+                .iter()
+                .map(|c| cell(c.as_ref(), r))
+                .collect();
+            out.push_str(&csv_line(&row));
+        }
+        out
+    });
+    std::iter::once(head)
+        .chain(chunks)
+        .chain(trailing_blank.then(|| "\n".to_string()))
+}
+
+fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
+    let schema = batch.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let types: Vec<(&str, &str)> = schema
+        .fields()
+        .iter()
+        .map(|f| druid_types(f.name(), f.data_type()))
+        .collect();
+    let header_obj = || -> Value {
+        let obj: Map<String, Value> = names
+            .iter()
+            .zip(&types)
+            .map(|(n, (t, st))| {
+                let v = if !req.types_header && !req.sql_types_header {
+                    Value::Null
+                } else {
+                    let mut o = Map::new();
+                    if req.types_header {
+                        o.insert("type".into(), json!(t));
+                    }
+                    if req.sql_types_header {
+                        o.insert("sqlType".into(), json!(st));
+                    }
+                    Value::Object(o)
+                };
+                (n.clone(), v)
+            })
+            .collect();
+        Value::Object(obj)
+    };
+    let header_arrays = || -> Vec<Vec<String>> {
+        let mut rows = vec![names.clone()];
+        if req.types_header {
+            rows.push(types.iter().map(|t| t.0.to_string()).collect());
+        }
+        if req.sql_types_header {
+            rows.push(types.iter().map(|t| t.1.to_string()).collect());
+        }
+        rows
+    };
+    match req.format.as_str() {
+        "object" | "array" => {
+            let first = if !req.header {
+                None
+            } else if req.format == "object" {
+                Some(header_obj().to_string())
+            } else {
+                Some(
+                    header_arrays()
+                        .iter()
+                        .map(|r| json!(r).to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            };
+            let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "object" {
+                Box::new(object_lines(batch, true))
+            } else {
+                Box::new(array_lines(batch))
+            };
+            let mut started = false;
+            let items = first.into_iter().chain(rows).map(move |item| {
+                let sep = if started { "," } else { "" };
+                started = true;
+                format!("{sep}{item}")
+            });
+            stream_response(
+                std::iter::once("[".to_string())
+                    .chain(items)
+                    .chain(std::iter::once("]".to_string())),
+                "application/json",
+            )
+        }
+        "objectLines" | "arrayLines" => {
+            let first: Vec<String> = if !req.header {
+                Vec::new()
+            } else if req.format == "objectLines" {
+                vec![header_obj().to_string()]
+            } else {
+                header_arrays()
+                    .iter()
+                    .map(|r| json!(r).to_string())
+                    .collect()
+            };
+            let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "objectLines" {
+                Box::new(object_lines(batch, true))
+            } else {
+                Box::new(array_lines(batch))
+            };
+            stream_response(
+                first
+                    .into_iter()
+                    .chain(rows)
+                    .map(|mut l| {
+                        l.push('\n');
+                        l
+                    })
+                    .chain(std::iter::once("\n".to_string())),
+                "text/plain",
+            )
+        }
+        _ => {
+            let heads = if req.header {
+                header_arrays()
+            } else {
+                Vec::new()
+            };
+            stream_response(csv_chunks(batch, &heads, true), "text/csv")
+        }
+    }
+}
+
+async fn druid_datasources(State(server): State<AppState>) -> Response {
+    let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
+    axum::Json(names).into_response()
+}
+
+async fn status(State(server): State<AppState>) -> Response {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "modules": [],
+        "memory": {},
+        "server": "basalt",
+        "uptime_s": server.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,152 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format) through the `prometheus-client` crate.
+
+use std::time::Duration;
+
+use basalt_query::QueryResult;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::ServeError;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    api: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: String,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    queries: Family<QueryLabels, Counter>,
+    latency: Histogram,
+    rows_scanned: Counter,
+    rows_returned: Counter,
+    segments_scanned: Counter,
+    segments_pruned: Counter,
+    connections: Family<ProtocolLabels, Gauge>,
+    pub running: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("basalt");
+        let queries = Family::<QueryLabels, Counter>::default();
+        registry.register(
+            "queries",
+            "Queries answered, by API and outcome (ok or an error code)",
+            queries.clone(),
+        );
+        let latency = Histogram::new(exponential_buckets(0.0005, 2.0, 18));
+        registry.register(
+            "query_duration_seconds",
+            "Query latency, queueing included",
+            latency.clone(),
+        );
+        let rows_scanned = Counter::default();
+        registry.register("rows_scanned", "Rows read by queries", rows_scanned.clone());
+        let rows_returned = Counter::default();
+        registry.register(
+            "rows_returned",
+            "Rows sent to clients",
+            rows_returned.clone(),
+        );
+        let segments_scanned = Counter::default();
+        registry.register(
+            "segments_scanned",
+            "Segments read by queries",
+            segments_scanned.clone(),
+        );
+        let segments_pruned = Counter::default();
+        registry.register(
+            "segments_pruned",
+            "Segments skipped by time or statistics",
+            segments_pruned.clone(),
+        );
+        let connections = Family::<ProtocolLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Open client connections by protocol",
+            connections.clone(),
+        );
+        let running = Gauge::default();
+        registry.register("queries_running", "Queries executing now", running.clone());
+        Metrics {
+            registry,
+            queries,
+            latency,
+            rows_scanned,
+            rows_returned,
+            segments_scanned,
+            segments_pruned,
+            connections,
+            running,
+        }
+    }
+
+    pub fn record_query(&self, api: &str, r: &Result<QueryResult, ServeError>, elapsed: Duration) {
+        let status = match r {
+            Ok(res) => {
+                self.rows_scanned.inc_by(res.stats.rows_scanned);
+                self.rows_returned.inc_by(res.batch.num_rows() as u64);
+                self.segments_scanned
+                    .inc_by(res.stats.segments_scanned as u64);
+                self.segments_pruned
+                    .inc_by(res.stats.segments_pruned as u64);
+                "ok"
+            }
+            Err(e) => e.code(),
+        };
+        self.queries
+            .get_or_create(&QueryLabels {
+                api: api.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a connection open until the returned guard drops.
+    pub fn connection(&self, protocol: &str) -> ConnectionGuard {
+        let g = self
+            .connections
+            .get_or_create(&ProtocolLabels {
+                protocol: protocol.to_string(),
+            })
+            .clone();
+        g.inc();
+        ConnectionGuard(g)
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements the open-connection gauge when dropped.
+pub struct ConnectionGuard(Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

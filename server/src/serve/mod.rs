@@ -1,0 +1,358 @@
+//! `basalt serve`: one process answering SQL over HTTP (basalt's API and a Druid-compatible one) and over the
+//! PostgreSQL wire protocol. Every query goes through [`Server::query`], which enforces the concurrency limit,
+//! the timeout and the result-size limit, registers the query for cancellation and records metrics.
+
+pub mod config;
+pub mod http;
+pub mod load;
+pub mod metrics;
+pub mod pg;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use basalt_query::{ExecOptions, QueryContext, QueryError, QueryResult};
+use basalt_segment::FileCatalog;
+use sqlparser::ast::Statement;
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use config::Config;
+
+/// Why a request failed, as the serving layer classifies it (mapped to HTTP statuses and SQLSTATEs).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(
+        "too many queries: {running} running and {queued} waiting (max_concurrent_queries + max_queued_queries)"
+    )]
+    Overloaded { running: usize, queued: usize },
+    #[error(
+        "the result has more than {0} rows (max_result_rows); add a LIMIT or aggregate further"
+    )]
+    ResultTooLarge(usize),
+    #[error("request body is larger than the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("load failed: {0}")]
+    Load(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServeError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::Query(q) => match q {
+                QueryError::Syntax { .. } => "sql_syntax",
+                QueryError::Unsupported { .. } => "sql_unsupported",
+                QueryError::UnknownTable { .. } => "unknown_table",
+                QueryError::UnknownColumn { .. } => "unknown_column",
+                QueryError::Invalid { .. } => "sql_invalid",
+                QueryError::Storage(_) => "storage",
+                QueryError::Execution(_) => "execution",
+                QueryError::Cancelled => "cancelled",
+                QueryError::Timeout(_) => "timeout",
+                QueryError::MemoryLimit { .. } => "resource_limit",
+            },
+            ServeError::Overloaded { .. } => "overloaded",
+            ServeError::ResultTooLarge(_) => "result_too_large",
+            ServeError::BodyTooLarge(_) => "body_too_large",
+            ServeError::BadRequest(_) => "bad_request",
+            ServeError::NotFound(_) => "not_found",
+            ServeError::Load(_) => "load_failed",
+            ServeError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status of basalt's own API.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ServeError::Query(QueryError::UnknownTable { .. }) | ServeError::NotFound(_) => 404,
+            ServeError::Query(QueryError::Timeout(_)) => 504,
+            ServeError::Query(QueryError::Cancelled) => 409,
+            ServeError::Query(QueryError::Storage(_)) | ServeError::Internal(_) => 500,
+            ServeError::Query(QueryError::MemoryLimit { .. })
+            | ServeError::ResultTooLarge(_)
+            | ServeError::BodyTooLarge(_) => 413,
+            ServeError::Overloaded { .. } => 429,
+            _ => 400,
+        }
+    }
+
+    /// The SQLSTATE of the PostgreSQL face.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            ServeError::Query(q) => match q {
+                QueryError::Syntax { .. } => "42601",
+                QueryError::Unsupported { .. } => "0A000",
+                QueryError::UnknownTable { .. } => "42P01",
+                QueryError::UnknownColumn { .. } => "42703",
+                QueryError::Invalid { .. } => "42804",
+                QueryError::Storage(_) => "XX001",
+                QueryError::Execution(m) if m.contains("division by zero") => "22012",
+                QueryError::Execution(_) => "22000",
+                QueryError::Cancelled | QueryError::Timeout(_) => "57014",
+                QueryError::MemoryLimit { .. } => "53200",
+            },
+            ServeError::Overloaded { .. } => "53300",
+            ServeError::ResultTooLarge(_) => "54000",
+            ServeError::BodyTooLarge(_) => "54000",
+            ServeError::BadRequest(_) => "08P01",
+            ServeError::NotFound(_) => "42P01",
+            ServeError::Load(_) => "22000",
+            ServeError::Internal(_) => "XX000",
+        }
+    }
+
+    /// The position in the SQL text, when the error has one.
+    pub fn position(&self) -> Option<basalt_query::Pos> {
+        match self {
+            ServeError::Query(q) => q.position(),
+            _ => None,
+        }
+    }
+}
+
+/// The running server's shared state.
+pub struct Server {
+    pub config: Config,
+    pub catalog: Arc<FileCatalog>,
+    pub metrics: metrics::Metrics,
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    next_id: AtomicU64,
+    /// Serializes HTTP batch loads (the catalog has one writer).
+    pub load_lock: tokio::sync::Mutex<()>,
+    pub started: Instant,
+}
+
+/// Cancels a query when dropped before it finished (a client that went away), and unregisters it.
+struct QueryGuard<'a> {
+    server: &'a Server,
+    id: String,
+    cancel: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl Drop for QueryGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut m) = self.server.running.lock() {
+            m.remove(&self.id);
+        }
+    }
+}
+
+impl Server {
+    pub fn new(config: Config, catalog: FileCatalog) -> Self {
+        Server {
+            slots: Semaphore::new(config.max_concurrent_queries),
+            config,
+            catalog: Arc::new(catalog),
+            metrics: metrics::Metrics::new(),
+            waiting: AtomicUsize::new(0),
+            running: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            load_lock: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        }
+    }
+
+    /// A fresh query id.
+    pub fn new_query_id(&self) -> String {
+        format!(
+            "basalt-{}-{}",
+            std::process::id(),
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Cancels a running query; whether it was found.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.running.lock() {
+            Ok(m) => match m.get(id) {
+                Some(flag) => {
+                    flag.store(true, Ordering::Relaxed);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Runs one query with the server's limits. `api` labels the metrics (`v1`, `druid`, `pg`).
+    pub async fn query(
+        &self,
+        sql: &str,
+        ctx: QueryContext,
+        api: &'static str,
+        id: String,
+    ) -> Result<QueryResult, ServeError> {
+        let start = Instant::now();
+        let r = match basalt_query::parse(sql) {
+            Ok(stmt) => self.query_inner(stmt, ctx, id).await,
+            Err(e) => Err(e.into()),
+        };
+        self.metrics.record_query(api, &r, start.elapsed());
+        r
+    }
+
+    /// Like [`Server::query`], for a statement already parsed.
+    pub async fn query_statement(
+        &self,
+        stmt: Statement,
+        ctx: QueryContext,
+        api: &'static str,
+        id: String,
+    ) -> Result<QueryResult, ServeError> {
+        let start = Instant::now();
+        let r = self.query_inner(stmt, ctx, id).await;
+        self.metrics.record_query(api, &r, start.elapsed());
+        r
+    }
+
+    async fn query_inner(
+        &self,
+        stmt: Statement,
+        ctx: QueryContext,
+        id: String,
+    ) -> Result<QueryResult, ServeError> {
+        let max = self.config.max_concurrent_queries + self.config.max_queued_queries;
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let running = self.config.max_concurrent_queries - self.slots.available_permits();
+        if waiting + running >= max {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ServeError::Overloaded {
+                running,
+                queued: waiting,
+            });
+        }
+        let permit = self.slots.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|e| ServeError::Internal(e.to_string()))?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(id.clone(), cancel.clone());
+        }
+        let mut guard = QueryGuard {
+            server: self,
+            id,
+            cancel: cancel.clone(),
+            done: false,
+        };
+        let opts = ExecOptions {
+            threads: if self.config.query_threads == 0 {
+                ExecOptions::default().threads
+            } else {
+                self.config.query_threads
+            },
+            timeout_ms: self.config.query_timeout_ms,
+            cancel,
+            ..Default::default()
+        };
+        let catalog = self.catalog.clone();
+        let max_rows = self.config.max_result_rows;
+        self.metrics.running.inc();
+        let result = tokio::task::spawn_blocking(move || {
+            basalt_query::run_statement(catalog.as_ref(), &stmt, &opts, &ctx)
+        })
+        .await;
+        self.metrics.running.dec();
+        guard.done = true;
+        let result =
+            result.map_err(|e| ServeError::Internal(format!("query task failed: {e}")))??;
+        if result.batch.num_rows() > max_rows {
+            return Err(ServeError::ResultTooLarge(max_rows));
+        }
+        Ok(result)
+    }
+}
+
+/// Starts the server and runs until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<()> {
+    let catalog = FileCatalog::open(&config.data_dir, "basalt serve")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("basalt-serve")
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let server = Arc::new(Server::new(config, catalog));
+        tracing::info!(settings = %server.config.describe(), "basalt serve starting");
+        let http_listener = tokio::net::TcpListener::bind(&server.config.http)
+            .await
+            .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", server.config.http)))?;
+        let pg_listener = if server.config.pg.is_empty() {
+            None
+        } else {
+            Some(
+                tokio::net::TcpListener::bind(&server.config.pg)
+                    .await
+                    .map_err(|e| {
+                        Error::Usage(format!("cannot listen on {}: {e}", server.config.pg))
+                    })?,
+            )
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let pg_task =
+            pg_listener.map(|l| tokio::spawn(pg::serve(server.clone(), l, stop_rx.clone())));
+        // One line on stdout that scripts and tests wait for.
+        println!(
+            "basalt serving http://{} pg {}",
+            http_listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            if server.config.pg.is_empty() {
+                "off".to_string()
+            } else {
+                server.config.pg.clone()
+            }
+        );
+        let app = http::router(server.clone());
+        let mut http_stop = stop_rx.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        let grace = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(grace, http_task).await.is_err() {
+            tracing::warn!("HTTP requests still running after {grace:?}; stopping anyway");
+        }
+        if let Some(t) = pg_task {
+            let _ = tokio::time::timeout(grace, t).await;
+        }
+        tracing::info!("basalt serve stopped");
+        Ok::<(), Error>(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,777 @@
+//! The PostgreSQL wire protocol face, on the `pgwire` crate: simple and extended query protocols, text and
+//! binary result formats, session statements clients send on connect (`SET`, `SHOW`, `BEGIN`/`COMMIT`), and
+//! session functions (`version()`, `current_setting(...)`, `current_schema()`) folded to constants before the
+//! engine plans the query. Catalog queries (`information_schema`, `pg_catalog`) are answered by the engine.
+
+use std::fmt::Debug;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use async_trait::async_trait;
+use basalt_query::{Face, QueryContext, QueryError, Scalar};
+use futures::{stream, Sink};
+use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuthStartupHandler};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
+    DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sqlparser::ast::{self, VisitMut, VisitorMut};
+
+use super::{ServeError, Server};
+use crate::output::format_f64;
+
+/// The version string clients see (`SELECT version()` must start with `PostgreSQL`).
+pub const SERVER_VERSION: &str = "16.6";
+const SERVER_VERSION_NUM: &str = "160006";
+
+fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (basalt {}) on x86_64-pc-linux-gnu, a real-time columnar OLAP store",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A setting `SHOW` and `current_setting` answer.
+fn setting(name: &str, user: &str) -> Option<String> {
+    Some(
+        match name.to_ascii_lowercase().as_str() {
+            "server_version" => SERVER_VERSION,
+            "server_version_num" => SERVER_VERSION_NUM,
+            "server_encoding" | "client_encoding" => "UTF8",
+            "timezone" | "time zone" | "log_timezone" => "UTC",
+            "datestyle" => "ISO, MDY",
+            "intervalstyle" => "postgres",
+            "integer_datetimes" | "standard_conforming_strings" => "on",
+            "search_path" => "\"$user\", public",
+            "transaction_isolation" | "default_transaction_isolation" => "read committed",
+            "transaction_read_only" | "default_transaction_read_only" => "on",
+            "max_identifier_length" => "63",
+            "lc_collate" | "lc_ctype" => "C.UTF-8",
+            "application_name" => "",
+            "extra_float_digits" => "1",
+            "statement_timeout" => "0",
+            "is_superuser" => "off",
+            "session_authorization" | "current_user" => return Some(user.to_string()),
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn pg_error(e: &ServeError) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string());
+    if let ServeError::Query(QueryError::UnknownColumn { hint, .. }) = e {
+        if !hint.is_empty() {
+            info.hint = Some(hint.trim().to_string());
+        }
+    }
+    PgWireError::UserError(Box::new(info))
+}
+
+fn user_error(code: &str, msg: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        msg.into(),
+    )))
+}
+
+/// A parsed statement as the extended protocol stores it.
+#[derive(Debug, Clone)]
+pub struct PgStatement {
+    pub stmt: ast::Statement,
+}
+
+/// Parses statements and describes their results without running them.
+pub struct PgParser {
+    server: Arc<Server>,
+}
+
+/// What a statement is, for the session layer.
+enum Kind {
+    Begin,
+    Commit,
+    Rollback,
+    Set,
+    Show(String),
+    Other(&'static str),
+    Query,
+}
+
+fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
+    Ok(match stmt {
+        ast::Statement::StartTransaction { .. } => Kind::Begin,
+        ast::Statement::Commit { .. } => Kind::Commit,
+        ast::Statement::Rollback { .. } => Kind::Rollback,
+        ast::Statement::Set(set) => {
+            let text = set.to_string().to_ascii_lowercase();
+            if text.contains("time zone") || text.contains("timezone") {
+                let ok = [
+                    "'utc'",
+                    "utc",
+                    "'etc/utc'",
+                    "'gmt'",
+                    "'z'",
+                    "0",
+                    "'+00:00'",
+                    "local",
+                    "default",
+                ];
+                let value = text.rsplit([' ', '=']).next().unwrap_or("").trim();
+                if !ok.contains(&value) {
+                    return Err(user_error(
+                        "22023",
+                        format!("time zone {value} is not supported: basalt computes time in UTC"),
+                    ));
+                }
+            }
+            Kind::Set
+        }
+        ast::Statement::ShowVariable { variable } => Kind::Show(
+            variable
+                .iter()
+                .map(|i| i.value.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ast::Statement::Discard { .. } => Kind::Other("DISCARD ALL"),
+        ast::Statement::Deallocate { .. } => Kind::Other("DEALLOCATE"),
+        ast::Statement::Query(_) | ast::Statement::Explain { .. } => Kind::Query,
+        _ => Kind::Query,
+    })
+}
+
+/// Folds session functions to constants.
+struct SessionFolder<'a> {
+    user: &'a str,
+}
+
+impl VisitorMut for SessionFolder<'_> {
+    type Break = PgWireError;
+
+    fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<PgWireError> {
+        let ast::Expr::Function(f) = e else {
+            return ControlFlow::Continue(());
+        };
+        let name = f.name.to_string().to_ascii_lowercase();
+        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+        let args: Vec<String> = match &f.args {
+            ast::FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .map(|a| a.to_string().trim_matches('\'').to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let value = match name {
+            "version" => Scalar::Str(version_string()),
+            "current_schema" => Scalar::Str("public".into()),
+            "current_database" | "current_catalog" => {
+                Scalar::Str(basalt_query::system::DATABASE.into())
+            }
+            "current_user" | "session_user" | "user" => Scalar::Str(self.user.to_string()),
+            "pg_backend_pid" => Scalar::Int(std::process::id() as i64),
+            "current_setting" => match args.first().and_then(|a| setting(a, self.user)) {
+                Some(v) => Scalar::Str(v),
+                None if args.get(1).is_some_and(|m| m == "true") => Scalar::Null,
+                None => {
+                    return ControlFlow::Break(user_error(
+                        "42704",
+                        format!(
+                            "unrecognized configuration parameter \"{}\"",
+                            args.first().map(String::as_str).unwrap_or("")
+                        ),
+                    ))
+                }
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        *e = basalt_query::nested::literal(&value);
+        ControlFlow::Continue(())
+    }
+}
+
+const SESSION_FUNCTIONS: [&str; 9] = [
+    "version",
+    "current_schema",
+    "current_database",
+    "current_catalog",
+    "current_user",
+    "session_user",
+    "user",
+    "pg_backend_pid",
+    "current_setting",
+];
+
+/// Names an unaliased session-function column after the function, as PostgreSQL does, before folding it.
+fn alias_session_columns(stmt: &mut ast::Statement) {
+    let ast::Statement::Query(q) = stmt else {
+        return;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in &mut select.projection {
+        if let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let name = name
+                .strip_prefix("pg_catalog.")
+                .unwrap_or(&name)
+                .to_string();
+            if SESSION_FUNCTIONS.contains(&name.as_str()) {
+                let expr = ast::Expr::Function(f.clone());
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr,
+                    alias: ast::Ident::with_quote('"', name),
+                };
+            }
+        }
+    }
+}
+
+fn fold_session(stmt: &mut ast::Statement, user: &str) -> PgWireResult<()> {
+    alias_session_columns(stmt);
+    match stmt.visit(&mut SessionFolder { user }) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The PostgreSQL type of a result column.
+fn pg_type(t: &DataType) -> Type {
+    match t {
+        DataType::Int64 | DataType::Int32 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
+        DataType::Float64 | DataType::Float32 => Type::FLOAT8,
+        DataType::Boolean => Type::BOOL,
+        DataType::Timestamp(_, _) => Type::TIMESTAMPTZ,
+        _ => Type::TEXT,
+    }
+}
+
+fn fields(batch: &RecordBatch, format: Option<&Format>) -> Vec<FieldInfo> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            FieldInfo::new(
+                f.name().clone(),
+                None,
+                None,
+                pg_type(f.data_type()),
+                format.map_or(FieldFormat::Text, |fm| fm.format_for(i)),
+            )
+        })
+        .collect()
+}
+
+/// `2024-01-01 06:01:00+00`, with milliseconds when they are not zero, as PostgreSQL prints `timestamptz`.
+fn pg_timestamp(ms: i64) -> String {
+    let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    if ms.rem_euclid(1000) == 0 {
+        dt.format("%Y-%m-%d %H:%M:%S+00").to_string()
+    } else {
+        dt.format("%Y-%m-%d %H:%M:%S%.3f+00").to_string()
+    }
+}
+
+fn encode_rows(
+    batch: &RecordBatch,
+    schema: Arc<Vec<FieldInfo>>,
+) -> PgWireResult<Vec<PgWireResult<pgwire::messages::data::DataRow>>> {
+    let mut enc = DataRowEncoder::new(schema.clone());
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        for (c, col) in batch.columns().iter().enumerate() {
+            let binary = schema[c].format() == FieldFormat::Binary;
+            encode_cell(&mut enc, col.as_ref(), r, binary)?;
+        }
+        rows.push(Ok(enc.take_row()));
+    }
+    Ok(rows)
+}
+
+fn encode_cell(
+    enc: &mut DataRowEncoder,
+    a: &dyn Array,
+    r: usize,
+    binary: bool,
+) -> PgWireResult<()> {
+    if a.is_null(r) {
+        return enc.encode_field(&None::<i64>);
+    }
+    match a.data_type() {
+        DataType::Int64 => {
+            let v = a.as_primitive::<Int64Type>().value(r);
+            if binary {
+                enc.encode_field(&v)
+            } else {
+                enc.encode_field(&v.to_string())
+            }
+        }
+        DataType::Float64 => {
+            let v = a.as_primitive::<Float64Type>().value(r);
+            if binary {
+                enc.encode_field(&v)
+            } else {
+                enc.encode_field(&format_f64(v))
+            }
+        }
+        DataType::Boolean => {
+            let v = a.as_boolean().value(r);
+            if binary {
+                enc.encode_field(&v)
+            } else {
+                enc.encode_field(&if v { "t" } else { "f" }.to_string())
+            }
+        }
+        DataType::Timestamp(_, _) => {
+            let ms = a.as_primitive::<TimestampMillisecondType>().value(r);
+            if binary {
+                let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+                enc.encode_field(&dt)
+            } else {
+                enc.encode_field(&pg_timestamp(ms))
+            }
+        }
+        _ => enc.encode_field(&crate::output::cell(a, r).unwrap_or_default()),
+    }
+}
+
+/// Decodes bound parameters by their declared types (text or binary).
+fn decode_params(portal: &Portal<PgStatement>) -> PgWireResult<Vec<Scalar>> {
+    let mut out = Vec::with_capacity(portal.parameters.len());
+    for (i, raw) in portal.parameters.iter().enumerate() {
+        let Some(bytes) = raw else {
+            out.push(Scalar::Null);
+            continue;
+        };
+        let ty = portal
+            .statement
+            .parameter_types
+            .get(i)
+            .cloned()
+            .flatten()
+            .unwrap_or(Type::UNKNOWN);
+        let bad = |why: &str| user_error("22P02", format!("parameter ${}: {why}", i + 1));
+        let v = if portal.parameter_format.is_binary(i) {
+            let fixed = |n: usize| -> PgWireResult<&[u8]> {
+                (bytes.len() == n)
+                    .then_some(&bytes[..])
+                    .ok_or_else(|| bad("wrong binary length"))
+            };
+            match ty {
+                Type::INT2 => Scalar::Int(i16::from_be_bytes(
+                    fixed(2)?.try_into().map_err(|_| bad("int2"))?,
+                ) as i64),
+                Type::INT4 => Scalar::Int(i32::from_be_bytes(
+                    fixed(4)?.try_into().map_err(|_| bad("int4"))?,
+                ) as i64),
+                Type::INT8 => Scalar::Int(i64::from_be_bytes(
+                    fixed(8)?.try_into().map_err(|_| bad("int8"))?,
+                )),
+                Type::FLOAT4 => Scalar::Float(f32::from_be_bytes(
+                    fixed(4)?.try_into().map_err(|_| bad("float4"))?,
+                ) as f64),
+                Type::FLOAT8 => Scalar::Float(f64::from_be_bytes(
+                    fixed(8)?.try_into().map_err(|_| bad("float8"))?,
+                )),
+                Type::BOOL => Scalar::Bool(fixed(1)?[0] != 0),
+                Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                    // Microseconds since 2000-01-01.
+                    let us =
+                        i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("timestamp"))?);
+                    Scalar::Timestamp(us.div_euclid(1000) + 946_684_800_000)
+                }
+                Type::NUMERIC => {
+                    return Err(bad(
+                        "binary numeric parameters are not supported; send text",
+                    ))
+                }
+                _ => Scalar::Str(String::from_utf8(bytes.to_vec()).map_err(|_| bad("not UTF-8"))?),
+            }
+        } else {
+            let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+            match ty {
+                Type::INT2 | Type::INT4 | Type::INT8 => {
+                    Scalar::Int(text.trim().parse().map_err(|_| bad("not an integer"))?)
+                }
+                Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
+                    Scalar::Float(text.trim().parse().map_err(|_| bad("not a number"))?)
+                }
+                Type::BOOL => Scalar::Bool(matches!(
+                    text.trim().to_ascii_lowercase().as_str(),
+                    "t" | "true" | "yes" | "on" | "1"
+                )),
+                _ => Scalar::Str(text.to_string()),
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+impl PgParser {
+    /// The result columns of a statement, found by planning it over no rows.
+    fn describe(
+        &self,
+        stmt: &PgStatement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let mut s = stmt.stmt.clone();
+        match kind(&s)? {
+            Kind::Show(name) => {
+                return Ok(vec![FieldInfo::new(
+                    name.to_ascii_lowercase(),
+                    None,
+                    None,
+                    Type::TEXT,
+                    FieldFormat::Text,
+                )])
+            }
+            Kind::Query => {}
+            _ => return Ok(Vec::new()),
+        }
+        fold_session(&mut s, &self.server.config.pg_user)?;
+        let nulls = vec![Scalar::Null; basalt_query::params::count(&s)];
+        let ctx = QueryContext {
+            face: Face::Postgres,
+            params: nulls,
+        };
+        let opts = basalt_query::ExecOptions {
+            describe_only: true,
+            threads: 1,
+            ..Default::default()
+        };
+        let r = basalt_query::run_statement(self.server.catalog.as_ref(), &s, &opts, &ctx)
+            .map_err(|e| pg_error(&e.into()))?;
+        Ok(fields(&r.batch, format))
+    }
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PgStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = basalt_query::parse_all(sql).map_err(|e| pg_error(&e.into()))?;
+        match stmts.len() {
+            0 => Ok(None),
+            1 => Ok(Some(PgStatement {
+                stmt: stmts.remove(0),
+            })),
+            _ => Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
+        Ok(vec![Type::TEXT; basalt_query::params::count(&stmt.stmt)])
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &PgStatement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.describe(stmt, column_format)
+    }
+}
+
+/// Answers queries on a connection.
+pub struct PgHandler {
+    server: Arc<Server>,
+    parser: Arc<PgParser>,
+}
+
+impl PgHandler {
+    async fn run(
+        &self,
+        mut stmt: ast::Statement,
+        params: Vec<Scalar>,
+        format: Option<&Format>,
+    ) -> PgWireResult<Response> {
+        let user = self.server.config.pg_user.clone();
+        match kind(&stmt)? {
+            Kind::Begin => return Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Kind::Rollback => return Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Set => return Ok(Response::Execution(Tag::new("SET"))),
+            Kind::Other(tag) => return Ok(Response::Execution(Tag::new(tag))),
+            Kind::Show(name) => {
+                let key = if name.eq_ignore_ascii_case("transaction isolation level") {
+                    "transaction_isolation"
+                } else {
+                    name.as_str()
+                };
+                let value = setting(key, &user).ok_or_else(|| {
+                    user_error(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                })?;
+                let schema = Arc::new(vec![FieldInfo::new(
+                    name.to_ascii_lowercase(),
+                    None,
+                    None,
+                    Type::TEXT,
+                    FieldFormat::Text,
+                )]);
+                let mut enc = DataRowEncoder::new(schema.clone());
+                enc.encode_field(&value)?;
+                let row = enc.take_row();
+                return Ok(Response::Query(QueryResponse::new(
+                    schema,
+                    stream::iter(vec![Ok(row)]),
+                )));
+            }
+            Kind::Query => {}
+        }
+        fold_session(&mut stmt, &user)?;
+        let ctx = QueryContext {
+            face: Face::Postgres,
+            params,
+        };
+        let id = self.server.new_query_id();
+        let result = self
+            .server
+            .query_statement(stmt, ctx, "pg", id)
+            .await
+            .map_err(|e| pg_error(&e))?;
+        let schema = Arc::new(fields(&result.batch, format));
+        let rows = encode_rows(&result.batch, schema.clone())?;
+        Ok(Response::Query(QueryResponse::new(
+            schema,
+            stream::iter(rows),
+        )))
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgHandler {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmts = match basalt_query::parse_all(query) {
+            Ok(s) => s,
+            Err(e) => return Err(pg_error(&e.into())),
+        };
+        if stmts.is_empty() {
+            // A query of only comments (`-- ping`).
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut out = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            match self.run(stmt, Vec::new(), None).await {
+                Ok(r) => out.push(r),
+                Err(PgWireError::UserError(info)) => {
+                    // PostgreSQL stops a multi-statement string at its first error.
+                    out.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgHandler {
+    type Statement = PgStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<PgParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<PgStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = decode_params(portal)?;
+        self.run(
+            portal.statement.statement.stmt.clone(),
+            params,
+            Some(&portal.result_column_format),
+        )
+        .await
+    }
+}
+
+/// Connection setup: no password on an open server, MD5 when `pg_password` is set.
+pub enum Startup {
+    Open(Arc<DefaultServerParameterProvider>),
+    Password(Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>),
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Password(h) => h.on_startup(client, message).await,
+            Startup::Open(params) => {
+                if let PgWireFrontendMessage::Startup(ref startup) = message {
+                    protocol_negotiation(client, startup).await?;
+                    save_startup_parameters_to_metadata(client, startup);
+                    finish_authentication(client, params.as_ref()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The configured user's password, for MD5 authentication.
+#[derive(Debug)]
+pub struct PasswordSource {
+    user: String,
+    password: String,
+}
+
+#[async_trait]
+impl AuthSource for PasswordSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        if user != self.user {
+            return Err(user_error(
+                "28P01",
+                format!("password authentication failed for user \"{user}\""),
+            ));
+        }
+        let salt: [u8; 4] = rand_salt();
+        let hash = hash_md5_password(user, &self.password, &salt);
+        Ok(Password::new(Some(salt.to_vec()), hash.as_bytes().to_vec()))
+    }
+}
+
+fn rand_salt() -> [u8; 4] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0x5eed);
+    (nanos ^ std::process::id().rotate_left(16)).to_le_bytes()
+}
+
+fn parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = format!("{SERVER_VERSION} (basalt {})", env!("CARGO_PKG_VERSION"));
+    p.time_zone = "UTC".into();
+    p.date_style = "ISO, MDY".into();
+    p.is_superuser = false;
+    p.default_transaction_read_only = true;
+    p
+}
+
+pub struct PgFactory {
+    handler: Arc<PgHandler>,
+    startup: Arc<Startup>,
+}
+
+impl PgWireServerHandlers for PgFactory {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Accepts PostgreSQL connections until `stop` turns true.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let startup = if server.config.pg_password.is_empty() {
+        Startup::Open(Arc::new(parameters()))
+    } else {
+        Startup::Password(Md5PasswordAuthStartupHandler::new(
+            Arc::new(PasswordSource {
+                user: server.config.pg_user.clone(),
+                password: server.config.pg_password.clone(),
+            }),
+            Arc::new(parameters()),
+        ))
+    };
+    let factory = Arc::new(PgFactory {
+        handler: Arc::new(PgHandler {
+            server: server.clone(),
+            parser: Arc::new(PgParser {
+                server: server.clone(),
+            }),
+        }),
+        startup: Arc::new(startup),
+    });
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("pg accept failed: {e}");
+                        continue;
+                    }
+                };
+                let factory = factory.clone();
+                let guard = server.metrics.connection("pg");
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, factory).await {
+                        tracing::debug!(%peer, "pg connection ended: {e}");
+                    }
+                });
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
