@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds basalt, loads the bundled sample datasets (datasets/superset-examples) into ./data/sample,
-# and shows what was stored. Safe to run again: each table is reloaded with --replace.
+# shows what was stored, then serves SQL on it (HTTP :8080, Druid API, PostgreSQL :5433) until Ctrl-C.
+# Safe to run again: each table is reloaded with --replace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,10 @@ $BASALT query --data-dir "$DATA" \
   "SELECT AIRLINE, COUNT(*) AS flights, AVG(DEPARTURE_DELAY) AS avg_delay FROM flights
    WHERE ORIGIN_AIRPORT IN ('SFO', 'LAX', 'JFK') GROUP BY AIRLINE ORDER BY flights DESC LIMIT 5"
 echo
-echo "Try your own: $BASALT query --data-dir $DATA \"SELECT DATE_TRUNC('year', __time), SUM(num) FROM births GROUP BY 1 ORDER BY 1\""
+HTTP=${BASALT_HTTP:-127.0.0.1:8080}
+PG=${BASALT_PG:-127.0.0.1:5433}
+echo "Serving SQL on the sample (Ctrl-C stops):"
+echo "  curl -s $HTTP/v1/sql -d '{\"query\": \"SELECT state, SUM(num) FROM births GROUP BY 1 ORDER BY 2 DESC LIMIT 5\"}'"
+echo "  curl -s $HTTP/druid/v2/sql -H 'content-type: application/json' -d '{\"query\": \"SELECT COUNT(*) FROM flights\"}'"
+echo "  psql -h ${PG%:*} -p ${PG##*:} -U basalt -c 'SELECT gender, COUNT(*) FROM births GROUP BY 1'"
+exec $BASALT serve --data-dir "$DATA" --http "$HTTP" --pg "$PG"

@@ -6,15 +6,18 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v psql >/dev/null || need_apt+=(postgresql-client) # the serving tests drive the real psql
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
-# DuckDB computes the expected results of the SQL behaviour files; check that the files agree with it.
-if ! python3 -c "import duckdb" 2>/dev/null; then
+# DuckDB computes expected results (SQL behaviour files, client suites); psycopg and pydruid + SQLAlchemy are
+# the real clients the serving tests use.
+if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests" 2>/dev/null; then
+  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]")
   # Debian's own python3 refuses plain pip installs (PEP 668); the flag is the documented way past that.
-  python3 -m pip install --quiet --disable-pip-version-check duckdb ||
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages duckdb
+  python3 -m pip install --quiet --disable-pip-version-check "${pkgs[@]}" ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkgs[@]}"
 fi
 python3 tests/sql/duckdb_expected.py --check
 

@@ -55,6 +55,8 @@ pub fn parse(sql: &str) -> Result<Statement> {
 
 /// Parses a string of zero or more `;`-separated statements.
 pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
+    let numbered = number_question_marks(sql);
+    let sql = numbered.as_deref().unwrap_or(sql);
     Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
         let msg = e.to_string();
         let pos = parse_position(&msg);
@@ -63,6 +65,30 @@ pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
             pos,
         }
     })
+}
+
+/// JDBC/Druid `?` parameters, which the PostgreSQL dialect reads as an operator, renumbered as `$1`, `$2`, ...
+/// (`None` when the text has none). Only `?` tokens change; strings, identifiers and comments are kept.
+fn number_question_marks(sql: &str) -> Option<String> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.contains('?') {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    if !tokens.contains(&Token::Question) {
+        return None;
+    }
+    let mut n = 0;
+    let mut out = String::with_capacity(sql.len() + 8);
+    for t in tokens {
+        if t == Token::Question {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push_str(&t.to_string());
+        }
+    }
+    Some(out)
 }
 
 fn parse_position(msg: &str) -> Pos {

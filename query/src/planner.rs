@@ -663,6 +663,15 @@ impl Binder<'_> {
                 let is_floor = matches!(e, ast::Expr::Floor { .. });
                 let x = self.bind(expr, mode)?;
                 match field {
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) => {
+                        // Plain `floor(x)` / `ceil(x)`.
+                        let ty = x.data_type();
+                        Ok(Expr::Func {
+                            func: if is_floor { Func::Floor } else { Func::Ceil },
+                            args: vec![x],
+                            ty,
+                        })
+                    }
                     ast::CeilFloorKind::DateTimeField(f) => {
                         if !is_floor {
                             return Err(QueryError::unsupported("CEIL(timestamp TO unit)", pos));

@@ -538,6 +538,21 @@ fn druid_value(a: &dyn arrow_array::Array, r: usize) -> Value {
     }
 }
 
+/// A JSON object with keys in column order (duplicated names kept, as Druid writes them).
+fn json_object(pairs: impl Iterator<Item = (String, Value)>) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(k).to_string());
+        out.push(':');
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    out
+}
+
 fn object_lines(batch: RecordBatch, druid: bool) -> impl Iterator<Item = String> + Send {
     let names: Vec<String> = batch
         .schema()
@@ -546,19 +561,14 @@ fn object_lines(batch: RecordBatch, druid: bool) -> impl Iterator<Item = String>
         .map(|f| f.name().clone())
         .collect();
     (0..batch.num_rows()).map(move |r| {
-        let obj: Map<String, Value> = names
-            .iter()
-            .zip(batch.columns())
-            .map(|(n, c)| {
-                let v = if druid {
-                    druid_value(c.as_ref(), r)
-                } else {
-                    json_value(c.as_ref(), r)
-                };
-                (n.clone(), v)
-            })
-            .collect();
-        Value::Object(obj).to_string()
+        json_object(names.iter().zip(batch.columns()).map(|(n, c)| {
+            let v = if druid {
+                druid_value(c.as_ref(), r)
+            } else {
+                json_value(c.as_ref(), r)
+            };
+            (n.clone(), v)
+        }))
     })
 }
 
@@ -629,27 +639,22 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
         .iter()
         .map(|f| druid_types(f.name(), f.data_type()))
         .collect();
-    let header_obj = || -> Value {
-        let obj: Map<String, Value> = names
-            .iter()
-            .zip(&types)
-            .map(|(n, (t, st))| {
-                let v = if !req.types_header && !req.sql_types_header {
-                    Value::Null
-                } else {
-                    let mut o = Map::new();
-                    if req.types_header {
-                        o.insert("type".into(), json!(t));
-                    }
-                    if req.sql_types_header {
-                        o.insert("sqlType".into(), json!(st));
-                    }
-                    Value::Object(o)
-                };
-                (n.clone(), v)
-            })
-            .collect();
-        Value::Object(obj)
+    let header_obj = || -> String {
+        json_object(names.iter().zip(&types).map(|(n, (t, st))| {
+            let v = if !req.types_header && !req.sql_types_header {
+                Value::Null
+            } else {
+                let mut o = Map::new();
+                if req.types_header {
+                    o.insert("type".into(), json!(t));
+                }
+                if req.sql_types_header {
+                    o.insert("sqlType".into(), json!(st));
+                }
+                Value::Object(o)
+            };
+            (n.clone(), v)
+        }))
     };
     let header_arrays = || -> Vec<Vec<String>> {
         let mut rows = vec![names.clone()];
@@ -666,7 +671,7 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
             let first = if !req.header {
                 None
             } else if req.format == "object" {
-                Some(header_obj().to_string())
+                Some(header_obj())
             } else {
                 Some(
                     header_arrays()
@@ -698,7 +703,7 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
             let first: Vec<String> = if !req.header {
                 Vec::new()
             } else if req.format == "objectLines" {
-                vec![header_obj().to_string()]
+                vec![header_obj()]
             } else {
                 header_arrays()
                     .iter()

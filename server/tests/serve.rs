@@ -1,0 +1,597 @@
+#![allow(clippy::unwrap_used)]
+//! `basalt serve` end to end: the real binary on loopback ports, reached with plain HTTP (ureq), `psql`,
+//! psycopg and pydruid + SQLAlchemy (tests/clients/*.py, which compare answers with DuckDB). Counts asserted
+//! here were computed by DuckDB over the raw file (births: 75691 rows; boy 39245, girl 36446; before 1966: 691/764).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{dataset, load_births};
+
+struct Served {
+    child: Child,
+    http: String,
+    pg_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Loads births and flights into a fresh data directory and starts `basalt serve` on it.
+fn serve(extra: &[&str]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let flights = dataset("flight_data.csv.gz");
+    common::ok(&common::basalt(&[
+        "load",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--table",
+        "flights",
+        "--time-column",
+        "ts",
+        "--transform",
+        "ts=concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(DAY, 2, '0'))",
+        flights.to_str().unwrap(),
+    ]));
+    let pg_port = free_port();
+    let pg = format!("127.0.0.1:{pg_port}");
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--http",
+        "127.0.0.1:0",
+        "--pg",
+        &pg,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "basalt serving http://127.0.0.1:PORT pg ..."
+    let http = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Served {
+        child,
+        http,
+        pg_port,
+        _dir: dir,
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs `body` and returns (status, headers' query id, body).
+fn post(url: &str, content_type: &str, body: &str) -> (u16, Option<String>, String) {
+    let mut r = agent()
+        .post(url)
+        .header("content-type", content_type)
+        .send(body)
+        .unwrap();
+    let id = r
+        .headers()
+        .get("x-druid-sql-query-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    (
+        r.status().as_u16(),
+        id,
+        r.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[test]
+fn http_api_formats_errors_and_status() {
+    let s = serve(&[]);
+    let sql = |q: &str, fmt: &str| {
+        post(
+            &format!("{}/v1/sql", s.http),
+            "application/json",
+            &serde_json::json!({"query": q, "format": fmt}).to_string(),
+        )
+    };
+    // JSON: column names and types, rows in order.
+    let (st, _, body) = sql(
+        "SELECT gender, COUNT(*) AS n, MIN(__time) AS first FROM births GROUP BY 1 ORDER BY 1",
+        "json",
+    );
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(
+        v["columns"],
+        serde_json::json!([{"name":"gender","type":"string"},{"name":"n","type":"long"},{"name":"first","type":"timestamp"}])
+    );
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0], "boy");
+    assert_eq!(rows[0][2], "1965-01-01T00:00:00.000Z");
+    let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap()).sum();
+    assert_eq!(total, 75691);
+
+    // CSV with a header; NDJSON one object per line; Arrow IPC stream magic.
+    let (_, _, csv) = sql(
+        "SELECT gender, COUNT(*) AS n FROM births GROUP BY 1 ORDER BY 1",
+        "csv",
+    );
+    assert!(csv.starts_with("gender,n\nboy,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3);
+    let (_, _, nd) = sql("SELECT gender FROM births GROUP BY 1 ORDER BY 1", "ndjson");
+    assert_eq!(nd, "{\"gender\":\"boy\"}\n{\"gender\":\"girl\"}\n");
+    let mut r = agent()
+        .post(&format!("{}/v1/sql", s.http))
+        .send(r#"{"query":"SELECT COUNT(*) FROM births","format":"arrow"}"#)
+        .unwrap();
+    let mut bytes = Vec::new();
+    r.body_mut().as_reader().read_to_end(&mut bytes).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &[0xff, 0xff, 0xff, 0xff],
+        "Arrow IPC continuation marker"
+    );
+
+    // Parameters.
+    let (st, _, body) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        r#"{"query":"SELECT COUNT(*) AS n FROM births WHERE state = $1 AND num > $2","parameters":["CA",100]}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(json(&body)["rows"][0][0].as_i64().unwrap() > 0);
+
+    // Errors: stable code, message, position; status by kind; the server keeps serving.
+    let (st, _, body) = sql("SELECT nope FROM births", "json");
+    assert_eq!(st, 400);
+    let e = &json(&body)["error"];
+    assert_eq!(e["code"], "unknown_column");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(1), Some(8))
+    );
+    let (st, _, body) = sql("SELECT 1 FROM nosuch", "json");
+    assert_eq!(
+        (st, json(&body)["error"]["code"].clone()),
+        (404, "unknown_table".into())
+    );
+    let (st, _, body) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        "{not json",
+    );
+    assert_eq!(
+        (st, json(&body)["error"]["code"].clone()),
+        (400, "bad_request".into())
+    );
+    let huge = format!(
+        "{{\"query\":\"SELECT 1 FROM births WHERE name = '{}'\"}}",
+        "x".repeat(2 << 20)
+    );
+    let mut raw = TcpStream::connect(s.http.trim_start_matches("http://")).unwrap();
+    let _ = write!(
+        raw,
+        "POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        huge.len()
+    );
+    let _ = raw.write_all(huge.as_bytes()); // the server may answer and close before reading it all
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let mut raw = TcpStream::connect(s.http.trim_start_matches("http://")).unwrap();
+    raw.write_all(b"POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\xff\xfe\x00{")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // Tables, health, readiness, metrics.
+    let (st, body) = get(&format!("{}/v1/tables/births", s.http));
+    assert_eq!(st, 200);
+    let t = json(&body);
+    assert_eq!(t["rows"], 75691);
+    assert_eq!(t["time_column"], "ds");
+    assert_eq!(get(&format!("{}/v1/tables/nosuch", s.http)).0, 404);
+    assert_eq!(
+        json(&get(&format!("{}/v1/tables", s.http)).1)["tables"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(get(&format!("{}/v1/health", s.http)).0, 200);
+    assert_eq!(get(&format!("{}/v1/ready", s.http)).0, 200);
+    let (_, m) = get(&format!("{}/metrics", s.http));
+    assert!(
+        m.contains("basalt_queries_total{api=\"v1\",status=\"ok\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("basalt_queries_total{api=\"v1\",status=\"unknown_column\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("basalt_query_duration_seconds_bucket"), "{m}");
+}
+
+#[test]
+fn druid_sql_api_shapes() {
+    let s = serve(&[]);
+    let url = format!("{}/druid/v2/sql/", s.http);
+    let q = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "query": "SELECT __time, gender, COUNT(*) AS n FROM births WHERE __time < '1966-01-01' GROUP BY 1, 2 ORDER BY 2",
+            "context": {"sqlQueryId": "q-123"}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        post(&url, "application/json", &body.to_string())
+    };
+    let (st, id, body) = q(serde_json::json!({}));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(id.as_deref(), Some("q-123"));
+    assert_eq!(
+        body,
+        r#"[{"__time":"1965-01-01T00:00:00.000Z","gender":"boy","n":691},{"__time":"1965-01-01T00:00:00.000Z","gender":"girl","n":764}]"#
+    );
+    let (_, _, body) = q(
+        serde_json::json!({"resultFormat": "array", "header": true, "typesHeader": true, "sqlTypesHeader": true}),
+    );
+    assert_eq!(
+        body,
+        r#"[["__time","gender","n"],["LONG","STRING","LONG"],["TIMESTAMP","VARCHAR","BIGINT"],["1965-01-01T00:00:00.000Z","boy",691],["1965-01-01T00:00:00.000Z","girl",764]]"#
+    );
+    let (_, _, body) =
+        q(serde_json::json!({"resultFormat": "object", "header": true, "typesHeader": true}));
+    assert!(
+        body.starts_with(
+            r#"[{"__time":{"type":"LONG"},"gender":{"type":"STRING"},"n":{"type":"LONG"}},"#
+        ),
+        "{body}"
+    );
+    let (_, _, body) = q(serde_json::json!({"resultFormat": "objectLines"}));
+    assert_eq!(
+        body,
+        "{\"__time\":\"1965-01-01T00:00:00.000Z\",\"gender\":\"boy\",\"n\":691}\n{\"__time\":\"1965-01-01T00:00:00.000Z\",\"gender\":\"girl\",\"n\":764}\n\n"
+    );
+    let (_, _, body) = q(serde_json::json!({"resultFormat": "arrayLines"}));
+    assert_eq!(
+        body,
+        "[\"1965-01-01T00:00:00.000Z\",\"boy\",691]\n[\"1965-01-01T00:00:00.000Z\",\"girl\",764]\n\n"
+    );
+    let (_, _, body) = q(serde_json::json!({"resultFormat": "csv", "header": true}));
+    assert_eq!(
+        body,
+        "__time,gender,n\n1965-01-01T00:00:00.000Z,boy,691\n1965-01-01T00:00:00.000Z,girl,764\n\n"
+    );
+    // A text/plain body is the SQL; parameters are typed values.
+    let (st, _, body) = post(&url, "text/plain", "SELECT COUNT(*) AS c FROM births");
+    assert_eq!((st, body.as_str()), (200, r#"[{"c":75691}]"#));
+    let (_, _, body) = post(
+        &url,
+        "application/json",
+        r#"{"query":"SELECT COUNT(*) AS c FROM births WHERE state = ? AND num >= ?","parameters":[{"type":"VARCHAR","value":"CA"},{"type":"BIGINT","value":0}]}"#,
+    );
+    let (_, _, all_ca) = post(
+        &url,
+        "text/plain",
+        "SELECT COUNT(*) AS c FROM births WHERE state = 'CA'",
+    );
+    assert_eq!(body, all_ca);
+    // Errors carry what Superset's driver reads.
+    let (st, _, body) = post(&url, "application/json", r#"{"query":"SELEC 1"}"#);
+    assert_eq!(st, 400);
+    let e = json(&body);
+    assert_eq!(e["error"], "SQL parse failed");
+    for k in ["errorMessage", "errorClass", "host"] {
+        assert!(e.get(k).is_some(), "{k} missing in {body}");
+    }
+    let (st, _, _) = post(
+        &url,
+        "application/json",
+        r#"{"query":"SELECT 1","context":{"sqlTimeZone":"America/New_York"}}"#,
+    );
+    assert_eq!(st, 400);
+    // INFORMATION_SCHEMA with Druid's names, filtered through the engine.
+    let (_, _, body) = post(
+        &url,
+        "text/plain",
+        "SELECT COLUMN_NAME, DATA_TYPE, JDBC_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'druid' AND TABLE_NAME = 'births' AND ORDINAL_POSITION <= 2",
+    );
+    assert_eq!(
+        body,
+        r#"[{"COLUMN_NAME":"__time","DATA_TYPE":"TIMESTAMP","JDBC_TYPE":93,"IS_NULLABLE":"NO"},{"COLUMN_NAME":"gender","DATA_TYPE":"VARCHAR","JDBC_TYPE":12,"IS_NULLABLE":"YES"}]"#
+    );
+    // Status endpoints.
+    assert!(json(&get(&format!("{}/status", s.http)).1)["version"].is_string());
+    assert_eq!(get(&format!("{}/status/health", s.http)).1, "true");
+    assert_eq!(
+        json(&get(&format!("{}/druid/v2/datasources", s.http)).1),
+        serde_json::json!(["births", "flights"])
+    );
+    let r = agent()
+        .delete(&format!("{}/druid/v2/sql/no-such-query", s.http))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+fn psql(port: u16, args: &[&str]) -> std::process::Output {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "basalt",
+            "-d",
+            "basalt",
+        ])
+        .args(args)
+        .output()
+        .expect("psql (Debian's postgresql-client) must be installed")
+}
+
+#[test]
+fn psql_talks_to_basalt() {
+    let s = serve(&[]);
+    let out = psql(
+        s.pg_port,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT gender, COUNT(*) FROM births GROUP BY 1 ORDER BY 1",
+            "-c",
+            "SELECT MIN(ds), 1e300::float8, 0.1 + 0.2 FROM births",
+            "-c",
+            ";",
+            "-c",
+            "-- ping",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "boy|39245");
+    assert_eq!(lines[1], "girl|36446");
+    assert_eq!(
+        lines[2],
+        "1965-01-01 00:00:00+00|1e+300|0.30000000000000004"
+    );
+    // An error shows its SQLSTATE and psql goes on with the next command on the same connection.
+    let out = psql(
+        s.pg_port,
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT x FROM births",
+            "-c",
+            "SELECT 42 FROM births LIMIT 1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("42703"), "{err}");
+    // Multi-statement string, BEGIN/COMMIT, SET and SHOW.
+    let out = psql(
+        s.pg_port,
+        &["-A", "-t", "-c", "BEGIN; SET extra_float_digits = 3; SHOW server_version; SELECT COUNT(*) FROM flights; COMMIT"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("16.6"), "{text}");
+    let out = psql(s.pg_port, &["-c", "SET TIME ZONE 'America/New_York'"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTC"));
+}
+
+#[test]
+fn pg_password_from_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("basalt.toml");
+    std::fs::write(&conf, "pg_user = \"dash\"\npg_password = \"s3cret\"\n").unwrap();
+    let s = serve(&["--config", conf.to_str().unwrap()]);
+    let run = |pw: &str| {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &s.pg_port.to_string(),
+                "-U",
+                "dash",
+                "-d",
+                "basalt",
+                "-A",
+                "-t",
+                "-c",
+                "SELECT 7 FROM births LIMIT 1",
+            ])
+            .env("PGPASSWORD", pw)
+            .output()
+            .unwrap()
+    };
+    let good = run("s3cret");
+    assert_eq!(
+        String::from_utf8_lossy(&good.stdout).trim(),
+        "7",
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = run("wrong");
+    assert!(!bad.status.success());
+}
+
+fn python_client(script: &str, port: String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/clients")
+        .join(script);
+    let out = Command::new("python3")
+        .arg("-W")
+        .arg("ignore")
+        .arg(path)
+        .arg(port)
+        .arg(dataset("birth_names2.json.gz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn psycopg_grafana_style_suite() {
+    let s = serve(&[]);
+    python_client("grafana_psycopg.py", s.pg_port.to_string());
+}
+
+#[test]
+fn pydruid_superset_style_suite() {
+    let s = serve(&[]);
+    let port = s.http.rsplit(':').next().unwrap().to_string();
+    python_client("superset_pydruid.py", port);
+}
+
+#[test]
+fn concurrent_clients_and_dropped_connections() {
+    let s = serve(&[
+        "--set",
+        "max_concurrent_queries=2",
+        "--set",
+        "max_queued_queries=0",
+    ]);
+    // A client that sends half a request and goes away, and one that drops mid-response.
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(s.http.trim_start_matches("http://")).unwrap();
+        c.write_all(b"POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"query\":")
+            .unwrap();
+        drop(c);
+        let mut c = TcpStream::connect(s.http.trim_start_matches("http://")).unwrap();
+        let body = r#"{"query":"SELECT name, ds FROM births","format":"csv"}"#;
+        write!(
+            c,
+            "POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let _ = c.read(&mut buf);
+        drop(c);
+    }
+    // Many clients at once: each gets a full answer or a clean 429, and the server is healthy afterwards.
+    let url = format!("{}/v1/sql", s.http);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                post(&url, "application/json", r#"{"query":"SELECT name, SUM(num) FROM births GROUP BY 1 ORDER BY 2 DESC LIMIT 1"}"#)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for h in handles {
+        let (st, _, body) = h.join().unwrap();
+        match st {
+            200 => {
+                assert!(body.contains("Michael"), "{body}");
+                ok += 1;
+            }
+            429 => assert!(body.contains("overloaded"), "{body}"),
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    assert!(ok >= 1);
+    std::thread::sleep(Duration::from_millis(100));
+    let (st, _, _) = post(
+        &url,
+        "application/json",
+        r#"{"query":"SELECT COUNT(*) FROM births"}"#,
+    );
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn http_batch_load() {
+    let s = serve(&[]);
+    let url = format!(
+        "{}/v1/tables/events/load?format=ndjson&time_column=ts",
+        s.http
+    );
+    let body = "{\"ts\":\"2024-01-01T00:00:00Z\",\"kind\":\"a\",\"v\":1}\n{\"ts\":\"2024-01-01T01:00:00Z\",\"kind\":\"b\",\"v\":2}\n";
+    let (st, _, resp) = post(&url, "application/x-ndjson", body);
+    assert_eq!(st, 200, "{resp}");
+    assert_eq!(json(&resp)["rows_stored"], 2);
+    let (_, _, out) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        r#"{"query":"SELECT kind, SUM(v) FROM events GROUP BY 1 ORDER BY 1","format":"csv"}"#,
+    );
+    assert_eq!(out, "kind,sum\na,1\nb,2\n");
+    // A bad row fails the load (max_errors 0) and commits nothing.
+    let (st, _, resp) = post(
+        &url,
+        "application/x-ndjson",
+        "{\"ts\":\"2024-01-02T00:00:00Z\",\"kind\":\"c\",\"v\":3}\nnot json\n",
+    );
+    assert_eq!(st, 400, "{resp}");
+    assert_eq!(json(&resp)["error"]["code"], "load_failed");
+    let (_, _, out) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        r#"{"query":"SELECT COUNT(*) AS n FROM events","format":"csv"}"#,
+    );
+    assert_eq!(out, "n\n2\n");
+}

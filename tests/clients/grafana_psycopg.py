@@ -1,0 +1,116 @@
+"""Grafana-style and driver checks through psycopg 3 (extended protocol, server-side parameters, binary results).
+
+Usage: grafana_psycopg.py PG_PORT BIRTHS_JSON_GZ
+
+Runs the SQL Grafana's PostgreSQL data source sends (macros expanded) and catalog queries, and compares answers
+with DuckDB over the raw file. Exits non-zero with a message on mismatch.
+"""
+import datetime as dt
+import sys
+
+import duckdb
+import psycopg
+
+port, births = sys.argv[1], sys.argv[2]
+duck = duckdb.connect()
+duck.execute(
+    f"CREATE TABLE births AS SELECT epoch_ms(CAST(ds AS BIGINT)) AS ds, * EXCLUDE (ds) "
+    f"FROM read_json_auto('{births}', format='array')"
+)
+failures = []
+
+
+def check(what, got, want):
+    if got != want:
+        failures.append(f"{what}: basalt {got!r} != expected {want!r}")
+
+
+UTC = dt.timezone.utc
+conn = psycopg.connect(f"host=127.0.0.1 port={port} user=basalt dbname=basalt", autocommit=True)
+cur = conn.cursor()
+
+cur.execute("SELECT version()")
+check("version", cur.fetchone()[0].startswith("PostgreSQL"), True)
+check("server_version", conn.info.server_version >= 160000, True)
+cur.execute("SELECT current_setting('server_version_num'), current_schema()")
+check("settings", cur.fetchone(), ("160006", "public"))
+cur.execute("SHOW TimeZone")
+check("timezone", cur.fetchone(), ("UTC",))
+
+# Catalog: Grafana's table and column pickers.
+cur.execute(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+    "AND table_type = 'BASE TABLE' ORDER BY table_name"
+)
+check("tables", cur.fetchall(), [("births",), ("flights",)])
+cur.execute(
+    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+    ("births",),
+)
+cols = cur.fetchall()
+check("first column", cols[0], ("ds", "timestamp with time zone"))
+check("num column", ("num", "bigint") in cols, True)
+
+# Grafana's time-series macro expansions: $__timeFilter, $__timeGroup as epoch arithmetic, GROUP BY 1 ORDER BY 1.
+cur.execute(
+    "SELECT floor(extract(epoch from ds)/31536000)*31536000 AS \"time\", sum(num) AS value FROM births "
+    "WHERE ds BETWEEN '1990-01-01T00:00:00Z' AND '1994-12-31T23:59:59Z' GROUP BY 1 ORDER BY 1"
+)
+got = [(float(t), v) for t, v in cur.fetchall()]
+want = duck.execute(
+    "SELECT floor(epoch(ds)/31536000)*31536000, sum(num) FROM births "
+    "WHERE ds BETWEEN '1990-01-01' AND '1994-12-31 23:59:59' GROUP BY 1 ORDER BY 1"
+).fetchall()
+check("epoch buckets", got, [(float(t), v) for t, v in want])
+
+cur.execute(
+    "SELECT date_trunc('year', ds) AS time, count(*) FROM births "
+    "WHERE ds >= to_timestamp(631152000) AND ds < to_timestamp(788918400) GROUP BY 1 ORDER BY 1"
+)
+got = cur.fetchall()
+want = duck.execute(
+    "SELECT date_trunc('year', ds), count(*) FROM births WHERE ds >= '1990-01-01' AND ds < '1995-01-01' "
+    "GROUP BY 1 ORDER BY 1"
+).fetchall()
+check("timestamps come back as aware datetimes", got, [(t.replace(tzinfo=UTC), n) for t, n in want])
+
+# Server-side parameters (extended protocol), text and binary.
+q = "SELECT name, sum(num) FROM births WHERE state = %s AND gender = %s GROUP BY name ORDER BY 2 DESC, 1 LIMIT 3"
+want = duck.execute(q.replace("%s", "?"), ["CA", "boy"]).fetchall()
+cur.execute(q, ("CA", "boy"))
+check("parameters", cur.fetchall(), want)
+cur.execute(q, ("CA", "boy"), binary=True)
+check("binary results", cur.fetchall(), want)
+cur.execute("SELECT count(*) FROM births WHERE num > %s", (1000,))
+check("int parameter", cur.fetchone()[0], duck.execute("SELECT count(*) FROM births WHERE num > 1000").fetchone()[0])
+cur.execute("SELECT avg(num) FROM births", binary=True)
+check("binary float", round(cur.fetchone()[0], 6), round(duck.execute("SELECT avg(num) FROM births").fetchone()[0], 6))
+
+# Errors carry SQLSTATEs and leave the connection usable.
+for sql, state in [
+    ("SELECT nope FROM births", "42703"),
+    ("SELECT * FROM nosuch", "42P01"),
+    ("SELEC 1", "42601"),
+    ("SELECT 1/0 FROM births", "22012"),
+]:
+    try:
+        cur.execute(sql)
+        failures.append(f"{sql!r}: no error")
+    except psycopg.Error as e:
+        check(f"sqlstate of {sql!r}", e.sqlstate, state)
+cur.execute("SELECT count(*) FROM births")
+check("usable after errors", cur.fetchone()[0], duck.execute("SELECT count(*) FROM births").fetchone()[0])
+
+# Transactions: BEGIN/COMMIT accepted with the right status.
+tx = psycopg.connect(f"host=127.0.0.1 port={port} user=basalt dbname=basalt")
+with tx.cursor() as c:
+    c.execute("SELECT 1")
+    check("in transaction", tx.info.transaction_status, psycopg.pq.TransactionStatus.INTRANS)
+tx.commit()
+check("idle after commit", tx.info.transaction_status, psycopg.pq.TransactionStatus.IDLE)
+tx.close()
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("psycopg/Grafana-style: all checks passed")
