@@ -663,8 +663,9 @@ impl Binder<'_> {
                 let is_floor = matches!(e, ast::Expr::Floor { .. });
                 let x = self.bind(expr, mode)?;
                 match field {
-                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) => {
-                        // Plain `floor(x)` / `ceil(x)`.
+                    // Plain `floor(x)` / `ceil(x)` (the dialect parses them with no unit).
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+                    | ast::CeilFloorKind::Scale(_) => {
                         let ty = x.data_type();
                         Ok(Expr::Func {
                             func: if is_floor { Func::Floor } else { Func::Ceil },
@@ -683,14 +684,6 @@ impl Binder<'_> {
                             func: Func::TimeTrunc(g),
                             args: vec![cast_expr(x, TS)],
                             ty: TS,
-                        })
-                    }
-                    ast::CeilFloorKind::Scale(_) => {
-                        let ty = x.data_type();
-                        Ok(Expr::Func {
-                            func: if is_floor { Func::Floor } else { Func::Ceil },
-                            args: vec![x],
-                            ty,
                         })
                     }
                 }

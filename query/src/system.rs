@@ -3,6 +3,8 @@
 //! drivers). Their rows are built from the catalog when a query reads them and answered by the engine itself,
 //! so any filter, projection, ordering or aggregate over them works.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -36,6 +38,8 @@ const FIRST_TABLE_OID: i64 = 16_384;
 pub struct SystemTables<'a> {
     base: &'a dyn TableProvider,
     face: Face,
+    /// Virtual tables built so far: planning asks for the schema and execution for the rows, once each.
+    built: RefCell<HashMap<String, MemTable>>,
 }
 
 type Col = (&'static str, Column);
@@ -51,6 +55,15 @@ impl Column {
             Column::Str(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
             Column::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v))),
         }
+    }
+}
+
+/// `IS_NULLABLE`: only the time column is never NULL.
+fn nullable(ty: ColumnType) -> &'static str {
+    if ty == ColumnType::Timestamp {
+        "NO"
+    } else {
+        "YES"
     }
 }
 
@@ -92,7 +105,11 @@ const PG_TABLES: [&str; 8] = [
 
 impl<'a> SystemTables<'a> {
     pub fn new(base: &'a dyn TableProvider, face: Face) -> Self {
-        SystemTables { base, face }
+        SystemTables {
+            base,
+            face,
+            built: RefCell::new(HashMap::new()),
+        }
     }
 
     fn is_system(&self, name: &str) -> bool {
@@ -125,6 +142,17 @@ impl<'a> SystemTables<'a> {
                 (name, c.ty)
             })
             .collect()
+    }
+
+    /// (table, column as listed, type, 1-based position) of every column of every user table.
+    fn column_rows(&self, tables: &[TableSchema]) -> Vec<(String, String, ColumnType, i64)> {
+        let mut rows = Vec::new();
+        for t in tables {
+            for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
+                rows.push((t.name.clone(), col, ty, i as i64 + 1));
+            }
+        }
+        rows
     }
 
     fn rows(&self, name: &str) -> Vec<Col> {
@@ -178,12 +206,7 @@ impl<'a> SystemTables<'a> {
                 ]
             }
             (Face::Druid, "information_schema.columns") => {
-                let mut rows = Vec::new();
-                for t in &tables {
-                    for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
-                        rows.push((t.name.clone(), col, ty, i as i64 + 1));
-                    }
-                }
+                let rows = self.column_rows(&tables);
                 let n = rows.len();
                 let ty = |f: fn(&(String, String, ColumnType, i64)) -> Option<i64>| {
                     Column::Int(rows.iter().map(f).collect())
@@ -203,17 +226,7 @@ impl<'a> SystemTables<'a> {
                     ("COLUMN_DEFAULT", Column::Str(vec![None; n])),
                     (
                         "IS_NULLABLE",
-                        Column::Str(
-                            rows.iter()
-                                .map(|r| {
-                                    s(if r.2 == ColumnType::Timestamp {
-                                        "NO"
-                                    } else {
-                                        "YES"
-                                    })
-                                })
-                                .collect(),
-                        ),
+                        Column::Str(rows.iter().map(|r| s(nullable(r.2))).collect()),
                     ),
                     (
                         "DATA_TYPE",
@@ -294,12 +307,7 @@ impl<'a> SystemTables<'a> {
                 ]
             }
             (Face::Postgres, "information_schema.columns") => {
-                let mut rows = Vec::new();
-                for t in &tables {
-                    for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
-                        rows.push((t.name.clone(), col, ty, i as i64 + 1));
-                    }
-                }
+                let rows = self.column_rows(&tables);
                 let n = rows.len();
                 vec![
                     ("table_catalog", Column::Str(vec![s(DATABASE); n])),
@@ -319,17 +327,7 @@ impl<'a> SystemTables<'a> {
                     ("column_default", Column::Str(vec![None; n])),
                     (
                         "is_nullable",
-                        Column::Str(
-                            rows.iter()
-                                .map(|r| {
-                                    s(if r.2 == ColumnType::Timestamp {
-                                        "NO"
-                                    } else {
-                                        "YES"
-                                    })
-                                })
-                                .collect(),
-                        ),
+                        Column::Str(rows.iter().map(|r| s(nullable(r.2))).collect()),
                     ),
                     (
                         "data_type",
@@ -392,12 +390,16 @@ impl<'a> SystemTables<'a> {
                 ]
             }
             (Face::Postgres, "pg_catalog.pg_attribute") => {
-                let mut rows = Vec::new();
-                for (i, t) in tables.iter().enumerate() {
-                    for (j, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
-                        rows.push((FIRST_TABLE_OID + i as i64, col, pg_type(ty).2, j as i64 + 1));
-                    }
-                }
+                let oids: HashMap<&str, i64> = tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.name.as_str(), FIRST_TABLE_OID + i as i64))
+                    .collect();
+                let rows: Vec<(i64, String, i64, i64)> = self
+                    .column_rows(&tables)
+                    .into_iter()
+                    .map(|(t, col, ty, pos)| (oids[t.as_str()], col, pg_type(ty).2, pos))
+                    .collect();
                 vec![
                     (
                         "attrelid",
@@ -452,6 +454,9 @@ impl<'a> SystemTables<'a> {
     }
 
     fn build(&self, name: &str) -> Result<MemTable> {
+        if let Some(t) = self.built.borrow().get(name) {
+            return Ok(t.clone());
+        }
         let cols = self.rows(&name.to_ascii_lowercase());
         let mut fields = Vec::new();
         let mut arrays = Vec::new();
@@ -461,7 +466,11 @@ impl<'a> SystemTables<'a> {
             arrays.push(a);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
-        MemTable::from_batch(name, &batch)
+        let table = MemTable::from_batch(name, &batch)?;
+        self.built
+            .borrow_mut()
+            .insert(name.to_string(), table.clone());
+        Ok(table)
     }
 }
 

@@ -150,6 +150,17 @@ fn http_api_formats_errors_and_status() {
     let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap()).sum();
     assert_eq!(total, 75691);
 
+    // A result spanning several streamed chunks is still one valid document.
+    let (_, _, body) = sql("SELECT name, num FROM births", "json");
+    let v = json(&body);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 75691);
+    assert_eq!(v["row_count"], 75691);
+    let (_, _, nd) = sql("SELECT name FROM births", "ndjson");
+    assert_eq!(
+        nd.lines().filter(|l| l.starts_with("{\"name\":")).count(),
+        75691
+    );
+
     // CSV with a header; NDJSON one object per line; Arrow IPC stream magic.
     let (_, _, csv) = sql(
         "SELECT gender, COUNT(*) AS n FROM births GROUP BY 1 ORDER BY 1",

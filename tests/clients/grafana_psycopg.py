@@ -8,15 +8,11 @@ with DuckDB over the raw file. Exits non-zero with a message on mismatch.
 import datetime as dt
 import sys
 
-import duckdb
+from births_duckdb import births
 import psycopg
 
-port, births = sys.argv[1], sys.argv[2]
-duck = duckdb.connect()
-duck.execute(
-    f"CREATE TABLE births AS SELECT epoch_ms(CAST(ds AS BIGINT)) AS ds, * EXCLUDE (ds) "
-    f"FROM read_json_auto('{births}', format='array')"
-)
+port, births_file = sys.argv[1], sys.argv[2]
+duck = births(births_file, "ds")
 failures = []
 
 

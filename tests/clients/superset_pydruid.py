@@ -8,16 +8,12 @@ every answer with DuckDB over the raw file (an independent engine). Exits non-ze
 import datetime as dt
 import sys
 
-import duckdb
+from births_duckdb import births
 import sqlalchemy as sa
 
-port, births = sys.argv[1], sys.argv[2]
+port, births_file = sys.argv[1], sys.argv[2]
 engine = sa.create_engine(f"druid://127.0.0.1:{port}/druid/v2/sql/?header=true")
-duck = duckdb.connect()
-duck.execute(
-    f"CREATE TABLE births AS SELECT epoch_ms(CAST(ds AS BIGINT)) AS __time, * EXCLUDE (ds) "
-    f"FROM read_json_auto('{births}', format='array')"
-)
+duck = births(births_file, "__time")
 
 failures = []
 

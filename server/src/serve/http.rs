@@ -178,38 +178,26 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
             // Stream: the header object, then the rows array chunk by chunk, then the row count.
             let prefix = format!("{},\"rows\":[", &head[..head.len() - 1]);
             let n = batch.num_rows();
-            let rows = batch.clone();
-            let chunks = (0..n).step_by(CHUNK_ROWS).map(move |start| {
-                let mut out = String::new();
-                for r in start..(start + CHUNK_ROWS).min(n) {
-                    if r > 0 {
-                        out.push(',');
-                    }
-                    let row: Vec<Value> = rows
-                        .columns()
-                        .iter()
-                        .map(|c| json_value(c.as_ref(), r))
-                        .collect();
-                    out.push_str(&Value::Array(row).to_string());
-                }
-                out
-            });
+            let rows = chunked(array_lines(batch), ",");
             let suffix = format!(
                 "],\"row_count\":{n},\"stats\":{{\"segments_scanned\":{},\"segments_pruned\":{},\"rows_scanned\":{}}}}}",
                 result.stats.segments_scanned, result.stats.segments_pruned, result.stats.rows_scanned
             );
             stream_response(
                 std::iter::once(prefix)
-                    .chain(chunks)
+                    .chain(rows)
                     .chain(std::iter::once(suffix)),
                 "application/json",
             )
         }
         "ndjson" => stream_response(
-            object_lines(batch, false).map(|mut s| {
-                s.push('\n');
-                s
-            }),
+            chunked(
+                object_lines(batch).map(|mut s| {
+                    s.push('\n');
+                    s
+                }),
+                "",
+            ),
             "application/x-ndjson",
         ),
         "csv" => stream_response(csv_chunks(batch, &[], false), "text/csv"),
@@ -234,6 +222,28 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
         resp.headers_mut().insert("x-basalt-query-id", v);
     }
     Ok(resp)
+}
+
+/// Joins items into strings of up to [`CHUNK_ROWS`] items each (one write per chunk, not per row), with `sep`
+/// between consecutive items, across chunk boundaries too.
+fn chunked(
+    items: impl Iterator<Item = String> + Send,
+    sep: &'static str,
+) -> impl Iterator<Item = String> + Send {
+    let mut items = items.peekable();
+    let mut first = true;
+    std::iter::from_fn(move || {
+        items.peek()?;
+        let mut out = String::new();
+        for item in items.by_ref().take(CHUNK_ROWS) {
+            if !first {
+                out.push_str(sep);
+            }
+            first = false;
+            out.push_str(&item);
+        }
+        Some(out)
+    })
 }
 
 fn stream_response(
@@ -530,14 +540,6 @@ fn druid_types(name: &str, t: &DataType) -> (&'static str, &'static str) {
     }
 }
 
-/// A value as Druid's JSON results carry it: timestamps as ISO strings with milliseconds.
-fn druid_value(a: &dyn arrow_array::Array, r: usize) -> Value {
-    match a.data_type() {
-        DataType::Timestamp(_, _) => cell(a, r).map_or(Value::Null, Value::String),
-        _ => json_value(a, r),
-    }
-}
-
 /// A JSON object with keys in column order (duplicated names kept, as Druid writes them).
 fn json_object(pairs: impl Iterator<Item = (String, Value)>) -> String {
     let mut out = String::from("{");
@@ -553,7 +555,7 @@ fn json_object(pairs: impl Iterator<Item = (String, Value)>) -> String {
     out
 }
 
-fn object_lines(batch: RecordBatch, druid: bool) -> impl Iterator<Item = String> + Send {
+fn object_lines(batch: RecordBatch) -> impl Iterator<Item = String> + Send {
     let names: Vec<String> = batch
         .schema()
         .fields()
@@ -561,14 +563,12 @@ fn object_lines(batch: RecordBatch, druid: bool) -> impl Iterator<Item = String>
         .map(|f| f.name().clone())
         .collect();
     (0..batch.num_rows()).map(move |r| {
-        json_object(names.iter().zip(batch.columns()).map(|(n, c)| {
-            let v = if druid {
-                druid_value(c.as_ref(), r)
-            } else {
-                json_value(c.as_ref(), r)
-            };
-            (n.clone(), v)
-        }))
+        json_object(
+            names
+                .iter()
+                .zip(batch.columns())
+                .map(|(n, c)| (n.clone(), json_value(c.as_ref(), r))),
+        )
     })
 }
 
@@ -577,17 +577,20 @@ fn array_lines(batch: RecordBatch) -> impl Iterator<Item = String> + Send {
         let row: Vec<Value> = batch
             .columns()
             .iter()
-            .map(|c| druid_value(c.as_ref(), r))
+            .map(|c| json_value(c.as_ref(), r))
             .collect();
         Value::Array(row).to_string()
     })
 }
 
-fn csv_line(fields: &[Option<String>]) -> String {
+/// CSV text of some records (`None` is the empty field).
+fn csv_text(records: impl Iterator<Item = Vec<Option<String>>>) -> String {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
-    let _ = w.write_record(fields.iter().map(|f| f.as_deref().unwrap_or("")));
+    for rec in records {
+        let _ = w.write_record(rec.iter().map(|f| f.as_deref().unwrap_or("")));
+    }
     w.into_inner()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
@@ -599,32 +602,31 @@ fn csv_chunks(
     header_rows: &[Vec<String>],
     trailing_blank: bool,
 ) -> impl Iterator<Item = String> + Send {
-    let mut head = String::new();
     let names: Vec<Option<String>> = batch
         .schema()
         .fields()
         .iter()
         .map(|f| Some(f.name().clone()))
         .collect();
+    let mut head_rows: Vec<Vec<Option<String>>> = Vec::new();
     if header_rows.is_empty() && !trailing_blank {
-        head.push_str(&csv_line(&names));
+        head_rows.push(names);
     }
-    for h in header_rows {
-        let row: Vec<Option<String>> = h.iter().cloned().map(Some).collect();
-        head.push_str(&csv_line(&row));
-    }
+    head_rows.extend(
+        header_rows
+            .iter()
+            .map(|h| h.iter().cloned().map(Some).collect()),
+    );
+    let head = csv_text(head_rows.into_iter());
     let n = batch.num_rows();
     let chunks = (0..n).step_by(CHUNK_ROWS).map(move |start| {
-        let mut out = String::new();
-        for r in start..(start + CHUNK_ROWS).min(n) {
-            let row: Vec<Option<String>> = batch
+        csv_text((start..(start + CHUNK_ROWS).min(n)).map(|r| {
+            batch
                 .columns()
                 .iter()
                 .map(|c| cell(c.as_ref(), r))
-                .collect();
-            out.push_str(&csv_line(&row));
-        }
-        out
+                .collect()
+        }))
     });
     std::iter::once(head)
         .chain(chunks)
@@ -682,19 +684,13 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
                 )
             };
             let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "object" {
-                Box::new(object_lines(batch, true))
+                Box::new(object_lines(batch))
             } else {
                 Box::new(array_lines(batch))
             };
-            let mut started = false;
-            let items = first.into_iter().chain(rows).map(move |item| {
-                let sep = if started { "," } else { "" };
-                started = true;
-                format!("{sep}{item}")
-            });
             stream_response(
                 std::iter::once("[".to_string())
-                    .chain(items)
+                    .chain(chunked(first.into_iter().chain(rows), ","))
                     .chain(std::iter::once("]".to_string())),
                 "application/json",
             )
@@ -711,19 +707,19 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
                     .collect()
             };
             let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "objectLines" {
-                Box::new(object_lines(batch, true))
+                Box::new(object_lines(batch))
             } else {
                 Box::new(array_lines(batch))
             };
             stream_response(
-                first
-                    .into_iter()
-                    .chain(rows)
-                    .map(|mut l| {
+                chunked(
+                    first.into_iter().chain(rows).map(|mut l| {
                         l.push('\n');
                         l
-                    })
-                    .chain(std::iter::once("\n".to_string())),
+                    }),
+                    "",
+                )
+                .chain(std::iter::once("\n".to_string())),
                 "text/plain",
             )
         }

@@ -200,13 +200,15 @@ impl Server {
         api: &'static str,
         id: String,
     ) -> Result<QueryResult, ServeError> {
-        let start = Instant::now();
-        let r = match basalt_query::parse(sql) {
-            Ok(stmt) => self.query_inner(stmt, ctx, id).await,
-            Err(e) => Err(e.into()),
-        };
-        self.metrics.record_query(api, &r, start.elapsed());
-        r
+        match basalt_query::parse(sql) {
+            Ok(stmt) => self.query_statement(stmt, ctx, api, id).await,
+            Err(e) => {
+                let r = Err(e.into());
+                self.metrics
+                    .record_query(api, &r, std::time::Duration::ZERO);
+                r
+            }
+        }
     }
 
     /// Like [`Server::query`], for a statement already parsed.
