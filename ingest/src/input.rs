@@ -2,7 +2,7 @@
 //! time to a callback, with the line (or row) number each came from.
 
 mod csv;
-mod json;
+pub(crate) mod json;
 mod parquet;
 
 use std::io::{BufRead, BufReader, Read};

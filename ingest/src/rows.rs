@@ -213,6 +213,15 @@ impl RowBuffer {
 
     /// Converts and appends one record, or rejects it untouched.
     pub fn push(&mut self, record: &dyn Record) -> std::result::Result<(), Rejection> {
+        self.push_checked(record, &|_| Ok(()))
+    }
+
+    /// As [`RowBuffer::push`], rejecting the record also when `accept_time` refuses its time (epoch ms).
+    pub fn push_checked(
+        &mut self,
+        record: &dyn Record,
+        accept_time: &dyn Fn(i64) -> std::result::Result<(), Rejection>,
+    ) -> std::result::Result<(), Rejection> {
         let transformed: Vec<Option<String>> = if self.plan.transforms.is_empty() {
             Vec::new()
         } else {
@@ -220,6 +229,7 @@ impl RowBuffer {
             self.plan.transforms.iter().map(|e| e.eval(&get)).collect()
         };
         let time = self.parse_time(record, &transformed)?;
+        accept_time(time)?;
         let mut cells = Vec::with_capacity(self.plan.columns.len());
         let mut widen = Vec::new();
         for (i, col) in self.plan.columns.iter().enumerate() {

@@ -270,6 +270,8 @@ pub struct Tuning {
     pub early_message_rejection_ms: Option<u64>,
     /// Messages larger than this are rejected.
     pub max_message_bytes: usize,
+    /// Streaming: how many rejected messages the dead-letter store keeps (the newest).
+    pub max_dead_letters: usize,
 }
 
 impl Default for Tuning {
@@ -282,6 +284,7 @@ impl Default for Tuning {
             late_message_rejection_ms: None,
             early_message_rejection_ms: None,
             max_message_bytes: 1 << 20,
+            max_dead_letters: 100,
         }
     }
 }

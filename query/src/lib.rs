@@ -113,20 +113,25 @@ fn parse_position(msg: &str) -> Pos {
 /// Tables of a catalog snapshot, with their live segments opened.
 pub struct CatalogTables<'a> {
     catalog: &'a dyn Catalog,
-    manifest: Arc<basalt_segment::Manifest>,
+    view: basalt_segment::View,
 }
 
 impl<'a> CatalogTables<'a> {
-    pub fn new(catalog: &'a dyn Catalog) -> Self {
-        CatalogTables {
-            manifest: catalog.snapshot(),
-            catalog,
-        }
+    /// The catalog's tables, with the real-time rows of `live` when given (taken in one snapshot with the
+    /// manifest, so a handoff never shows rows twice or not at all).
+    pub fn new(catalog: &'a dyn Catalog, live: Option<&basalt_segment::LiveIndex>) -> Self {
+        let view = match live {
+            Some(live) => live.view(catalog),
+            None => basalt_segment::View::of_catalog(catalog),
+        };
+        CatalogTables { catalog, view }
     }
 
-    /// The open segments of `table`, in time order.
+    /// The open segments of `table` and its in-memory sources, in time order.
     pub fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
-        self.manifest
+        let mut sources = self
+            .view
+            .manifest
             .segments_of(table)
             .map(|e| {
                 self.catalog
@@ -134,17 +139,23 @@ impl<'a> CatalogTables<'a> {
                     .map(|s| s as Arc<dyn SegmentSource>)
                     .map_err(QueryError::from)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let realtime = self.view.realtime(table);
+        if !realtime.is_empty() {
+            sources.extend(realtime.iter().cloned());
+            sources.sort_by_key(|s| s.interval().start);
+        }
+        Ok(sources)
     }
 }
 
 impl TableProvider for CatalogTables<'_> {
     fn table(&self, name: &str) -> Option<TableSchema> {
-        self.manifest.tables.get(name).cloned()
+        self.view.manifest.tables.get(name).cloned()
     }
 
     fn table_names(&self) -> Vec<String> {
-        self.manifest.tables.keys().cloned().collect()
+        self.view.manifest.tables.keys().cloned().collect()
     }
 
     fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
@@ -157,6 +168,8 @@ impl TableProvider for CatalogTables<'_> {
 pub struct QueryContext {
     pub face: Face,
     pub params: Vec<expr::Scalar>,
+    /// Real-time rows of streaming ingestions, read together with the catalog.
+    pub live: Option<Arc<basalt_segment::LiveIndex>>,
 }
 
 /// Runs one SQL query against a catalog.
@@ -184,7 +197,7 @@ pub fn run_statement(
 ) -> Result<QueryResult> {
     let mut stmt = stmt.clone();
     params::bind(&mut stmt, &ctx.params)?;
-    let user = CatalogTables::new(catalog);
+    let user = CatalogTables::new(catalog, ctx.live.as_deref());
     let tables = system::SystemTables::new(&user, ctx.face);
     let (query, explain) = match &stmt {
         Statement::Query(q) => (q.as_ref(), false),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod footer;
 pub mod format;
 pub mod granularity;
+pub mod live;
 pub mod mem;
 pub mod reader;
 pub mod schema;
@@ -20,6 +21,7 @@ pub use catalog::{Catalog, Commit, FileCatalog, Manifest, SegmentEntry, SourceUp
 pub use error::{Error, Result};
 pub use footer::{Codec, ColumnStats, Interval, StatValue};
 pub use granularity::Granularity;
+pub use live::{LiveIndex, View};
 pub use mem::MemSource;
 pub use reader::Segment;
 pub use schema::{Aggregator, ColumnDef, ColumnRole, ColumnType, TableSchema};

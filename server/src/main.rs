@@ -3,6 +3,7 @@
 
 mod admin;
 mod error;
+mod ingest;
 mod load;
 mod output;
 mod serve;
@@ -52,6 +53,9 @@ enum Command {
     Serve(ServeArgs),
     /// Load CSV, JSON, NDJSON or Parquet files into a table.
     Load(Box<load::LoadArgs>),
+    /// Streaming ingestion without the server.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
     /// List the tables of a data directory.
     Tables {
         #[arg(long)]
@@ -89,6 +93,18 @@ enum Command {
         data_dir: Option<PathBuf>,
         /// Segment files to check besides (or instead of) a data directory.
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// Consume a Kafka topic into a table (exactly once) until SIGINT/SIGTERM, printing progress.
+    Kafka {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The ingest spec, JSON (or TOML when the file name ends in .toml).
+        #[arg(long)]
+        spec: PathBuf,
     },
 }
 
@@ -166,6 +182,7 @@ fn main() -> ExitCode {
             None => Err(error::Error::Usage("no server settings".into())),
         },
         Command::Load(args) => load::run(*args),
+        Command::Ingest(IngestCommand::Kafka { data_dir, spec }) => ingest::kafka(&data_dir, &spec),
         Command::Tables { data_dir } => admin::tables(&data_dir),
         Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),
         Command::Inspect { file, json } => admin::inspect(&file, json),

@@ -18,7 +18,7 @@ use basalt_segment::schema::TIME_ALIAS;
 use basalt_segment::Catalog;
 use serde_json::{json, Map, Value};
 
-use super::{ServeError, Server};
+use super::{ingest, ServeError, Server};
 use crate::output::{cell, json_value};
 
 type AppState = Arc<Server>;
@@ -37,6 +37,10 @@ pub fn router(server: AppState) -> Router {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/v1/ready", get(v1_ready))
+        .route("/v1/ingest", post(ingest::submit).get(ingest::list))
+        .route("/v1/ingest/{id}", get(ingest::show).delete(ingest::delete))
+        .route("/v1/ingest/{id}/pause", post(ingest::pause))
+        .route("/v1/ingest/{id}/resume", post(ingest::resume))
         .route("/v1/queries/{id}", delete(cancel_query))
         .route("/druid/v2/sql", post(druid_sql))
         .route("/druid/v2/sql/", post(druid_sql))
@@ -58,7 +62,7 @@ async fn not_found(req: Request) -> Response {
 }
 
 /// basalt's error body: a stable code, the message, and the SQL position when there is one.
-fn v1_error(e: &ServeError) -> Response {
+pub(super) fn v1_error(e: &ServeError) -> Response {
     let mut body = json!({"error": {"code": e.code(), "message": e.to_string()}});
     if let Some(p) = e.position() {
         body["error"]["line"] = p.line.into();
@@ -162,6 +166,7 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
     let ctx = QueryContext {
         face: Face::Postgres,
         params,
+        ..Default::default()
     };
     let result = server.query(&sql, ctx, "v1", id.clone()).await?;
     let batch = result.batch;
@@ -271,7 +276,8 @@ fn type_name(t: &DataType) -> &'static str {
 }
 
 fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
-    let m = server.catalog.snapshot();
+    let view = server.live.view(server.catalog.as_ref());
+    let m = view.manifest.clone();
     let schema = m.tables.get(name)?;
     let segs: Vec<_> = m.segments_of(name).collect();
     let rows: u64 = segs.iter().map(|s| s.num_rows).sum();
@@ -281,6 +287,7 @@ fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
     let mut v = json!({
         "name": name,
         "rows": rows,
+        "realtime_rows": view.realtime_rows(name),
         "segments": segs.len(),
         "bytes": bytes,
         "time_column": schema.time_column,
@@ -517,6 +524,7 @@ async fn druid_sql(State(server): State<AppState>, headers: HeaderMap, body: Bod
     let ctx = QueryContext {
         face: Face::Druid,
         params: req.params.clone(),
+        ..Default::default()
     };
     let mut resp = match server.query(&req.query, ctx, "druid", id.clone()).await {
         Ok(result) => druid_body(result.batch, &req),

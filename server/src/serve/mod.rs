@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod load;
 pub mod metrics;
 pub mod pg;
@@ -125,6 +126,9 @@ impl ServeError {
 pub struct Server {
     pub config: Config,
     pub catalog: Arc<FileCatalog>,
+    /// Real-time rows of the Kafka ingestions, read by every query together with the catalog.
+    pub live: Arc<basalt_segment::LiveIndex>,
+    pub ingest: basalt_ingest::kafka::Supervisors,
     pub metrics: metrics::Metrics,
     slots: Semaphore,
     waiting: AtomicUsize,
@@ -156,10 +160,14 @@ impl Drop for QueryGuard<'_> {
 
 impl Server {
     pub fn new(config: Config, catalog: FileCatalog) -> Self {
+        let catalog = Arc::new(catalog);
+        let live = Arc::new(basalt_segment::LiveIndex::new());
         Server {
             slots: Semaphore::new(config.max_concurrent_queries),
             config,
-            catalog: Arc::new(catalog),
+            ingest: basalt_ingest::kafka::Supervisors::new(catalog.clone(), live.clone()),
+            live,
+            catalog,
             metrics: metrics::Metrics::new(),
             waiting: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
@@ -267,6 +275,8 @@ impl Server {
         let catalog = self.catalog.clone();
         let max_rows = self.config.max_result_rows;
         self.metrics.running.inc();
+        let mut ctx = ctx;
+        ctx.live = Some(self.live.clone());
         let result = tokio::task::spawn_blocking(move || {
             basalt_query::run_statement(catalog.as_ref(), &stmt, &opts, &ctx)
         })
@@ -293,6 +303,11 @@ pub fn run(config: Config) -> Result<()> {
     runtime.block_on(async move {
         let server = Arc::new(Server::new(config, catalog));
         tracing::info!(settings = %server.config.describe(), "basalt serve starting");
+        match server.ingest.resume_from_catalog() {
+            Ok(ids) if !ids.is_empty() => tracing::info!(?ids, "kafka ingestions resumed"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot resume the kafka ingestions"),
+        }
         let http_listener = tokio::net::TcpListener::bind(&server.config.http)
             .await
             .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", server.config.http)))?;
@@ -342,12 +357,15 @@ pub fn run(config: Config) -> Result<()> {
         if let Some(t) = pg_task {
             let _ = tokio::time::timeout(grace, t).await;
         }
+        // Hand off the Kafka ingestions' in-memory rows, so a restart re-reads nothing.
+        let s = server.clone();
+        let _ = tokio::task::spawn_blocking(move || s.ingest.shutdown()).await;
         tracing::info!("basalt serve stopped");
         Ok::<(), Error>(())
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -450,6 +450,7 @@ impl PgParser {
         let ctx = QueryContext {
             face: Face::Postgres,
             params: nulls,
+            ..Default::default()
         };
         let opts = basalt_query::ExecOptions {
             describe_only: true,
@@ -554,6 +555,7 @@ impl PgHandler {
         let ctx = QueryContext {
             face: Face::Postgres,
             params,
+            ..Default::default()
         };
         let id = self.server.new_query_id();
         let result = self
