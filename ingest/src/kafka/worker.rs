@@ -27,9 +27,11 @@ use crate::rows::{RowBuffer, RowPlan};
 use crate::spec::IngestSpec;
 use crate::{Error, Result};
 
-/// Messages per poll batch at most, and how long a batch may wait for more.
+/// Messages per poll batch at most; how long a poll waits for a first message, and then for more. The second
+/// wait bounds how long a consumed row stays invisible, and keeps batches large enough to index cheaply.
 const BATCH_MESSAGES: usize = 20_000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
+const BATCH_FILL: Duration = Duration::from_millis(10);
 /// How often partitions are re-listed (new partitions, broker reachability); faster while idle or failing.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
 const METADATA_EVERY_IDLE: Duration = Duration::from_secs(2);
@@ -378,7 +380,7 @@ impl Worker {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let deadline = Instant::now() + BATCH_WAIT;
+        let mut deadline = Instant::now() + BATCH_WAIT;
         while out.len() < BATCH_MESSAGES {
             let left = deadline.saturating_duration_since(Instant::now());
             match consumer.poll(left) {
@@ -390,6 +392,9 @@ impl Worker {
                         continue;
                     }
                     self.next.insert(p, m.offset() + 1);
+                    if out.is_empty() {
+                        deadline = deadline.min(Instant::now() + BATCH_FILL);
+                    }
                     out.push(Polled {
                         partition: p,
                         offset: m.offset(),
