@@ -5,6 +5,7 @@
 //! Depends on `basalt-segment` only.
 
 mod build;
+pub mod compact;
 pub mod error;
 pub mod infer;
 pub mod input;

@@ -397,7 +397,7 @@ fn end_to_end(kind: Kind) {
             .or_default() += 1;
     }
     assert!(
-        per_chunk.values().all(|n| *n <= 10),
+        per_chunk.values().all(|n| *n <= 6),
         "too many segments per chunk: {per_chunk:?}"
     );
 

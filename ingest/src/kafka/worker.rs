@@ -673,6 +673,28 @@ impl Worker {
         }
         tracing::info!(id = %self.id, rows, segments = entries.len(), elapsed_ms = started.elapsed().as_millis() as u64,
             "handoff committed");
+        // Merge small segments of the chunks just written (size-tiered; a failure only delays it).
+        let chunks: std::collections::BTreeSet<(i64, i64)> = entries
+            .iter()
+            .map(|e| (e.interval.start, e.interval.end))
+            .collect();
+        for (start, end) in chunks {
+            for _ in 0..4 {
+                match crate::compact::compact_chunk(
+                    self.catalog.as_ref(),
+                    &self.spec.table,
+                    basalt_segment::Interval::new(start, end),
+                    self.spec.tuning.max_rows_per_segment,
+                ) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(id = %self.id, error = %e, "compaction failed; will retry after a later handoff");
+                        break;
+                    }
+                }
+            }
+        }
         self.committed = next;
         self.segments_committed += entries.len() as u64;
         self.pending_rejected.clear();
