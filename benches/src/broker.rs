@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -126,6 +126,22 @@ impl Broker {
         for r in results {
             r.unwrap();
         }
+    }
+
+    /// Grows `topic` to `total` partitions (an error when the broker does not support it: Tansu 0.6).
+    pub fn add_partitions(&self, topic: &str, total: usize) -> Result<(), String> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .create()
+            .unwrap();
+        let p = NewPartitions::new(topic, total);
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = futures::executor::block_on(admin.create_partitions([&p], &opts))
+            .map_err(|e| e.to_string())?;
+        for r in results {
+            r.map_err(|(t, e)| format!("{t}: {e}"))?;
+        }
+        Ok(())
     }
 
     pub fn producer(&self) -> BaseProducer {

@@ -368,6 +368,13 @@ fn end_to_end(kind: Kind) {
         );
     }
     assert!(dead.iter().any(|d| d["payload"] == "not json {"));
+    let (_, metrics) = http("GET", &format!("{}/metrics", b.http), None);
+    assert!(
+        metrics.contains(
+            r#"basalt_ingest_rejected_messages{ingestion="events",reason="malformed"} 1"#
+        ),
+        "{metrics}"
+    );
     // Lag from the brokers' high watermarks reaches zero.
     wait_for("zero lag", 30, || {
         let (_, v) = b.ingest("GET", "/events", None);
@@ -386,6 +393,27 @@ fn end_to_end(kind: Kind) {
         "{kind:?}: probe visible after {} ms",
         sent.elapsed().as_millis()
     );
+
+    // A partition added to the topic is picked up (where the broker can add partitions: Tansu 0.6 cannot).
+    let mut extra = 0;
+    match broker.add_partitions(topic, 6) {
+        Ok(()) => {
+            // A new producer, so that its metadata has the new partitions.
+            let p = broker.producer();
+            send(
+                &p,
+                topic,
+                5,
+                event(n + 900, "new-partition").json.as_bytes(),
+            );
+            flush(&p);
+            wait_for("a row from the new partition", 60, || {
+                (b.count("events", "WHERE tag = 'new-partition'") == 1).then_some(())
+            });
+            extra = 1;
+        }
+        Err(e) => eprintln!("{kind:?} cannot add partitions ({e}); that part is skipped"),
+    }
 
     // A handful of segments per hour chunk, not one per poll.
     let (_, t) = http("GET", &format!("{}/v1/tables/events", b.http), None);
@@ -440,13 +468,13 @@ fn end_to_end(kind: Kind) {
     wait_for("a row after the restart", 30, || {
         (b.count("events", "WHERE tag = 'after-restart'") == 1).then_some(())
     });
-    assert_eq!(b.count("events", ""), n as i64 + 102);
+    assert_eq!(b.count("events", ""), n as i64 + 102 + extra);
 
     // Delete: the ingestion goes, its data stays.
     let (s, _) = b.ingest("DELETE", "/events", None);
     assert_eq!(s, 200);
     assert_eq!(b.ingest("GET", "/events", None).0, 404);
-    assert_eq!(b.count("events", ""), n as i64 + 102);
+    assert_eq!(b.count("events", ""), n as i64 + 102 + extra);
 }
 
 /// SIGKILL at random moments during ingestion, several times, then restart: exactly once.

@@ -344,6 +344,7 @@ async fn cancel_query(State(server): State<AppState>, Path(id): Path<String>) ->
 }
 
 async fn metrics(State(server): State<AppState>) -> Response {
+    server.metrics.update_ingest(&server.ingest.list());
     let mut r = Response::new(Body::from(server.metrics.encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -19,6 +19,17 @@ struct QueryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    ingestion: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    ingestion: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolLabels {
     protocol: String,
 }
@@ -34,6 +45,11 @@ pub struct Metrics {
     segments_pruned: Counter,
     connections: Family<ProtocolLabels, Gauge>,
     pub running: Gauge,
+    ingest_lag: Family<IngestLabels, Gauge>,
+    ingest_in_memory: Family<IngestLabels, Gauge>,
+    ingest_committed: Family<IngestLabels, Gauge>,
+    ingest_rate: Family<IngestLabels, Gauge>,
+    ingest_rejected: Family<RejectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -85,7 +101,42 @@ impl Metrics {
         );
         let running = Gauge::default();
         registry.register("queries_running", "Queries executing now", running.clone());
+        let ingest_lag = Family::<IngestLabels, Gauge>::default();
+        registry.register(
+            "ingest_lag_messages",
+            "Kafka ingestion: messages behind the partitions' high watermarks",
+            ingest_lag.clone(),
+        );
+        let ingest_in_memory = Family::<IngestLabels, Gauge>::default();
+        registry.register(
+            "ingest_rows_in_memory",
+            "Kafka ingestion: rows in the real-time index, not yet in segments",
+            ingest_in_memory.clone(),
+        );
+        let ingest_committed = Family::<IngestLabels, Gauge>::default();
+        registry.register(
+            "ingest_messages_committed",
+            "Kafka ingestion: messages whose rows are in committed segments",
+            ingest_committed.clone(),
+        );
+        let ingest_rate = Family::<IngestLabels, Gauge>::default();
+        registry.register(
+            "ingest_messages_per_second",
+            "Kafka ingestion: messages consumed per second (last seconds)",
+            ingest_rate.clone(),
+        );
+        let ingest_rejected = Family::<RejectLabels, Gauge>::default();
+        registry.register(
+            "ingest_rejected_messages",
+            "Kafka ingestion: rejected messages by reason",
+            ingest_rejected.clone(),
+        );
         Metrics {
+            ingest_lag,
+            ingest_in_memory,
+            ingest_committed,
+            ingest_rate,
+            ingest_rejected,
             registry,
             queries,
             latency,
@@ -130,6 +181,35 @@ impl Metrics {
             .clone();
         g.inc();
         ConnectionGuard(g)
+    }
+
+    /// Sets the Kafka ingestion gauges from the ingestions' status (at scrape time).
+    pub fn update_ingest(&self, statuses: &[basalt_ingest::kafka::IngestStatus]) {
+        for s in statuses {
+            let l = IngestLabels {
+                ingestion: s.id.clone(),
+            };
+            if let Some(lag) = s.lag {
+                self.ingest_lag.get_or_create(&l).set(lag);
+            }
+            self.ingest_in_memory
+                .get_or_create(&l)
+                .set(s.rows_in_memory as i64);
+            self.ingest_committed
+                .get_or_create(&l)
+                .set(s.messages_committed as i64);
+            self.ingest_rate
+                .get_or_create(&l)
+                .set(s.messages_per_second.round() as i64);
+            for (reason, n) in &s.rejected {
+                self.ingest_rejected
+                    .get_or_create(&RejectLabels {
+                        ingestion: s.id.clone(),
+                        reason: reason.clone(),
+                    })
+                    .set(*n as i64);
+            }
+        }
     }
 
     /// The text exposition of every metric.
