@@ -449,6 +449,18 @@ fn end_to_end(kind: Kind) {
         (b.count("events", "WHERE tag = 'after-pause'") == 100).then_some(())
     });
 
+    // Updating the spec (same id, same topic) restarts the ingestion where it was: nothing twice.
+    let tuning =
+        json!({"max_rows_in_memory": 50000, "persist_period_ms": 1000, "max_message_bytes": 4096});
+    let (s, v) = b.ingest("POST", "", Some(spec("events", &broker, topic, tuning)));
+    assert_eq!(s, 200, "{v}");
+    wait_for("the updated ingestion", 30, || {
+        let (_, v) = b.ingest("GET", "/events", None);
+        (v["state"] == "running" && v["spec"]["tuning"]["persist_period_ms"] == 1000).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(b.count("events", ""), n as i64 + 101 + extra);
+
     // A graceful restart hands off, and the server resumes the ingestion by itself from the catalog.
     b.terminate();
     let b = Basalt::start(dir.path());

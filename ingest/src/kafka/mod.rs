@@ -142,9 +142,25 @@ impl Supervisors {
             status.clone(),
             rx,
         );
+        let on_panic = status.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kafka-{id}"))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                // A bug must not take the server down: the ingestion shows as failed instead. What it held in
+                // memory was not committed, so the next start re-reads it.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+                if let Err(panic) = r {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "kafka ingestion worker panicked");
+                    let mut s = on_panic.lock().unwrap_or_else(|p| p.into_inner());
+                    s.state = "failed".into();
+                    s.last_error = Some(format!("internal error (worker panicked): {what}"));
+                }
+            })
             .ok();
         self.lock().insert(
             id,

@@ -232,13 +232,16 @@ impl Worker {
             self.refresh_partitions()?;
             self.last_metadata = Some(Instant::now());
         }
+        // Hand off before polling more: while a handoff fails (disk full, say), nothing more is consumed, so
+        // memory stays bounded and the consumer waits instead.
+        if self.due_for_handoff() {
+            self.handoff(None)?;
+            self.commit_group_offsets();
+        }
         let polled = self.poll_batch();
         if !polled.is_empty() {
             self.error = None;
             self.ingest(polled)?;
-        }
-        if self.due_for_handoff() {
-            self.handoff(None)?;
         }
         Ok(Flow::Continue)
     }
@@ -373,6 +376,28 @@ impl Worker {
         tracing::info!(id = %self.id, topic = %topic, ?partitions, "partitions assigned");
         self.assigned = partitions.into_iter().collect();
         Ok(())
+    }
+
+    /// Also records the committed offsets in the consumer group `basalt-{id}`, for lag tools. Only informative:
+    /// basalt resumes from the catalog, never from the group.
+    fn commit_group_offsets(&self) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &self.committed.offsets {
+            if tpl
+                .add_partition_offset(&self.committed.topic, *p, Offset::Offset(*o))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+                tracing::debug!(id = %self.id, error = %e, "committing consumer-group offsets");
+            }
+        }
     }
 
     fn poll_batch(&mut self) -> Vec<Polled> {
