@@ -604,6 +604,34 @@ fn outage(kind: Kind) {
         let (_, v) = b.ingest("GET", "/outage", None);
         (v["state"] == "running").then_some(())
     });
+
+    // Opt-in rejection windows: a second ingestion of the same topic that accepts only the last day and the
+    // next hour rejects the 2026-01-01 events as too late and one from 2099 as too early.
+    send(
+        &producer,
+        topic,
+        0,
+        br#"{"ts": "2099-01-01T00:00:00Z", "country": "US"}"#,
+    );
+    flush(&producer);
+    let mut windows = spec(
+        "windows",
+        &broker,
+        topic,
+        json!({"late_message_rejection_ms": 86_400_000u64,
+        "early_message_rejection_ms": 3_600_000u64}),
+    );
+    windows["table"] = json!("windows");
+    let (s, v) = b.ingest("POST", "", Some(windows));
+    assert_eq!(s, 200, "{v}");
+    let v = wait_for("the rejections by time", 60, || {
+        let (_, v) = b.ingest("GET", "/windows", None);
+        (v["rejected"]["too_late"] == 20_000 && v["rejected"]["too_early"] == 1).then_some(v)
+    });
+    assert_eq!(
+        v["rows_committed"].as_u64().unwrap_or(0) + v["rows_in_memory"].as_u64().unwrap(),
+        0
+    );
 }
 
 /// `basalt ingest kafka` (no server) with a TOML spec and rollup to the minute: the sums and counts by
