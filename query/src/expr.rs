@@ -89,6 +89,14 @@ impl BinOp {
 pub enum Func {
     Lower,
     Upper,
+    /// Removes the characters `chars` from the start and/or end.
+    Trim {
+        leading: bool,
+        trailing: bool,
+        chars: String,
+    },
+    /// PostgreSQL's `quote_ident`: double-quotes an identifier unless it is a plain lower-case one.
+    QuoteIdent,
     Length,
     /// SUBSTRING(s, start[, len]) with a 1-based start.
     Substring,
@@ -476,10 +484,14 @@ fn binary(
     input: &[Option<ArrayRef>],
     len: usize,
 ) -> Result<ArrayRef> {
-    // A literal side stays a scalar so kernels broadcast it.
+    // A literal side stays a scalar so kernels broadcast it; with two literals the left one is an array, so the
+    // result still has `len` rows.
+    let both_literal = matches!(left, Expr::Literal(_)) && matches!(right, Expr::Literal(_));
     let side = |e: &Expr, to: &DataType| -> Result<Operand> {
         Ok(match e {
-            Expr::Literal(s) => Operand::Scalar(cast_scalar(s, to)?),
+            Expr::Literal(s) if !(both_literal && std::ptr::eq(e, left)) => {
+                Operand::Scalar(cast_scalar(s, to)?)
+            }
             e => Operand::Array(cast_to(&e.eval(input, len)?, to)?),
         })
     };

@@ -55,6 +55,42 @@ pub fn eval(
                 .collect();
             Arc::new(out)
         }
+        Func::Trim {
+            leading,
+            trailing,
+            chars,
+        } => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let is_trim = |c: char| chars.contains(c);
+            let out: StringArray = a
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|s| {
+                        let s = if *leading {
+                            s.trim_start_matches(is_trim)
+                        } else {
+                            s
+                        };
+                        if *trailing {
+                            s.trim_end_matches(is_trim)
+                        } else {
+                            s
+                        }
+                    })
+                })
+                .collect();
+            Arc::new(out)
+        }
+        Func::QuoteIdent => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let out: StringArray = a
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(quote_ident))
+                .collect();
+            Arc::new(out)
+        }
         Func::Length => {
             let a = cast_to(&arg(0)?, &DataType::Utf8)?;
             let out: Int64Array = a
@@ -329,5 +365,27 @@ fn extract(field: &str, ms: i64) -> i64 {
         "second" => i64::from(d.second()),
         "millisecond" | "milliseconds" => i64::from(d.second()) * 1000 + ms.rem_euclid(1000),
         _ => 0,
+    }
+}
+
+/// Quotes `name` as PostgreSQL's `quote_ident` does: unchanged when it is lower-case letters, digits, `_` and `$`
+/// (not starting with a digit or `$`) and not a reserved word; otherwise in double quotes, inner quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    const RESERVED: [&str; 20] = [
+        "all", "and", "as", "case", "check", "column", "default", "desc", "from", "group", "limit",
+        "not", "null", "or", "order", "select", "table", "to", "user", "where",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED.contains(&name);
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }

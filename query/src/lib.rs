@@ -4,6 +4,7 @@
 //! in a fixed order. Results are Arrow `RecordBatch`es.
 
 pub mod aggregate;
+pub mod consts;
 pub mod error;
 pub mod exec;
 pub mod expr;
@@ -197,6 +198,7 @@ pub fn run_statement(
 ) -> Result<QueryResult> {
     let mut stmt = stmt.clone();
     params::bind(&mut stmt, &ctx.params)?;
+    consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());
     let tables = system::SystemTables::new(&user, ctx.face);
     let (query, explain) = match &stmt {

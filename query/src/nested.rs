@@ -236,6 +236,11 @@ pub fn run_query(
     if let ControlFlow::Break(e) = q.body.visit(&mut inliner) {
         return Err(e);
     }
+    if let Some(order_by) = &mut q.order_by {
+        if let ControlFlow::Break(e) = order_by.visit(&mut inliner) {
+            return Err(e);
+        }
+    }
     add_stats(&mut stats, &inliner.stats);
     // Subqueries in FROM.
     if let ast::SetExpr::Select(select) = q.body.as_ref() {

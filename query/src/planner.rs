@@ -744,6 +744,42 @@ impl Binder<'_> {
                     ty: DataType::Utf8,
                 })
             }
+            ast::Expr::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                trim_characters,
+            } => {
+                if trim_characters.is_some() {
+                    return Err(QueryError::unsupported(
+                        "TRIM with a list of characters",
+                        pos,
+                    ));
+                }
+                let chars = match trim_what {
+                    None => " ".to_string(),
+                    Some(w) => self.string_literal(w).ok_or_else(|| {
+                        QueryError::unsupported(
+                            "TRIM with non-constant characters",
+                            pos_of(w.as_ref()),
+                        )
+                    })?,
+                };
+                let (leading, trailing) = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => (true, false),
+                    Some(ast::TrimWhereField::Trailing) => (false, true),
+                    _ => (true, true),
+                };
+                Ok(Expr::Func {
+                    func: Func::Trim {
+                        leading,
+                        trailing,
+                        chars,
+                    },
+                    args: vec![self.bind(expr, mode)?],
+                    ty: DataType::Utf8,
+                })
+            }
             ast::Expr::Function(f) => self.function(f, mode, pos),
             ast::Expr::Interval(_) => Err(QueryError::unsupported(
                 "an INTERVAL outside timestamp arithmetic",
@@ -1108,6 +1144,31 @@ impl Binder<'_> {
                     ty,
                 })
             }
+            "btrim" | "ltrim" | "rtrim" => {
+                want(1..=2)?;
+                let chars = if args.len() == 2 {
+                    lit_str(1)?
+                } else {
+                    " ".to_string()
+                };
+                Ok(Expr::Func {
+                    func: Func::Trim {
+                        leading: name != "rtrim",
+                        trailing: name != "ltrim",
+                        chars,
+                    },
+                    args: vec![self.bind(&args[0], mode)?],
+                    ty: DataType::Utf8,
+                })
+            }
+            "quote_ident" => {
+                want(1..=1)?;
+                Ok(Expr::Func {
+                    func: Func::QuoteIdent,
+                    args: vec![self.bind(&args[0], mode)?],
+                    ty: DataType::Utf8,
+                })
+            }
             "substr" | "substring" => {
                 want(2..=3)?;
                 let bound = args
@@ -1383,6 +1444,7 @@ fn output_name(e: &ast::Expr) -> String {
         ast::Expr::Ceil { .. } => "ceil".into(),
         ast::Expr::Extract { .. } => "extract".into(),
         ast::Expr::Substring { .. } => "substring".into(),
+        ast::Expr::Trim { .. } => "btrim".into(),
         _ => "?column?".into(),
     }
 }

@@ -92,7 +92,7 @@ pub fn druid_type(ty: ColumnType) -> (&'static str, i64) {
 }
 
 const DRUID_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
-const PG_TABLES: [&str; 8] = [
+const PG_TABLES: [&str; 9] = [
     "information_schema.schemata",
     "information_schema.tables",
     "information_schema.columns",
@@ -101,6 +101,7 @@ const PG_TABLES: [&str; 8] = [
     "pg_catalog.pg_attribute",
     "pg_catalog.pg_type",
     "pg_catalog.pg_database",
+    "pg_catalog.pg_extension",
 ];
 
 impl<'a> SystemTables<'a> {
@@ -448,6 +449,14 @@ impl<'a> SystemTables<'a> {
             (Face::Postgres, "pg_catalog.pg_database") => vec![
                 ("oid", Column::Int(vec![Some(16_383)])),
                 ("datname", Column::Str(vec![s(DATABASE)])),
+            ],
+            // No extensions (Grafana asks for TimescaleDB's version here); the built-in plpgsql as PostgreSQL lists it.
+            (Face::Postgres, "pg_catalog.pg_extension") => vec![
+                ("oid", Column::Int(vec![Some(13_000 + 581)])),
+                ("extname", Column::Str(vec![s("plpgsql")])),
+                ("extowner", Column::Int(vec![Some(10)])),
+                ("extnamespace", Column::Int(vec![Some(CATALOG_NS_OID)])),
+                ("extversion", Column::Str(vec![s("1.0")])),
             ],
             _ => Vec::new(),
         }

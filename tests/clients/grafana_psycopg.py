@@ -47,6 +47,48 @@ cols = cur.fetchall()
 check("first column", cols[0], ("ds", "timestamp with time zone"))
 check("num column", ("num", "bigint") in cols, True)
 
+# Grafana's query builder lists tables and columns with catalog queries built from quote_ident, the schemas in
+# current_setting('search_path') (string_to_array, array_lower/array_upper, generate_series in FROM, subscripts,
+# `user`), parse_ident and array_length. These are written here in the same shape as its PostgreSQL data source
+# sends them (unqualified names for tables on the search path, qualified ones otherwise).
+ON_SEARCH_PATH = """quote_ident(table_schema) IN (
+    SELECT CASE WHEN trim(p[k]) = '"$user"' THEN user ELSE trim(p[k]) END
+    FROM generate_series(array_lower(string_to_array(current_setting('search_path'), ','), 1),
+                         array_upper(string_to_array(current_setting('search_path'), ','), 1)) AS k,
+         string_to_array(current_setting('search_path'), ',') p)"""
+cur.execute(
+    f"""SELECT CASE WHEN {ON_SEARCH_PATH} THEN quote_ident(table_name)
+               ELSE quote_ident(table_schema) || '.' || quote_ident(table_name) END AS "table"
+        FROM information_schema.tables
+        WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog', '_timescaledb_catalog')
+        ORDER BY CASE WHEN {ON_SEARCH_PATH} THEN 0 ELSE 1 END, 1"""
+)
+check("builder: tables", cur.fetchall(), [("births",), ("flights",)])
+cur.execute(
+    """SELECT quote_ident(table_name) AS "table" FROM information_schema.tables
+       WHERE quote_ident(table_schema) = 'public' ORDER BY 1"""
+)
+check("builder: tables of a schema", cur.fetchall(), [("births",), ("flights",)])
+PG_TYPE = {"VARCHAR": "text", "BIGINT": "bigint", "DOUBLE": "double precision", "TIMESTAMP": "timestamp with time zone"}
+want_cols = [(name, PG_TYPE[ty]) for name, ty, *_ in duck.execute("DESCRIBE births").fetchall()]
+for table in ["births", "public.births", 'public."births"']:
+    lit = "'" + table.replace("'", "''") + "'"
+    cur.execute(
+        f"""SELECT quote_ident(column_name) AS "column", data_type AS "type" FROM information_schema.columns
+            WHERE CASE WHEN array_length(parse_ident({lit}), 1) = 2
+                THEN quote_ident(table_schema) = (parse_ident({lit}))[1]
+                     AND quote_ident(table_name) = (parse_ident({lit}))[2]
+                ELSE quote_ident(table_name) = {lit} AND {ON_SEARCH_PATH} END
+            ORDER BY ordinal_position"""
+    )
+    check(f"builder: columns of {table}", sorted(cur.fetchall()), sorted(want_cols))
+cur.execute("SELECT current_setting('server_version_num')::int/100 AS version")
+check("builder: version", cur.fetchone(), (1600,))
+cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+check("builder: no timescaledb", cur.fetchall(), [])
+cur.execute("SELECT quote_ident('Mixed Case'), quote_ident('plain_1'), quote_ident('select')")
+check("quote_ident", cur.fetchone(), ('"Mixed Case"', "plain_1", '"select"'))
+
 # Grafana's time-series macro expansions: $__timeFilter, $__timeGroup as epoch arithmetic, GROUP BY 1 ORDER BY 1.
 cur.execute(
     "SELECT floor(extract(epoch from ds)/31536000)*31536000 AS \"time\", sum(num) AS value FROM births "
