@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub cancel: Arc<AtomicBool>,
     /// Most groups (or buffered rows) a query may hold.
     pub max_groups: usize,
+    /// Most rows the right (broadcast) side of a join may have.
+    pub max_join_rows: usize,
     /// Plan and type the query but read no rows: the result is empty (a global aggregate answers one row)
     /// with the columns and types the real result would have. What a PostgreSQL `Describe` needs.
     pub describe_only: bool,
@@ -39,6 +41,7 @@ impl Default for ExecOptions {
             timeout_ms: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             max_groups: 10_000_000,
+            max_join_rows: 1_000_000,
             describe_only: false,
         }
     }

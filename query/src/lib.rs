@@ -10,6 +10,7 @@ pub mod exec;
 pub mod expr;
 pub mod filter;
 pub mod functions;
+pub mod join;
 pub mod nested;
 pub mod params;
 pub mod plan;

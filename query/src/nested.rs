@@ -242,6 +242,25 @@ pub fn run_query(
         }
     }
     add_stats(&mut stats, &inliner.stats);
+    // Joins run first; the SELECT then reads their result as one in-memory table.
+    {
+        let ast::Query { body, order_by, .. } = &mut q;
+        if let ast::SetExpr::Select(select) = body.as_mut() {
+            let key = format!("\u{0}join@{}", Pos::from(select.span()).line);
+            let sub_stats = std::cell::RefCell::new(ExecStats::default());
+            let run = |sub: &ast::Query| -> Result<RecordBatch> {
+                let (b, s, _) = run_query(sub, &overlay, now_ms, opts, depth + 1)?;
+                add_stats(&mut sub_stats.borrow_mut(), &s);
+                Ok(b)
+            };
+            let joined =
+                crate::join::run_joins(select, order_by.as_mut(), &overlay, &run, opts, &key)?;
+            add_stats(&mut stats, &sub_stats.borrow());
+            if let Some(batch) = joined {
+                overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
+            }
+        }
+    }
     // Subqueries in FROM.
     if let ast::SetExpr::Select(select) = q.body.as_ref() {
         for from in &select.from {

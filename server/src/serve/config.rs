@@ -22,6 +22,8 @@ pub struct Config {
     pub query_timeout_ms: u64,
     /// Most rows one result may hold; larger results are an error, not a silent cut.
     pub max_result_rows: usize,
+    /// Most rows the right (broadcast) side of a join may have.
+    pub max_join_rows: usize,
     /// Largest SQL request body in bytes.
     pub max_request_bytes: usize,
     /// Largest batch-upload body in bytes (`POST /v1/tables/{t}/load`).
@@ -45,6 +47,7 @@ impl Default for Config {
             max_queued_queries: 64,
             query_timeout_ms: 60_000,
             max_result_rows: 1_000_000,
+            max_join_rows: 1_000_000,
             max_request_bytes: 1 << 20,
             max_upload_bytes: 1 << 30,
             query_threads: 0,
@@ -55,7 +58,7 @@ impl Default for Config {
 }
 
 /// The names of all settings, as written in the TOML file (environment: `BASALT_` + upper case).
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "data_dir",
     "http",
     "pg",
@@ -64,6 +67,7 @@ pub const KEYS: [&str; 13] = [
     "max_queued_queries",
     "query_timeout_ms",
     "max_result_rows",
+    "max_join_rows",
     "max_request_bytes",
     "max_upload_bytes",
     "query_threads",
@@ -91,6 +95,7 @@ impl Config {
             "max_queued_queries" => self.max_queued_queries = num(key, value, from)?,
             "query_timeout_ms" => self.query_timeout_ms = num(key, value, from)?,
             "max_result_rows" => self.max_result_rows = num(key, value, from)?,
+            "max_join_rows" => self.max_join_rows = num(key, value, from)?,
             "max_request_bytes" => self.max_request_bytes = num(key, value, from)?,
             "max_upload_bytes" => self.max_upload_bytes = num(key, value, from)?,
             "query_threads" => self.query_threads = num(key, value, from)?,

@@ -269,6 +269,7 @@ impl Server {
                 self.config.query_threads
             },
             timeout_ms: self.config.query_timeout_ms,
+            max_join_rows: self.config.max_join_rows,
             cancel,
             ..Default::default()
         };
