@@ -14,6 +14,8 @@ use arrow_array::{
     TimestampMillisecondArray,
 };
 use arrow_schema::DataType;
+use datasketches::hll::{HllType, HllUnion};
+use datasketches::tdigest::TDigestMut;
 
 use crate::error::{QueryError, Result};
 use crate::expr::{Scalar, TS};
@@ -44,7 +46,25 @@ pub enum Acc {
         max: bool,
     },
     Distinct(Vec<HashSet<DistinctKey>>),
+    /// Every value of each group, for exact percentiles (`q` is the fraction).
+    Percentile {
+        values: Vec<Vec<f64>>,
+        q: f64,
+        cont: bool,
+    },
+    /// A HyperLogLog union per group (created on the group's first value).
+    Hll(Vec<Option<Box<HllUnion>>>),
+    /// A t-digest per group.
+    Quantile {
+        digests: Vec<Option<Box<TDigestMut>>>,
+        q: f64,
+    },
 }
+
+/// HyperLogLog precision: 2^12 registers, about 1.6% relative standard error.
+const HLL_LG_K: u8 = 12;
+/// t-digest compression.
+const TDIGEST_K: u16 = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DistinctKey {
@@ -56,7 +76,18 @@ pub enum DistinctKey {
 
 impl Acc {
     pub fn new(call: &AggCall) -> Acc {
+        let q = call.param.unwrap_or(0.5);
         match (call.func, call.distinct, &call.ty) {
+            (AggFunc::PercentileCont | AggFunc::PercentileDisc, _, _) => Acc::Percentile {
+                values: Vec::new(),
+                q,
+                cont: call.func == AggFunc::PercentileCont,
+            },
+            (AggFunc::ApproxDistinct, _, _) => Acc::Hll(Vec::new()),
+            (AggFunc::ApproxQuantile, _, _) => Acc::Quantile {
+                digests: Vec::new(),
+                q,
+            },
             (AggFunc::Count, true, _) => Acc::Distinct(Vec::new()),
             (AggFunc::CountStar | AggFunc::Count, _, _) => Acc::Count(Vec::new()),
             (AggFunc::Sum, _, DataType::Int64) => Acc::SumInt(Vec::new()),
@@ -96,6 +127,9 @@ impl Acc {
             Acc::MinMaxFloat { values, .. } => values.resize(n, None),
             Acc::MinMax { values, .. } => values.resize(n, None),
             Acc::Distinct(v) => v.resize_with(n, HashSet::new),
+            Acc::Percentile { values, .. } => values.resize_with(n, Vec::new),
+            Acc::Hll(v) => v.resize_with(n, || None),
+            Acc::Quantile { digests, .. } => digests.resize_with(n, || None),
         }
     }
 
@@ -229,6 +263,52 @@ impl Acc {
                     }
                 }
             }
+            Acc::Percentile { values: groups, .. } => {
+                let v = values.ok_or_else(|| internal("PERCENTILE without argument"))?;
+                let v = as_f64_any(v)?;
+                let a = v.as_primitive::<Float64Type>();
+                for (g, r) in gids.iter().zip(rows) {
+                    if a.is_valid(*r as usize) {
+                        groups[*g as usize].push(a.value(*r as usize));
+                    }
+                }
+            }
+            Acc::Hll(unions) => {
+                let v = values.ok_or_else(|| internal("APPROX_COUNT_DISTINCT without argument"))?;
+                for (g, r) in gids.iter().zip(rows) {
+                    let r = *r as usize;
+                    if v.is_null(r) {
+                        continue;
+                    }
+                    let u = match &mut unions[*g as usize] {
+                        Some(u) => u,
+                        slot => slot.insert(Box::new(new_union()?)),
+                    };
+                    // The same value hashes the same in every segment: strings as str, numbers as i64 / f64 bits.
+                    match distinct_key(v, r)? {
+                        DistinctKey::Int(i) => u.update_value(i),
+                        DistinctKey::Float(f) => u.update_value(f),
+                        DistinctKey::Str(s) => u.update_value(s.as_str()),
+                        DistinctKey::Bool(b) => u.update_value(b),
+                    }
+                }
+            }
+            Acc::Quantile { digests, .. } => {
+                let v = values.ok_or_else(|| internal("APPROX_QUANTILE without argument"))?;
+                let v = as_f64(v)?;
+                let a = v.as_primitive::<Float64Type>();
+                for (g, r) in gids.iter().zip(rows) {
+                    let r = *r as usize;
+                    if a.is_null(r) {
+                        continue;
+                    }
+                    let d = match &mut digests[*g as usize] {
+                        Some(d) => d,
+                        slot => slot.insert(Box::new(new_digest()?)),
+                    };
+                    d.update(a.value(r));
+                }
+            }
         }
         Ok(())
     }
@@ -303,6 +383,26 @@ impl Acc {
                 let add: Vec<DistinctKey> = b[from].iter().cloned().collect();
                 a[to].extend(add);
             }
+            (Acc::Percentile { values: a, .. }, Acc::Percentile { values: b, .. }) => {
+                a[to].extend_from_slice(&b[from]);
+            }
+            (Acc::Hll(a), Acc::Hll(b)) => {
+                if let Some(other) = &b[from] {
+                    let sketch = other.to_sketch(HllType::Hll8);
+                    match &mut a[to] {
+                        Some(u) => u.update(&sketch),
+                        slot => *slot = Some(other.clone()),
+                    }
+                }
+            }
+            (Acc::Quantile { digests: a, .. }, Acc::Quantile { digests: b, .. }) => {
+                if let Some(other) = &b[from] {
+                    match &mut a[to] {
+                        Some(d) => d.merge(other),
+                        slot => *slot = Some(other.clone()),
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -330,7 +430,77 @@ impl Acc {
             Acc::Distinct(sets) => Arc::new(Int64Array::from(
                 sets.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
             )),
+            Acc::Percentile { values, q, cont } => {
+                let out: Vec<Option<f64>> = values
+                    .iter()
+                    .map(|v| {
+                        let mut v = v.clone();
+                        v.sort_by(f64::total_cmp);
+                        percentile(&v, *q, *cont)
+                    })
+                    .collect();
+                let a: ArrayRef = Arc::new(Float64Array::from(out));
+                crate::expr::cast_to(&a, ty)?
+            }
+            Acc::Hll(unions) => Arc::new(Int64Array::from(
+                unions
+                    .iter()
+                    .map(|u| u.as_ref().map_or(0, |u| u.estimate().round() as i64))
+                    .collect::<Vec<_>>(),
+            )),
+            Acc::Quantile { digests, q } => {
+                let mut out = Vec::with_capacity(digests.len());
+                for d in digests {
+                    out.push(match d {
+                        Some(d) => {
+                            let mut d = d.as_ref().clone();
+                            d.quantile(*q).map_err(|e| {
+                                QueryError::Execution(format!("APPROX_QUANTILE: {e}"))
+                            })?
+                        }
+                        None => None,
+                    });
+                }
+                Arc::new(Float64Array::from(out))
+            }
         })
+    }
+}
+
+fn new_union() -> Result<HllUnion> {
+    HllUnion::new(HLL_LG_K).map_err(|e| QueryError::Execution(format!("HyperLogLog: {e}")))
+}
+
+fn new_digest() -> Result<TDigestMut> {
+    TDigestMut::new(TDIGEST_K).map_err(|e| QueryError::Execution(format!("t-digest: {e}")))
+}
+
+/// The percentile `q` of sorted values: interpolated (`cont`, as PERCENTILE_CONT) or the first value at or past
+/// fraction `q` (as PERCENTILE_DISC). `None` for no values.
+pub fn percentile(sorted: &[f64], q: f64, cont: bool) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    if cont {
+        let pos = q * (n - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        let frac = pos - lo as f64;
+        Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
+    } else {
+        let idx = ((q * n as f64).ceil() as usize).max(1) - 1;
+        Some(sorted[idx.min(n - 1)])
+    }
+}
+
+/// Numbers and timestamps as doubles (timestamps as epoch milliseconds).
+fn as_f64_any(a: &ArrayRef) -> Result<ArrayRef> {
+    match a.data_type() {
+        DataType::Timestamp(_, _) => {
+            let i = crate::expr::cast_to(a, &DataType::Int64)?;
+            crate::expr::cast_to(&i, &DataType::Float64)
+        }
+        _ => as_f64(a),
     }
 }
 

@@ -14,6 +14,14 @@ pub enum AggFunc {
     Min,
     Max,
     Avg,
+    /// Exact `PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)`: interpolated between the two nearest values.
+    PercentileCont,
+    /// Exact `PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY x)`: the first value at or past fraction q.
+    PercentileDisc,
+    /// `APPROX_COUNT_DISTINCT(x)`: a HyperLogLog sketch (Apache DataSketches, lg_k 12, about 1.6% error).
+    ApproxDistinct,
+    /// `APPROX_QUANTILE(x, q)`: a t-digest (Apache DataSketches, k 200).
+    ApproxQuantile,
 }
 
 /// One aggregate call: `func(DISTINCT? arg) FILTER (WHERE filter)`.
@@ -24,6 +32,8 @@ pub struct AggCall {
     pub arg: Option<Expr>,
     pub distinct: bool,
     pub filter: Option<Expr>,
+    /// The fraction of the percentile and quantile functions.
+    pub param: Option<f64>,
     pub ty: DataType,
 }
 

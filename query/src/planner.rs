@@ -242,7 +242,20 @@ struct Binder<'a> {
     now_ms: i64,
 }
 
-const AGGREGATES: [&str; 5] = ["count", "sum", "min", "max", "avg"];
+const AGGREGATES: [&str; 12] = [
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "percentile_cont",
+    "percentile_disc",
+    "approx_count_distinct",
+    "approx_distinct",
+    "approx_quantile",
+    "approx_percentile_cont",
+    "approx_percentile",
+];
 
 fn func_name(f: &ast::Function) -> String {
     f.name
@@ -963,6 +976,27 @@ impl Binder<'_> {
     fn aggregate(&mut self, f: &ast::Function, pos: Pos) -> Result<Expr> {
         let name = func_name(f);
         let (args, distinct) = self.args(f, pos)?;
+        if let Some((func, arg, param)) = self.sketch_or_percentile(&name, f, &args, pos)? {
+            let filter = f
+                .filter
+                .as_ref()
+                .map(|x| self.bind(x, Mode::Row))
+                .transpose()?;
+            let ty = match func {
+                AggFunc::ApproxDistinct => DataType::Int64,
+                AggFunc::PercentileDisc => arg.data_type(),
+                _ => DataType::Float64,
+            };
+            let call = AggCall {
+                func,
+                arg: Some(arg),
+                distinct: false,
+                filter,
+                param,
+                ty,
+            };
+            return Ok(self.add_aggregate(call, name));
+        }
         if !f.within_group.is_empty() {
             return Err(QueryError::unsupported(
                 format!("{name}(...) WITHIN GROUP"),
@@ -1045,8 +1079,15 @@ impl Binder<'_> {
             arg,
             distinct,
             filter,
-            ty: ty.clone(),
+            param: None,
+            ty,
         };
+        Ok(self.add_aggregate(call, name))
+    }
+
+    /// Registers an aggregate (once per distinct call) and returns the column that holds its value.
+    fn add_aggregate(&mut self, call: AggCall, name: String) -> Expr {
+        let ty = call.ty.clone();
         let index = match self.aggs.iter().position(|a| *a == call) {
             Some(i) => i,
             None => {
@@ -1054,11 +1095,94 @@ impl Binder<'_> {
                 self.aggs.len() - 1
             }
         };
-        Ok(Expr::Column {
+        Expr::Column {
             index: self.group_by.len() + index,
-            name: name.clone(),
+            name,
             ty,
-        })
+        }
+    }
+
+    /// PERCENTILE_CONT/DISC(q) WITHIN GROUP (ORDER BY x), APPROX_COUNT_DISTINCT(x), APPROX_QUANTILE(x, q).
+    fn sketch_or_percentile(
+        &mut self,
+        name: &str,
+        f: &ast::Function,
+        args: &[ast::Expr],
+        pos: Pos,
+    ) -> Result<Option<(AggFunc, Expr, Option<f64>)>> {
+        let fraction = |e: &ast::Expr| -> Result<f64> {
+            let q = match e {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n.parse::<f64>().ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match q {
+                Some(q) if (0.0..=1.0).contains(&q) => Ok(q),
+                _ => Err(QueryError::invalid(
+                    format!("{name}: the fraction must be a constant between 0 and 1, not {e}"),
+                    pos_of(e),
+                )),
+            }
+        };
+        let numeric = |x: &Expr, what: &str| -> Result<()> {
+            match x.data_type() {
+                DataType::Int64 | DataType::Float64 => Ok(()),
+                DataType::Timestamp(_, _) if what == "percentile_disc" => Ok(()),
+                t => Err(QueryError::invalid(
+                    format!("{what} needs a number, not {t}"),
+                    pos,
+                )),
+            }
+        };
+        match name {
+            "percentile_cont" | "percentile_disc" => {
+                let ([q], [order]) = (args, f.within_group.as_slice()) else {
+                    return Err(QueryError::invalid(
+                        format!("{name} is written {name}(fraction) WITHIN GROUP (ORDER BY x)"),
+                        pos,
+                    ));
+                };
+                let mut q = fraction(q)?;
+                if matches!(order.options.sort, Some(ast::OrderBySort::Desc)) {
+                    q = 1.0 - q;
+                }
+                let x = self.bind(&order.expr, Mode::Row)?;
+                numeric(&x, name)?;
+                let func = if name == "percentile_cont" {
+                    AggFunc::PercentileCont
+                } else {
+                    AggFunc::PercentileDisc
+                };
+                Ok(Some((func, x, Some(q))))
+            }
+            "approx_count_distinct" | "approx_distinct" => {
+                let [x] = args else {
+                    return Err(QueryError::invalid(
+                        format!("{name} takes one argument"),
+                        pos,
+                    ));
+                };
+                Ok(Some((
+                    AggFunc::ApproxDistinct,
+                    self.bind(x, Mode::Row)?,
+                    None,
+                )))
+            }
+            "approx_quantile" | "approx_percentile_cont" | "approx_percentile" => {
+                let [x, q] = args else {
+                    return Err(QueryError::invalid(
+                        format!("{name} is written {name}(x, fraction)"),
+                        pos,
+                    ));
+                };
+                let x = self.bind(x, Mode::Row)?;
+                numeric(&x, name)?;
+                Ok(Some((AggFunc::ApproxQuantile, x, Some(fraction(q)?))))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A bucket origin: a constant timestamp (or a string that parses as one).
@@ -1338,15 +1462,6 @@ impl Binder<'_> {
                     ty,
                 })
             }
-            "percentile_cont"
-            | "percentile_disc"
-            | "approx_count_distinct"
-            | "approx_distinct"
-            | "approx_quantile"
-            | "approx_percentile_cont" => Err(QueryError::unsupported(
-                format!("aggregate {name} (not implemented yet)"),
-                pos,
-            )),
             _ => Err(QueryError::unsupported(format!("function {name}"), pos)),
         }
     }

@@ -1,0 +1,67 @@
+//! Approximate aggregates, checked against what they approximate: the rank of APPROX_QUANTILE's answer is near
+//! the asked fraction (counted exactly by a second query), and APPROX_COUNT_DISTINCT is near COUNT(DISTINCT).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use basalt_query::{run_sql, ExecOptions};
+use basalt_segment::FileCatalog;
+use common::load_births;
+
+fn one_f64(catalog: &FileCatalog, sql: &str) -> f64 {
+    let r = run_sql(catalog, sql, &ExecOptions::default()).unwrap();
+    r.batch.column(0).as_primitive::<Float64Type>().value(0)
+}
+
+fn one_i64(catalog: &FileCatalog, sql: &str) -> i64 {
+    let r = run_sql(catalog, sql, &ExecOptions::default()).unwrap();
+    r.batch.column(0).as_primitive::<Int64Type>().value(0)
+}
+
+#[test]
+fn approximate_quantiles_land_near_the_asked_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let catalog = FileCatalog::open_read_only(dir.path()).unwrap();
+    let total = one_i64(&catalog, "SELECT COUNT(*) FROM births") as f64;
+    for q in [0.1, 0.5, 0.9, 0.99] {
+        for f in [
+            "APPROX_QUANTILE(num, {q})",
+            "APPROX_PERCENTILE_CONT(num, {q})",
+        ] {
+            let f = f.replace("{q}", &q.to_string());
+            let v = one_f64(&catalog, &format!("SELECT {f} FROM births"));
+            let below = one_i64(
+                &catalog,
+                &format!("SELECT COUNT(*) FROM births WHERE num < {v}"),
+            ) as f64;
+            let at_or_below = one_i64(
+                &catalog,
+                &format!("SELECT COUNT(*) FROM births WHERE num <= {v}"),
+            ) as f64;
+            // The answer's rank range must come within 1% of q.
+            let (lo, hi) = (below / total, at_or_below / total);
+            assert!(
+                lo - 0.01 <= q && q <= hi + 0.01,
+                "{f} = {v}: rank {lo:.4}..{hi:.4}, asked {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn approximate_distinct_counts_are_close() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let catalog = FileCatalog::open_read_only(dir.path()).unwrap();
+    // num has thousands of distinct values: the sketch estimates (2^12 registers: ~1.6% standard error).
+    let exact = one_i64(&catalog, "SELECT COUNT(DISTINCT num) FROM births") as f64;
+    let approx = one_i64(&catalog, "SELECT APPROX_COUNT_DISTINCT(num) FROM births") as f64;
+    assert!(exact > 1000.0);
+    assert!(
+        (approx - exact).abs() / exact < 0.05,
+        "approx {approx}, exact {exact}"
+    );
+}
