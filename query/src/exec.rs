@@ -91,6 +91,21 @@ fn prune_reason(src: &dyn SegmentSource, fp: &FilterPlan, time_col: &str) -> Opt
             basalt_segment::granularity::format_iso(max)
         ));
     }
+    for r in &fp.ranges {
+        let Some(info) = src.column_info(&r.column) else {
+            continue;
+        };
+        let as_f64 = |v: &Option<StatValue>| match v {
+            Some(StatValue::Long(i)) => Some(*i as f64),
+            Some(StatValue::Double(d)) => Some(*d),
+            _ => None,
+        };
+        if let (Some(lo), Some(hi)) = (as_f64(&info.stats.min), as_f64(&info.stats.max)) {
+            if r.excludes(lo, hi, info.stats.has_nan) {
+                return Some(format!("{} {lo}..{hi} outside the filter", r.column));
+            }
+        }
+    }
     None
 }
 

@@ -103,6 +103,30 @@ pub struct FilterPlan {
     /// Time bounds implied by the filter: rows with time outside `[min, max]` cannot match.
     pub time_min: Option<i64>,
     pub time_max: Option<i64>,
+    /// Bounds on numeric columns implied by the filter, to prune segments by their min/max statistics.
+    pub ranges: Vec<ValueRange>,
+}
+
+/// Bounds on a numeric column (either side open); each bound is (value, strict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRange {
+    pub column: String,
+    pub lo: Option<(f64, bool)>,
+    pub hi: Option<(f64, bool)>,
+}
+
+impl ValueRange {
+    /// Whether no value in `[min, max]` can be in the range. NaN values (greater than every number, as in
+    /// PostgreSQL) may match any lower bound.
+    pub fn excludes(&self, min: f64, max: f64, has_nan: bool) -> bool {
+        let above = self
+            .hi
+            .is_some_and(|(hi, strict)| min > hi || (strict && min >= hi));
+        let below = self
+            .lo
+            .is_some_and(|(lo, strict)| max < lo || (strict && max <= lo));
+        above || (!has_nan && below)
+    }
 }
 
 /// Splits `filter`; `time_col` is the position of the time column.
@@ -115,6 +139,7 @@ pub fn plan_filter(filter: Option<&Expr>, time_col: usize) -> FilterPlan {
     let mut residual: Vec<Expr> = Vec::new();
     for c in conjuncts {
         time_bounds(c, time_col, &mut plan);
+        value_bounds(c, &mut plan);
         match to_index(c, false) {
             Some(i) => index.push(i),
             None => residual.push(c.clone()),
@@ -292,6 +317,51 @@ fn to_index(e: &Expr, negate: bool) -> Option<IndexFilter> {
     }
 }
 
+/// Records `numeric column <op> constant` (either order) as a value range.
+fn value_bounds(e: &Expr, plan: &mut FilterPlan) {
+    let Expr::Binary {
+        op, left, right, ..
+    } = e
+    else {
+        return;
+    };
+    let number = |s: &Scalar| match s {
+        Scalar::Int(i) => Some(*i as f64),
+        Scalar::Float(f) if !f.is_nan() => Some(*f),
+        _ => None,
+    };
+    let numeric = |t: &DataType| matches!(t, DataType::Int64 | DataType::Float64);
+    let (name, v, col_left) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column { name, ty, .. }, Expr::Literal(l)) if numeric(ty) => (name, number(l), true),
+        (Expr::Literal(l), Expr::Column { name, ty, .. }) if numeric(ty) => {
+            (name, number(l), false)
+        }
+        _ => return,
+    };
+    let Some(v) = v else { return };
+    let op = match (op, col_left) {
+        (o, true) => *o,
+        (BinOp::Lt, false) => BinOp::Gt,
+        (BinOp::LtEq, false) => BinOp::GtEq,
+        (BinOp::Gt, false) => BinOp::Lt,
+        (BinOp::GtEq, false) => BinOp::LtEq,
+        (o, false) => *o,
+    };
+    let (lo, hi) = match op {
+        BinOp::Eq => (Some((v, false)), Some((v, false))),
+        BinOp::Gt => (Some((v, true)), None),
+        BinOp::GtEq => (Some((v, false)), None),
+        BinOp::Lt => (None, Some((v, true))),
+        BinOp::LtEq => (None, Some((v, false))),
+        _ => return,
+    };
+    plan.ranges.push(ValueRange {
+        column: name.clone(),
+        lo,
+        hi,
+    });
+}
+
 fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
     let Expr::Binary {
         op, left, right, ..
@@ -329,5 +399,30 @@ fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
     }
     if let Some(hi) = hi {
         plan.time_max = Some(plan.time_max.map_or(hi, |m| m.min(hi)));
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::ValueRange;
+
+    #[test]
+    fn ranges_exclude_only_what_cannot_match() {
+        let gt = |v| ValueRange {
+            column: "x".into(),
+            lo: Some((v, true)),
+            hi: None,
+        };
+        assert!(gt(10.0).excludes(0.0, 10.0, false));
+        assert!(!gt(9.5).excludes(0.0, 10.0, false));
+        // NaN is greater than every number: a segment holding one may match any lower bound.
+        assert!(!gt(10.0).excludes(0.0, 10.0, true));
+        let le = ValueRange {
+            column: "x".into(),
+            lo: None,
+            hi: Some((-1.0, false)),
+        };
+        assert!(le.excludes(0.0, 5.0, true));
+        assert!(!le.excludes(-1.0, 5.0, false));
     }
 }
