@@ -76,6 +76,9 @@ pub fn compact_chunk(
         .filter(|s| s.interval == chunk)
         .collect();
     let chosen = pick(&in_chunk, max_rows_per_segment as u64);
+    // Not held across the commit, so that the merged files can be deleted right away.
+    drop(in_chunk);
+    drop(manifest);
     if chosen.is_empty() {
         return Ok(None);
     }

@@ -258,9 +258,10 @@ impl<'a> Loader<'a> {
         let entries = entries?;
         fault::point(fault::AFTER_SEGMENT_WRITE);
 
-        let snapshot = self.catalog.snapshot();
+        // (The snapshot is dropped before the commit, so that the files it replaces can be deleted at once.)
         let remove: Vec<String> = if self.options.replace {
-            snapshot
+            self.catalog
+                .snapshot()
                 .segments_of(&self.spec.table)
                 .filter(|s| entries.iter().any(|e| e.interval.overlaps(&s.interval)))
                 .map(|s| s.id.clone())

@@ -15,7 +15,8 @@
 //! [`FileCatalog::new_segment_path`]); the new manifest is written to `MANIFEST.tmp`, synced, renamed over
 //! `MANIFEST`, and the directory synced. A crash at any point leaves either the old or the new manifest.
 //! Files no manifest names (orphans of a crashed commit, removed segments) are deleted when a writer opens the
-//! directory, and removed segments right after their commit.
+//! directory. A removed segment's file is deleted by a later commit once no reader still holds a manifest that
+//! names it (a query keeps its manifest while it runs and may open the segment late).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -139,6 +140,40 @@ pub struct FileCatalog {
     /// Held for the catalog's lifetime by a writer; `None` for a read-only catalog.
     _lock: Option<File>,
     seq: AtomicU64,
+    /// Files of removed segments, by the manifest version that removed them, and every manifest handed out:
+    /// a file is unlinked only when no manifest older than its removal is still held (a query holding one may
+    /// still open the segment).
+    retired: Mutex<Retired>,
+}
+
+#[derive(Default)]
+struct Retired {
+    files: Vec<(u64, PathBuf)>,
+    manifests: Vec<std::sync::Weak<Manifest>>,
+}
+
+impl Retired {
+    /// Unlinks the files no live manifest can name any more.
+    fn collect(&mut self) {
+        self.manifests.retain(|w| w.strong_count() > 0);
+        let oldest = self
+            .manifests
+            .iter()
+            .filter_map(|w| w.upgrade().map(|m| m.version))
+            .min();
+        self.files.retain(|(removed_at, path)| {
+            if oldest.is_some_and(|v| v < *removed_at) {
+                return true;
+            }
+            // Unlinking a mapped file is safe: readers keep their mapping until they drop the segment.
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced segment");
+                }
+            }
+            false
+        });
+    }
 }
 
 impl std::fmt::Debug for FileCatalog {
@@ -191,6 +226,7 @@ impl FileCatalog {
             open: Mutex::new(HashMap::new()),
             _lock: Some(lock),
             seq: AtomicU64::new(0),
+            retired: Mutex::new(Retired::default()),
         };
         catalog.remove_orphans()?;
         Ok(catalog)
@@ -211,6 +247,7 @@ impl FileCatalog {
             open: Mutex::new(HashMap::new()),
             _lock: None,
             seq: AtomicU64::new(0),
+            retired: Mutex::new(Retired::default()),
         })
     }
 
@@ -303,6 +340,18 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     }
 }
 
+impl Drop for FileCatalog {
+    fn drop(&mut self) {
+        // Removed segments no reader holds any more go now rather than at the next writer's start.
+        if self._lock.is_some() {
+            self.retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .collect();
+        }
+    }
+}
+
 impl Catalog for FileCatalog {
     fn snapshot(&self) -> Arc<Manifest> {
         match self.manifest.read() {
@@ -389,14 +438,17 @@ impl Catalog for FileCatalog {
         let next = Arc::new(next);
         *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.manifests.push(Arc::downgrade(&old));
+        retired.manifests.push(Arc::downgrade(&next));
         for entry in removed {
             open.remove(&entry.id);
-            let path = self.segment_path(&entry.table, &entry.id);
-            // Unlinking a mapped file is safe: readers keep their mapping until they drop the segment.
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove replaced segment");
-            }
+            retired
+                .files
+                .push((next.version, self.segment_path(&entry.table, &entry.id)));
         }
+        drop(old);
+        retired.collect();
         Ok(next)
     }
 

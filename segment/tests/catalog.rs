@@ -102,6 +102,8 @@ fn removing_segments_and_cleaning_orphans() {
             ..Default::default()
         })
         .unwrap();
+    // A reader holding the manifest that names `a` can still open it after `a` is replaced...
+    let held = catalog.snapshot();
     let b = write_segment(&catalog, 20);
     catalog
         .commit(Commit {
@@ -110,6 +112,12 @@ fn removing_segments_and_cleaning_orphans() {
             ..Default::default()
         })
         .unwrap();
+    assert!(catalog.segment_path("t", &a.id).exists());
+    let seg = catalog.open_segment(&held.segments[0]).unwrap();
+    assert_eq!(basalt_segment::SegmentSource::num_rows(seg.as_ref()), 10);
+    // ...and once no one holds it, the next commit deletes the file.
+    drop(held);
+    catalog.commit(Commit::default()).unwrap();
     assert!(
         !catalog.segment_path("t", &a.id).exists(),
         "replaced segment files are deleted"
