@@ -97,6 +97,11 @@ pub enum Func {
     },
     /// PostgreSQL's `quote_ident`: double-quotes an identifier unless it is a plain lower-case one.
     QuoteIdent,
+    /// `s ~ pattern` (POSIX regular expression, here Rust's `regex` syntax), `~*` when case-insensitive.
+    RegexMatch {
+        pattern: String,
+        case_insensitive: bool,
+    },
     Length,
     /// SUBSTRING(s, start[, len]) with a 1-based start.
     Substring,

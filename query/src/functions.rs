@@ -82,6 +82,20 @@ pub fn eval(
                 .collect();
             Arc::new(out)
         }
+        Func::RegexMatch {
+            pattern,
+            case_insensitive,
+        } => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let flags = case_insensitive.then_some("i");
+            let m =
+                arrow_string::regexp::regexp_is_match_scalar(a.as_string::<i32>(), pattern, flags)?;
+            // NULL in, NULL out.
+            Arc::new(arrow_array::BooleanArray::new(
+                m.values().clone(),
+                a.nulls().cloned(),
+            ))
+        }
         Func::QuoteIdent => {
             let a = cast_to(&arg(0)?, &DataType::Utf8)?;
             let out: StringArray = a

@@ -793,6 +793,7 @@ impl Binder<'_> {
                     ty: DataType::Utf8,
                 })
             }
+            ast::Expr::Collate { expr, .. } => self.bind(expr, mode),
             ast::Expr::Function(f) => self.function(f, mode, pos),
             ast::Expr::Interval(_) => Err(QueryError::unsupported(
                 "an INTERVAL outside timestamp arithmetic",
@@ -869,6 +870,52 @@ impl Binder<'_> {
                     ty: TS,
                 });
             }
+        }
+        // POSIX regular expressions: ~, ~*, !~, !~* (also spelled OPERATOR(pg_catalog.~)), constant patterns.
+        let regex = match op {
+            B::PGRegexMatch => Some((false, false)),
+            B::PGRegexIMatch => Some((true, false)),
+            B::PGRegexNotMatch => Some((false, true)),
+            B::PGRegexNotIMatch => Some((true, true)),
+            B::PGCustomBinaryOperator(parts) => match parts.last().map(String::as_str) {
+                Some("~") => Some((false, false)),
+                Some("~*") => Some((true, false)),
+                Some("!~") => Some((false, true)),
+                Some("!~*") => Some((true, true)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((case_insensitive, negated)) = regex {
+            let right = match right {
+                ast::Expr::Collate { expr, .. } => expr.as_ref(),
+                other => other,
+            };
+            let pattern = self.string_literal(right).ok_or_else(|| {
+                QueryError::unsupported(
+                    "a regular expression that is not a constant",
+                    pos_of(right),
+                )
+            })?;
+            if let Err(e) = regex_syntax_check(&pattern) {
+                return Err(QueryError::invalid(
+                    format!("invalid regular expression {pattern:?}: {e}"),
+                    pos_of(right),
+                ));
+            }
+            let matched = Expr::Func {
+                func: Func::RegexMatch {
+                    pattern,
+                    case_insensitive,
+                },
+                args: vec![self.bind(left, mode)?],
+                ty: DataType::Boolean,
+            };
+            return Ok(if negated {
+                Expr::Not(Box::new(matched))
+            } else {
+                matched
+            });
         }
         let l = self.bind(left, mode)?;
         let r = self.bind(right, mode)?;
@@ -1539,6 +1586,14 @@ fn cast_type(t: &ast::DataType, pos: Pos) -> Result<DataType> {
         D::Timestamp(_, _) | D::Datetime(_) | D::Date => TS,
         other => return Err(QueryError::unsupported(format!("CAST to {other}"), pos)),
     })
+}
+
+/// Checks a regular expression's syntax (the engine compiles it once per batch).
+fn regex_syntax_check(pattern: &str) -> std::result::Result<(), String> {
+    let probe = arrow_array::StringArray::from(Vec::<&str>::new());
+    arrow_string::regexp::regexp_is_match_scalar(&probe, pattern, None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The name PostgreSQL gives an unnamed output column.

@@ -33,6 +33,8 @@ const PUBLIC_NS_OID: i64 = 2200;
 const CATALOG_NS_OID: i64 = 11;
 const INFO_NS_OID: i64 = 13_000;
 const FIRST_TABLE_OID: i64 = 16_384;
+/// PostgreSQL's `heap` table access method.
+const HEAP_AM_OID: i64 = 2;
 
 /// The catalog tables of a face, layered over the user's tables.
 pub struct SystemTables<'a> {
@@ -92,7 +94,7 @@ pub fn druid_type(ty: ColumnType) -> (&'static str, i64) {
 }
 
 const DRUID_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
-const PG_TABLES: [&str; 9] = [
+const PG_TABLES: [&str; 10] = [
     "information_schema.schemata",
     "information_schema.tables",
     "information_schema.columns",
@@ -102,6 +104,7 @@ const PG_TABLES: [&str; 9] = [
     "pg_catalog.pg_type",
     "pg_catalog.pg_database",
     "pg_catalog.pg_extension",
+    "pg_catalog.pg_am",
 ];
 
 impl<'a> SystemTables<'a> {
@@ -388,8 +391,20 @@ impl<'a> SystemTables<'a> {
                     ),
                     ("relnamespace", Column::Int(vec![Some(PUBLIC_NS_OID); n])),
                     ("relkind", Column::Str(vec![s("r"); n])),
+                    ("relowner", Column::Int(vec![Some(10); n])),
+                    ("relam", Column::Int(vec![Some(HEAP_AM_OID); n])),
+                    (
+                        "reltuples",
+                        Column::Int(tables.iter().map(|_| Some(-1)).collect()),
+                    ),
+                    ("relhasindex", Column::Int(vec![Some(0); n])),
                 ]
             }
+            (Face::Postgres, "pg_catalog.pg_am") => vec![
+                ("oid", Column::Int(vec![Some(HEAP_AM_OID)])),
+                ("amname", Column::Str(vec![s("heap")])),
+                ("amtype", Column::Str(vec![s("t")])),
+            ],
             (Face::Postgres, "pg_catalog.pg_attribute") => {
                 let oids: HashMap<&str, i64> = tables
                     .iter()

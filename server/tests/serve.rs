@@ -443,6 +443,23 @@ fn psql_talks_to_basalt() {
     assert!(text.contains("16.6"), "{text}");
     let out = psql(s.pg_port, &["-c", "SET TIME ZONE 'America/New_York'"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("UTC"));
+    // psql's \dt lists the tables (its catalog query joins pg_class, pg_namespace and pg_am and filters with ~).
+    let out = psql(s.pg_port, &["-A", "-t", "-c", "\\dt", "-c", "\\dt fl*"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            "public|births|table|basalt",
+            "public|flights|table|basalt",
+            "public|flights|table|basalt"
+        ]
+    );
 }
 
 #[test]

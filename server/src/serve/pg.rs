@@ -183,6 +183,9 @@ impl VisitorMut for SessionFolder<'_> {
             }
             "current_user" | "session_user" | "user" => Scalar::Str(self.user.to_string()),
             "pg_backend_pid" => Scalar::Int(std::process::id() as i64),
+            // Every table is in `public` (or pg_catalog), both on the search path; one owner.
+            "pg_table_is_visible" => Scalar::Bool(true),
+            "pg_get_userbyid" => Scalar::Str(self.user.to_string()),
             "current_setting" => match args.first().and_then(|a| setting(a, self.user)) {
                 Some(v) => Scalar::Str(v),
                 None if args.get(1).is_some_and(|m| m == "true") => Scalar::Null,
