@@ -463,6 +463,28 @@ fn psql_talks_to_basalt() {
 }
 
 #[test]
+fn the_query_timeout_ends_a_statement_with_sqlstate_57014() {
+    let s = serve(&["--set", "query_timeout_ms=300"]);
+    let started = std::time::Instant::now();
+    let out = psql(
+        s.pg_port,
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT pg_sleep(20)",
+            "-c",
+            "SELECT 5 FROM births LIMIT 1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("57014"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The next statement on the same connection runs.
+    assert!(String::from_utf8_lossy(&out.stdout).contains('5'));
+}
+
+#[test]
 fn pg_password_from_config() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("basalt.toml");

@@ -148,6 +148,27 @@ tx.commit()
 check("idle after commit", tx.info.transaction_status, psycopg.pq.TransactionStatus.IDLE)
 tx.close()
 
+# Cancellation (Grafana cancels superseded panel queries): a CancelRequest ends the running statement with
+# SQLSTATE 57014, and the connection stays usable.
+import threading
+import time
+
+victim = psycopg.connect(f"host=127.0.0.1 port={port} user=basalt dbname=basalt", autocommit=True)
+cancel = getattr(victim, "cancel_safe", victim.cancel)
+timer = threading.Timer(0.5, cancel)
+timer.start()
+started = time.monotonic()
+try:
+    victim.execute("SELECT pg_sleep(30)")
+    failures.append("pg_sleep(30) was not cancelled")
+except psycopg.errors.QueryCanceled as e:
+    check("cancel sqlstate", e.sqlstate, "57014")
+check("cancelled within seconds", time.monotonic() - started < 10, True)
+check("usable after cancel", victim.execute("SELECT count(*) FROM births").fetchone()[0],
+      duck.execute("SELECT count(*) FROM births").fetchone()[0])
+timer.join()
+victim.close()
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)

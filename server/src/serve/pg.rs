@@ -19,12 +19,17 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
     DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
+    PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use sqlparser::ast::{self, VisitMut, VisitorMut};
@@ -517,8 +522,12 @@ impl PgHandler {
         mut stmt: ast::Statement,
         params: Vec<Scalar>,
         format: Option<&Format>,
+        cancel: Option<Arc<ConnectionHandle>>,
     ) -> PgWireResult<Response> {
         let user = self.server.config.pg_user.clone();
+        if let Some(seconds) = pg_sleep_seconds(&stmt) {
+            return self.sleep(seconds, cancel).await;
+        }
         match kind(&stmt)? {
             Kind::Begin => return Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
@@ -561,11 +570,19 @@ impl PgHandler {
             ..Default::default()
         };
         let id = self.server.new_query_id();
-        let result = self
-            .server
-            .query_statement(stmt, ctx, "pg", id)
-            .await
-            .map_err(|e| pg_error(&e))?;
+        let query = self.server.query_statement(stmt, ctx, "pg", id);
+        // A CancelRequest for this connection drops the query future, which cancels the running query.
+        let result = match cancel {
+            Some(handle) => {
+                let mut cancelled = handle.start_query().await;
+                tokio::select! {
+                    r = query => r,
+                    Ok(()) = &mut cancelled => Err(ServeError::Query(QueryError::Cancelled)),
+                }
+            }
+            None => query.await,
+        }
+        .map_err(|e| pg_error(&e))?;
         let schema = Arc::new(fields(&result.batch, format));
         let rows = encode_rows(&result.batch, schema.clone())?;
         Ok(Response::Query(QueryResponse::new(
@@ -575,9 +592,105 @@ impl PgHandler {
     }
 }
 
+/// `SELECT pg_sleep(seconds)`: the statement exactly, as clients and tests use it to hold a connection busy.
+fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
+    let ast::Statement::Query(q) = stmt else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 {
+        return None;
+    }
+    let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
+    | ast::SelectItem::ExprWithAlias {
+        expr: ast::Expr::Function(f),
+        ..
+    }) = &select.projection[0]
+    else {
+        return None;
+    };
+    let name = f.name.to_string().to_ascii_lowercase();
+    if name != "pg_sleep" && name != "pg_catalog.pg_sleep" {
+        return None;
+    }
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
+            match &v.value {
+                ast::Value::Number(n, _) => n.parse::<f64>().ok().filter(|s| s.is_finite()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+impl PgHandler {
+    /// Sleeps like PostgreSQL's `pg_sleep`, ended early by a CancelRequest or the query timeout.
+    async fn sleep(
+        &self,
+        seconds: f64,
+        cancel: Option<Arc<ConnectionHandle>>,
+    ) -> PgWireResult<Response> {
+        let wait = std::time::Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0));
+        let limit = self.server.config.query_timeout_ms;
+        let timeout = if limit > 0 {
+            std::time::Duration::from_millis(limit)
+        } else {
+            std::time::Duration::MAX
+        };
+        let mut cancelled = match &cancel {
+            Some(h) => h.start_query().await,
+            None => futures::channel::oneshot::channel::<()>().1,
+        };
+        let outcome: Result<(), ServeError> = tokio::select! {
+            _ = tokio::time::sleep(wait.min(timeout)) => {
+                if wait > timeout {
+                    Err(ServeError::Query(QueryError::Timeout(limit)))
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(()) = &mut cancelled => Err(ServeError::Query(QueryError::Cancelled)),
+        };
+        outcome.map_err(|e| pg_error(&e))?;
+        let schema = Arc::new(vec![FieldInfo::new(
+            "pg_sleep".into(),
+            None,
+            None,
+            Type::TEXT,
+            FieldFormat::Text,
+        )]);
+        let mut enc = DataRowEncoder::new(schema.clone());
+        enc.encode_field(&"")?;
+        let row = enc.take_row();
+        Ok(Response::Query(QueryResponse::new(
+            schema,
+            stream::iter(vec![Ok(row)]),
+        )))
+    }
+}
+
+/// The connection's cancel handle, registered under its BackendKeyData for CancelRequests.
+struct CancelSlot {
+    handle: Arc<ConnectionHandle>,
+    _guard: ConnectionGuard,
+}
+
+fn cancel_handle<C: ClientInfo>(client: &C) -> Option<Arc<ConnectionHandle>> {
+    client
+        .session_extensions()
+        .get::<CancelSlot>()
+        .map(|s| s.handle.clone())
+}
+
 #[async_trait]
 impl SimpleQueryHandler for PgHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -593,8 +706,9 @@ impl SimpleQueryHandler for PgHandler {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut out = Vec::with_capacity(stmts.len());
+        let cancel = cancel_handle(client);
         for stmt in stmts {
-            match self.run(stmt, Vec::new(), None).await {
+            match self.run(stmt, Vec::new(), None, cancel.clone()).await {
                 Ok(r) => out.push(r),
                 Err(PgWireError::UserError(info)) => {
                     // PostgreSQL stops a multi-statement string at its first error.
@@ -619,7 +733,7 @@ impl ExtendedQueryHandler for PgHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PgStatement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -634,13 +748,21 @@ impl ExtendedQueryHandler for PgHandler {
             portal.statement.statement.stmt.clone(),
             params,
             Some(&portal.result_column_format),
+            cancel_handle(client),
         )
         .await
     }
 }
 
-/// Connection setup: no password on an open server, MD5 when `pg_password` is set.
-pub enum Startup {
+/// Connection setup: no password on an open server, MD5 when `pg_password` is set. Either way the client gets
+/// a process id and secret key (BackendKeyData) registered for CancelRequests.
+pub struct Startup {
+    auth: Auth,
+    keys: RandomPidSecretKeyGenerator,
+    connections: Arc<ConnectionManager>,
+}
+
+pub enum Auth {
     Open(Arc<DefaultServerParameterProvider>),
     Password(Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>),
 }
@@ -657,17 +779,38 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Password(h) => h.on_startup(client, message).await,
-            Startup::Open(params) => {
+        // The key's size depends on the negotiated protocol version, so it is made after the negotiation.
+        let assign_key = |client: &mut C| {
+            let (pid, key) = self.keys.generate(client);
+            client.set_pid_and_secret_key(pid, key);
+        };
+        match &self.auth {
+            Auth::Password(h) => {
+                if !matches!(message, PgWireFrontendMessage::Startup(_)) {
+                    assign_key(client);
+                }
+                h.on_startup(client, message).await?
+            }
+            Auth::Open(params) => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
                     save_startup_parameters_to_metadata(client, startup);
+                    assign_key(client);
                     finish_authentication(client, params.as_ref()).await?;
                 }
-                Ok(())
             }
         }
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+            && client.session_extensions().get::<CancelSlot>().is_none()
+        {
+            let (pid, key) = client.pid_and_secret_key();
+            let (handle, guard) = self.connections.register(pid, key);
+            client.session_extensions().insert(CancelSlot {
+                handle,
+                _guard: guard,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -715,6 +858,7 @@ fn parameters() -> DefaultServerParameterProvider {
 pub struct PgFactory {
     handler: Arc<PgHandler>,
     startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl PgWireServerHandlers for PgFactory {
@@ -729,6 +873,10 @@ impl PgWireServerHandlers for PgFactory {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
 }
 
 /// Accepts PostgreSQL connections until `stop` turns true.
@@ -737,10 +885,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let startup = if server.config.pg_password.is_empty() {
-        Startup::Open(Arc::new(parameters()))
+    let auth = if server.config.pg_password.is_empty() {
+        Auth::Open(Arc::new(parameters()))
     } else {
-        Startup::Password(Md5PasswordAuthStartupHandler::new(
+        Auth::Password(Md5PasswordAuthStartupHandler::new(
             Arc::new(PasswordSource {
                 user: server.config.pg_user.clone(),
                 password: server.config.pg_password.clone(),
@@ -748,7 +896,14 @@ pub async fn serve(
             Arc::new(parameters()),
         ))
     };
+    let connections = Arc::new(ConnectionManager::new());
+    let startup = Startup {
+        auth,
+        keys: RandomPidSecretKeyGenerator::default(),
+        connections: connections.clone(),
+    };
     let factory = Arc::new(PgFactory {
+        cancel: Arc::new(DefaultCancelHandler::new(connections)),
         handler: Arc::new(PgHandler {
             server: server.clone(),
             parser: Arc::new(PgParser {
