@@ -55,6 +55,8 @@ pub struct ExecStats {
     pub segments_scanned: usize,
     pub blocks_skipped: usize,
     pub rows_scanned: u64,
+    /// Bytes of column data read (decoded; dictionary-encoded strings count their codes).
+    pub bytes_scanned: u64,
     /// Rows a bitmap index selected (before residual filters).
     pub rows_from_index: u64,
     pub index_filter: Option<String>,
@@ -62,7 +64,19 @@ pub struct ExecStats {
     pub pruned: Vec<(String, String)>,
 }
 
-fn check(opts: &ExecOptions) -> Result<()> {
+/// The bytes a block's values take: codes for dictionary-encoded strings (the dictionary is shared by every
+/// block), all buffers otherwise.
+fn data_bytes(a: &ArrayRef) -> u64 {
+    match a.data_type() {
+        arrow_schema::DataType::Dictionary(k, _) => {
+            (a.len() * k.primitive_width().unwrap_or(4)) as u64
+        }
+        _ => a.get_buffer_memory_size() as u64,
+    }
+}
+
+/// Ends the query if it was cancelled or ran past its deadline.
+pub fn check(opts: &ExecOptions) -> Result<()> {
     if opts.cancel.load(Ordering::Relaxed) {
         return Err(QueryError::Cancelled);
     }
@@ -188,7 +202,9 @@ impl Scan<'_> {
             let mut input: Vec<Option<ArrayRef>> = vec![None; table.columns.len()];
             for &c in &self.cols {
                 let def = &table.columns[c];
-                input[c] = Some(src.read_block_or_null(&def.name, def.ty, block)?);
+                let a = src.read_block_or_null(&def.name, def.ty, block)?;
+                local.bytes_scanned += data_bytes(&a);
+                input[c] = Some(a);
             }
             let n = range.len();
             if let Some(res) = &self.fp.residual {
@@ -268,6 +284,7 @@ impl Scan<'_> {
         let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
         s.segments_scanned += local.segments_scanned;
         s.rows_scanned += local.rows_scanned;
+        s.bytes_scanned += local.bytes_scanned;
         s.rows_from_index += local.rows_from_index;
         s.blocks_skipped += local.blocks_skipped;
         drop(s);
@@ -358,6 +375,7 @@ pub fn execute(
     let s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     stats.segments_scanned = s.segments_scanned;
     stats.rows_scanned = s.rows_scanned;
+    stats.bytes_scanned = s.bytes_scanned;
     stats.rows_from_index = s.rows_from_index;
     stats.blocks_skipped = s.blocks_skipped;
     let mut outputs = Vec::new();

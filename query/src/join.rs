@@ -336,9 +336,10 @@ fn hash_join(
     right: &Side,
     keys: &[(usize, usize)],
     outer: bool,
-    max_rows: usize,
+    opts: &ExecOptions,
     pos: Pos,
 ) -> Result<Side> {
+    let max_rows = opts.max_groups;
     let (lk, rk) = key_columns(&left.batch, &right.batch, keys, pos)?;
     let mut table: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
     let mut buf = Vec::new();
@@ -350,6 +351,9 @@ fn hash_join(
     let mut li: Vec<u32> = Vec::new();
     let mut ri: Vec<Option<u32>> = Vec::new();
     for l in 0..left.batch.num_rows() {
+        if l % 65_536 == 0 {
+            crate::exec::check(opts)?;
+        }
         let hits = if encode_key(&lk, l, &mut buf) {
             table.get(&buf)
         } else {
@@ -548,14 +552,7 @@ pub fn run_joins(
             ));
         }
         let k = keys(on, &left.names, &right.names)?;
-        left = hash_join(
-            &left,
-            &right,
-            &k,
-            *outer,
-            opts.max_groups,
-            Pos::from(on.span()),
-        )?;
+        left = hash_join(&left, &right, &k, *outer, opts, Pos::from(on.span()))?;
     }
 
     // Read the joined rows instead of the tables.

@@ -170,6 +170,7 @@ fn add_stats(total: &mut ExecStats, s: &ExecStats) {
     total.segments_scanned += s.segments_scanned;
     total.blocks_skipped += s.blocks_skipped;
     total.rows_scanned += s.rows_scanned;
+    total.bytes_scanned += s.bytes_scanned;
     total.rows_from_index += s.rows_from_index;
     if total.index_filter.is_none() {
         total.index_filter = s.index_filter.clone();

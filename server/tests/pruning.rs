@@ -90,6 +90,11 @@ fn time_filters_prune_segments_and_string_filters_use_the_bitmap_index() {
     .unwrap();
     assert_eq!((r.stats.segments_scanned, r.stats.segments_pruned), (0, 44));
 
+    // Bytes scanned: one 8-byte column of 75,691 rows (buffers rounded up to 64 bytes per block).
+    let r = run_sql(&catalog, "SELECT SUM(num) FROM births", &opts).unwrap();
+    let b = r.stats.bytes_scanned;
+    assert!((75_691 * 8..=75_691 * 8 + 44 * 2 * 64).contains(&b), "{b}");
+
     // EXPLAIN says the same.
     let r = run_sql(&catalog, "EXPLAIN SELECT COUNT(*) FROM births WHERE state IN ('CA', 'NY') AND __time >= '2000-01-01'", &opts).unwrap();
     let text: Vec<String> = (0..r.batch.num_rows())

@@ -185,8 +185,9 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
             let n = batch.num_rows();
             let rows = chunked(array_lines(batch), ",");
             let suffix = format!(
-                "],\"row_count\":{n},\"stats\":{{\"segments_scanned\":{},\"segments_pruned\":{},\"rows_scanned\":{}}}}}",
-                result.stats.segments_scanned, result.stats.segments_pruned, result.stats.rows_scanned
+                "],\"row_count\":{n},\"stats\":{{\"segments_scanned\":{},\"segments_pruned\":{},\"rows_scanned\":{},\"bytes_scanned\":{}}}}}",
+                result.stats.segments_scanned, result.stats.segments_pruned, result.stats.rows_scanned,
+                result.stats.bytes_scanned
             );
             stream_response(
                 std::iter::once(prefix)

@@ -40,6 +40,7 @@ pub struct Metrics {
     queries: Family<QueryLabels, Counter>,
     latency: Histogram,
     rows_scanned: Counter,
+    bytes_scanned: Counter,
     rows_returned: Counter,
     segments_scanned: Counter,
     segments_pruned: Counter,
@@ -75,6 +76,12 @@ impl Metrics {
         );
         let rows_scanned = Counter::default();
         registry.register("rows_scanned", "Rows read by queries", rows_scanned.clone());
+        let bytes_scanned = Counter::default();
+        registry.register(
+            "bytes_scanned",
+            "Bytes of column data read by queries (decoded)",
+            bytes_scanned.clone(),
+        );
         let rows_returned = Counter::default();
         registry.register(
             "rows_returned",
@@ -141,6 +148,7 @@ impl Metrics {
             queries,
             latency,
             rows_scanned,
+            bytes_scanned,
             rows_returned,
             segments_scanned,
             segments_pruned,
@@ -153,6 +161,7 @@ impl Metrics {
         let status = match r {
             Ok(res) => {
                 self.rows_scanned.inc_by(res.stats.rows_scanned);
+                self.bytes_scanned.inc_by(res.stats.bytes_scanned);
                 self.rows_returned.inc_by(res.batch.num_rows() as u64);
                 self.segments_scanned
                     .inc_by(res.stats.segments_scanned as u64);
