@@ -116,6 +116,7 @@ pub struct Worker {
     rate: VecDeque<(Instant, u64)>,
     segments_committed: u64,
     last_handoff_at: Option<i64>,
+    rejections_logged: u64,
 }
 
 enum Flow {
@@ -162,6 +163,7 @@ impl Worker {
             rate: VecDeque::new(),
             segments_committed: 0,
             last_handoff_at: None,
+            rejections_logged: 0,
         }
     }
 
@@ -446,8 +448,16 @@ impl Worker {
 
     fn reject(&mut self, m: &Polled, r: Rejection, original: &[u8]) {
         let reason = r.reason.name();
-        tracing::debug!(id = %self.id, topic = %self.committed.topic, partition = m.partition,
-            offset = m.offset, reason, message = %r.message, "message rejected");
+        // The first rejections of a run are warnings; after that they are counted (and kept as dead letters)
+        // without flooding the log.
+        self.rejections_logged += 1;
+        if self.rejections_logged <= 20 {
+            tracing::warn!(id = %self.id, topic = %self.committed.topic, partition = m.partition,
+                offset = m.offset, reason, message = %r.message, "message rejected");
+        } else {
+            tracing::debug!(id = %self.id, topic = %self.committed.topic, partition = m.partition,
+                offset = m.offset, reason, message = %r.message, "message rejected");
+        }
         *self.pending_rejected.entry(reason.to_string()).or_default() += 1;
         let cut = &original[..original.len().min(DEAD_LETTER_BYTES)];
         self.pending_dead.push(DeadLetter {
