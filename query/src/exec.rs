@@ -136,9 +136,11 @@ enum SegmentOutput {
 }
 
 impl Scan<'_> {
+    /// Scans blocks `blocks` of `src` (a whole segment, or a share of a large one).
     fn run(
         &self,
         src: &dyn SegmentSource,
+        blocks: std::ops::Range<usize>,
         opts: &ExecOptions,
         stats: &Mutex<ExecStats>,
     ) -> Result<SegmentOutput> {
@@ -147,8 +149,23 @@ impl Scan<'_> {
             None => None,
         };
         let table = &self.plan.table;
+        // A share of a segment counts the segment once (in its first share) and only its own indexed rows.
+        let whole = blocks.start == 0;
+        let index_rows = match index_rows {
+            Some(b) if blocks != (0..src.num_blocks()) => {
+                let lo = src.block_range(blocks.start).start as u32;
+                let hi = blocks
+                    .end
+                    .checked_sub(1)
+                    .map_or(lo, |last| src.block_range(last).end as u32);
+                let mut mine = RoaringBitmap::new();
+                mine.insert_range(lo..hi);
+                Some(b & mine)
+            }
+            other => other,
+        };
         let mut local = ExecStats {
-            segments_scanned: 1,
+            segments_scanned: usize::from(whole),
             ..Default::default()
         };
         if let Some(b) = &index_rows {
@@ -171,7 +188,7 @@ impl Scan<'_> {
             ) => src.dictionary(name)?.map(|d| d.len()),
             _ => None,
         };
-        for block in 0..src.num_blocks() {
+        for block in blocks {
             check(opts)?;
             let range = src.block_range(block);
             // Skip blocks whose time range misses the filter.
@@ -314,6 +331,31 @@ fn output_schema(plan: &SelectPlan) -> SchemaRef {
     ))
 }
 
+/// Blocks per unit of work: a segment larger than this is scanned as several shares in parallel.
+const SHARE_BLOCKS: usize = 4;
+
+/// The scan's work: segments, large ones split into shares of [`SHARE_BLOCKS`] blocks so that one segment also
+/// keeps several cores busy. The split depends on the data only, never on the thread count, and units stay in
+/// segment and block order: partials (float sums included) merge the same way on every machine.
+fn work_units(
+    live: &[Arc<dyn SegmentSource>],
+) -> Vec<(Arc<dyn SegmentSource>, std::ops::Range<usize>)> {
+    let mut units = Vec::new();
+    for s in live {
+        let n = s.num_blocks();
+        let mut start = 0;
+        loop {
+            let end = (start + SHARE_BLOCKS).min(n);
+            units.push((s.clone(), start..end));
+            if end >= n {
+                break;
+            }
+            start = end;
+        }
+    }
+    units
+}
+
 /// Executes `plan` over `sources` (the table's segments and real-time snapshot, in time order).
 pub fn execute(
     plan: &SelectPlan,
@@ -354,16 +396,19 @@ pub fn execute(
         time_name: plan.table.time_column.clone(),
     };
     let shared = Mutex::new(ExecStats::default());
+    let units = work_units(&live);
     let results: Vec<Mutex<Option<Result<SegmentOutput>>>> =
-        live.iter().map(|_| Mutex::new(None)).collect();
+        units.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    let workers = opts.threads.clamp(1, live.len().max(1));
+    let workers = opts.threads.clamp(1, units.len().max(1));
     std::thread::scope(|sc| {
         for _ in 0..workers {
             sc.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(src) = live.get(i) else { break };
-                let r = scan.run(src.as_ref(), opts, &shared);
+                let Some((src, blocks)) = units.get(i) else {
+                    break;
+                };
+                let r = scan.run(src.as_ref(), blocks.clone(), opts, &shared);
                 let failed = r.is_err();
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 if failed {
