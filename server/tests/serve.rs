@@ -482,6 +482,57 @@ fn the_query_timeout_ends_a_statement_with_sqlstate_57014() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // The next statement on the same connection runs.
     assert!(String::from_utf8_lossy(&out.stdout).contains('5'));
+    // Over HTTP the same limit answers 504 with the stable code.
+    let started = std::time::Instant::now();
+    let (status, _, body) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        r#"{"query": "SELECT pg_sleep(20)"}"#,
+    );
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("timeout"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_running_druid_query_is_cancelled_by_its_sql_query_id() {
+    let s = serve(&[]);
+    let url = format!("{}/druid/v2/sql", s.http);
+    let runner = std::thread::spawn(move || {
+        post(
+            &url,
+            "application/json",
+            r#"{"query": "SELECT pg_sleep(30)", "context": {"sqlQueryId": "sleepy-1"}}"#,
+        )
+    });
+    // Cancel once it runs (the DELETE answers 404 until then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut r = agent()
+            .delete(&format!("{}/druid/v2/sql/sleepy-1", s.http))
+            .call()
+            .unwrap();
+        let status = r.status().as_u16();
+        let _ = r.body_mut().read_to_string();
+        if status == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw the query running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, body) = runner.join().unwrap();
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("QueryInterruptedException"), "{body}");
+    // The server goes on answering.
+    let (status, _, _) = post(
+        &format!("{}/druid/v2/sql", s.http),
+        "application/json",
+        r#"{"query": "SELECT COUNT(*) FROM births"}"#,
+    );
+    assert_eq!(status, 200);
 }
 
 #[test]

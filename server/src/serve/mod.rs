@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use basalt_query::{ExecOptions, QueryContext, QueryError, QueryResult};
 use basalt_segment::FileCatalog;
-use sqlparser::ast::Statement;
+use sqlparser::ast::{self, Statement};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -262,6 +262,11 @@ impl Server {
             cancel: cancel.clone(),
             done: false,
         };
+        if let Some(seconds) = pg_sleep_seconds(&stmt) {
+            let r = self.sleep(seconds, &cancel).await;
+            guard.done = true;
+            return r;
+        }
         let opts = ExecOptions {
             threads: if self.config.query_threads == 0 {
                 ExecOptions::default().threads
@@ -290,6 +295,38 @@ impl Server {
             return Err(ServeError::ResultTooLarge(max_rows));
         }
         Ok(result)
+    }
+}
+
+impl Server {
+    /// PostgreSQL's `pg_sleep`: holds a query slot for `seconds`, ended early by a cancel (HTTP DELETE, a
+    /// PostgreSQL CancelRequest, a client that went away) or the query timeout. Clients and tests use it to keep
+    /// a connection busy.
+    async fn sleep(&self, seconds: f64, cancel: &AtomicBool) -> Result<QueryResult, ServeError> {
+        let started = Instant::now();
+        let wait = std::time::Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0));
+        let limit = self.config.query_timeout_ms;
+        while started.elapsed() < wait {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(QueryError::Cancelled.into());
+            }
+            if limit > 0 && started.elapsed() >= std::time::Duration::from_millis(limit) {
+                return Err(QueryError::Timeout(limit).into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "pg_sleep",
+            arrow_schema::DataType::Utf8,
+            true,
+        )]));
+        let column: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![""]));
+        let batch = arrow_array::RecordBatch::try_new(schema, vec![column])
+            .map_err(|e| ServeError::Internal(e.to_string()))?;
+        Ok(QueryResult {
+            batch,
+            stats: Default::default(),
+        })
     }
 }
 
@@ -375,5 +412,42 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// `SELECT pg_sleep(seconds)`: the statement exactly, as clients and tests use it to hold a connection busy.
+pub(crate) fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
+    let ast::Statement::Query(q) = stmt else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 {
+        return None;
+    }
+    let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
+    | ast::SelectItem::ExprWithAlias {
+        expr: ast::Expr::Function(f),
+        ..
+    }) = &select.projection[0]
+    else {
+        return None;
+    };
+    let name = f.name.to_string().to_ascii_lowercase();
+    if name != "pg_sleep" && name != "pg_catalog.pg_sleep" {
+        return None;
+    }
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
+            match &v.value {
+                ast::Value::Number(n, _) => n.parse::<f64>().ok().filter(|s| s.is_finite()),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

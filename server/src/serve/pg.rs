@@ -525,9 +525,6 @@ impl PgHandler {
         cancel: Option<Arc<ConnectionHandle>>,
     ) -> PgWireResult<Response> {
         let user = self.server.config.pg_user.clone();
-        if let Some(seconds) = pg_sleep_seconds(&stmt) {
-            return self.sleep(seconds, cancel).await;
-        }
         match kind(&stmt)? {
             Kind::Begin => return Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
@@ -588,89 +585,6 @@ impl PgHandler {
         Ok(Response::Query(QueryResponse::new(
             schema,
             stream::iter(rows),
-        )))
-    }
-}
-
-/// `SELECT pg_sleep(seconds)`: the statement exactly, as clients and tests use it to hold a connection busy.
-fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
-    let ast::Statement::Query(q) = stmt else {
-        return None;
-    };
-    let ast::SetExpr::Select(select) = q.body.as_ref() else {
-        return None;
-    };
-    if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 {
-        return None;
-    }
-    let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
-    | ast::SelectItem::ExprWithAlias {
-        expr: ast::Expr::Function(f),
-        ..
-    }) = &select.projection[0]
-    else {
-        return None;
-    };
-    let name = f.name.to_string().to_ascii_lowercase();
-    if name != "pg_sleep" && name != "pg_catalog.pg_sleep" {
-        return None;
-    }
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    match list.args.as_slice() {
-        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
-            match &v.value {
-                ast::Value::Number(n, _) => n.parse::<f64>().ok().filter(|s| s.is_finite()),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-impl PgHandler {
-    /// Sleeps like PostgreSQL's `pg_sleep`, ended early by a CancelRequest or the query timeout.
-    async fn sleep(
-        &self,
-        seconds: f64,
-        cancel: Option<Arc<ConnectionHandle>>,
-    ) -> PgWireResult<Response> {
-        let wait = std::time::Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0));
-        let limit = self.server.config.query_timeout_ms;
-        let timeout = if limit > 0 {
-            std::time::Duration::from_millis(limit)
-        } else {
-            std::time::Duration::MAX
-        };
-        let mut cancelled = match &cancel {
-            Some(h) => h.start_query().await,
-            None => futures::channel::oneshot::channel::<()>().1,
-        };
-        let outcome: Result<(), ServeError> = tokio::select! {
-            _ = tokio::time::sleep(wait.min(timeout)) => {
-                if wait > timeout {
-                    Err(ServeError::Query(QueryError::Timeout(limit)))
-                } else {
-                    Ok(())
-                }
-            }
-            Ok(()) = &mut cancelled => Err(ServeError::Query(QueryError::Cancelled)),
-        };
-        outcome.map_err(|e| pg_error(&e))?;
-        let schema = Arc::new(vec![FieldInfo::new(
-            "pg_sleep".into(),
-            None,
-            None,
-            Type::TEXT,
-            FieldFormat::Text,
-        )]);
-        let mut enc = DataRowEncoder::new(schema.clone());
-        enc.encode_field(&"")?;
-        let row = enc.take_row();
-        Ok(Response::Query(QueryResponse::new(
-            schema,
-            stream::iter(vec![Ok(row)]),
         )))
     }
 }
