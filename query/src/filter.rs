@@ -317,6 +317,18 @@ fn to_index(e: &Expr, negate: bool) -> Option<IndexFilter> {
     }
 }
 
+/// The comparison as `column <op> constant`: `5 < x` is `x > 5`.
+fn column_first(op: BinOp, column_left: bool) -> BinOp {
+    match (op, column_left) {
+        (o, true) => o,
+        (BinOp::Lt, false) => BinOp::Gt,
+        (BinOp::LtEq, false) => BinOp::GtEq,
+        (BinOp::Gt, false) => BinOp::Lt,
+        (BinOp::GtEq, false) => BinOp::LtEq,
+        (o, false) => o,
+    }
+}
+
 /// Records `numeric column <op> constant` (either order) as a value range.
 fn value_bounds(e: &Expr, plan: &mut FilterPlan) {
     let Expr::Binary {
@@ -339,14 +351,7 @@ fn value_bounds(e: &Expr, plan: &mut FilterPlan) {
         _ => return,
     };
     let Some(v) = v else { return };
-    let op = match (op, col_left) {
-        (o, true) => *o,
-        (BinOp::Lt, false) => BinOp::Gt,
-        (BinOp::LtEq, false) => BinOp::GtEq,
-        (BinOp::Gt, false) => BinOp::Lt,
-        (BinOp::GtEq, false) => BinOp::LtEq,
-        (o, false) => *o,
-    };
+    let op = column_first(*op, col_left);
     let (lo, hi) = match op {
         BinOp::Eq => (Some((v, false)), Some((v, false))),
         BinOp::Gt => (Some((v, true)), None),
@@ -378,14 +383,7 @@ fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
         }
         _ => return,
     };
-    let op = match (op, col_left) {
-        (o, true) => *o,
-        (BinOp::Lt, false) => BinOp::Gt,
-        (BinOp::LtEq, false) => BinOp::GtEq,
-        (BinOp::Gt, false) => BinOp::Lt,
-        (BinOp::GtEq, false) => BinOp::LtEq,
-        (o, false) => *o,
-    };
+    let op = column_first(*op, col_left);
     let (lo, hi) = match op {
         BinOp::Eq => (Some(t), Some(t)),
         BinOp::Gt => (t.checked_add(1), None),

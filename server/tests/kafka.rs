@@ -8,9 +8,9 @@
 
 #[path = "../../benches/src/broker.rs"]
 mod broker;
+mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -108,8 +108,8 @@ impl Drop for Basalt {
 
 impl Basalt {
     fn start(dir: &Path) -> Basalt {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
-            .args([
+        let (child, http) = common::start_serve(
+            &[
                 "serve",
                 "--data-dir",
                 dir.to_str().unwrap(),
@@ -117,21 +117,9 @@ impl Basalt {
                 "127.0.0.1:0",
                 "--pg",
                 "",
-            ])
-            .env("RUST_LOG", "warn,basalt_ingest=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let http = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+            ],
+            &[("RUST_LOG", "warn,basalt_ingest=info")],
+        );
         Basalt { child, http }
     }
 

@@ -130,3 +130,26 @@ pub fn table_stats(dir: &Path, table: &str) -> TableStats {
     }
     st
 }
+
+/// Starts `basalt serve ARGS` and returns the child and its HTTP base URL, read from the one line the server
+/// prints on stdout when it listens ("basalt serving http://127.0.0.1:PORT pg ...").
+pub fn start_serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let http = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, http)
+}
