@@ -246,7 +246,8 @@ struct ConstRelation {
     rows: Vec<ast::Expr>,
 }
 
-fn ident_name(i: &ast::Ident) -> String {
+/// An identifier as a name: as written when quoted, lower-cased otherwise.
+pub(crate) fn ident_name(i: &ast::Ident) -> String {
     if i.quote_style.is_some() {
         i.value.clone()
     } else {

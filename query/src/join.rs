@@ -18,10 +18,11 @@ use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use sqlparser::ast::{self, Spanned, Visit, VisitMut, Visitor, VisitorMut};
 
+use crate::consts::ident_name as lower;
 use crate::error::{Pos, QueryError, Result};
 use crate::exec::ExecOptions;
 use crate::nested::literal;
-use crate::planner::{resolve_relation, TableProvider};
+use crate::planner::{ident_matches as matches, resolve_relation, TableProvider};
 
 /// Runs a query (with the caller's tables and nesting depth).
 pub type RunQuery<'a> = &'a dyn Fn(&ast::Query) -> Result<RecordBatch>;
@@ -31,22 +32,6 @@ struct Side {
     /// Per column: (qualifier, column name).
     names: Vec<(String, String)>,
     batch: RecordBatch,
-}
-
-fn lower(i: &ast::Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_ascii_lowercase()
-    }
-}
-
-fn matches(ident: &ast::Ident, name: &str) -> bool {
-    if ident.quote_style.is_some() {
-        ident.value == name
-    } else {
-        ident.value.eq_ignore_ascii_case(name)
-    }
 }
 
 /// Every column reference outside the FROM clause: (qualifier, name), lower-cased unless quoted.

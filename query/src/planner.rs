@@ -112,7 +112,8 @@ fn pos_of(s: &impl Spanned) -> Pos {
     s.span().into()
 }
 
-fn ident_matches(ident: &ast::Ident, name: &str) -> bool {
+/// Whether `ident` names `name`: exactly when quoted, case-insensitively otherwise.
+pub(crate) fn ident_matches(ident: &ast::Ident, name: &str) -> bool {
     if ident.quote_style.is_some() {
         ident.value == name
     } else {

@@ -369,6 +369,17 @@ fn psql(port: u16, args: &[&str]) -> std::process::Output {
         .expect("psql (Debian's postgresql-client) must be installed")
 }
 
+/// psql's output, after asserting that it succeeded.
+fn psql_stdout(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn psql_talks_to_basalt() {
     let s = serve(&[]);
@@ -387,12 +398,7 @@ fn psql_talks_to_basalt() {
             "-- ping",
         ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = psql_stdout(&out);
     let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(lines[0], "boy|39245");
     assert_eq!(lines[1], "girl|36446");
@@ -419,23 +425,13 @@ fn psql_talks_to_basalt() {
         s.pg_port,
         &["-A", "-t", "-c", "BEGIN; SET extra_float_digits = 3; SHOW server_version; SELECT COUNT(*) FROM flights; COMMIT"],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = psql_stdout(&out);
     assert!(text.contains("16.6"), "{text}");
     let out = psql(s.pg_port, &["-c", "SET TIME ZONE 'America/New_York'"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("UTC"));
     // psql's \dt lists the tables (its catalog query joins pg_class, pg_namespace and pg_am and filters with ~).
     let out = psql(s.pg_port, &["-A", "-t", "-c", "\\dt", "-c", "\\dt fl*"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = psql_stdout(&out);
     let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines,
