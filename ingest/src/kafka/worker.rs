@@ -117,6 +117,8 @@ pub struct Worker {
     segments_committed: u64,
     last_handoff_at: Option<i64>,
     rejections_logged: u64,
+    /// A rejection arrived since the status last showed the counts and dead letters.
+    rejections_changed: bool,
 }
 
 enum Flow {
@@ -164,6 +166,7 @@ impl Worker {
             segments_committed: 0,
             last_handoff_at: None,
             rejections_logged: 0,
+            rejections_changed: false,
         }
     }
 
@@ -448,6 +451,7 @@ impl Worker {
 
     fn reject(&mut self, m: &Polled, r: Rejection, original: &[u8]) {
         let reason = r.reason.name();
+        self.rejections_changed = true;
         // The first rejections of a run are warnings; after that they are counted (and kept as dead letters)
         // without flooding the log.
         self.rejections_logged += 1;
@@ -790,17 +794,24 @@ impl Worker {
             .map(|p| p.lag)
             .sum::<Option<i64>>()
             .filter(|_| !partitions.is_empty());
-        let mut rejected = self.committed.rejected.clone();
-        for (r, n) in &self.pending_rejected {
-            *rejected.entry(r.clone()).or_default() += n;
-        }
-        let mut dead = self.committed.dead_letters.clone();
-        dead.extend(self.pending_dead.iter().cloned());
-        let keep = self.spec.tuning.max_dead_letters;
-        if dead.len() > keep {
-            let drop = dead.len() - keep;
-            dead.drain(..drop);
-        }
+        // Counts and dead letters change only with a rejection: rebuilt then, not on every poll.
+        let rejections = if self.rejections_changed {
+            self.rejections_changed = false;
+            let mut rejected = self.committed.rejected.clone();
+            for (r, n) in &self.pending_rejected {
+                *rejected.entry(r.clone()).or_default() += n;
+            }
+            let mut dead = self.committed.dead_letters.clone();
+            dead.extend(self.pending_dead.iter().cloned());
+            let keep = self.spec.tuning.max_dead_letters;
+            if dead.len() > keep {
+                let drop = dead.len() - keep;
+                dead.drain(..drop);
+            }
+            Some((rejected, dead))
+        } else {
+            None
+        };
         let state = if self.paused {
             "paused"
         } else if self.error.is_some() {
@@ -836,8 +847,10 @@ impl Worker {
             s.messages_committed = self.committed.messages_committed;
             s.segments_committed = self.segments_committed;
             s.last_handoff_at = self.last_handoff_at;
-            s.rejected = rejected;
-            s.dead_letters = dead;
+            if let Some((rejected, dead)) = rejections {
+                s.rejected = rejected;
+                s.dead_letters = dead;
+            }
             s.spec = Some(self.spec.clone());
         }
     }
