@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""The peer benchmark (issue: benchmarks): one Parquet file loaded into basalt (bulk loader), DuckDB (native
+table) and ClickHouse (chdb, a MergeTree table ordered by time with LowCardinality strings), the dashboard suite
+(queries.py) run warm on each (one warm-up, then the median of --runs), the engines' answers compared, and one
+table printed: median ms per query and engine, basalt's ratio to the best peer, the geometric mean, load time
+and rows/s, size on disk and peak memory, with the machine it ran on.
+
+    python3 benches/peer/run.py --parquet ev.parquet [--basalt target/release/basalt] [--runs 5]
+        [--engines basalt,duckdb,clickhouse] [--markdown] [--json results.json]
+
+Each engine runs in its own child process, one after the other, so peak memory is per engine and no engine
+competes with another for cores. basalt is queried through `basalt serve`'s HTTP API (`POST /v1/sql`, JSON
+rows), as a dashboard would; DuckDB and chdb run in-process in their child. No engine has a result cache on
+(basalt has none; DuckDB has none; ClickHouse's query cache is off unless asked for). Exit status 1 when the
+engines disagree, so the test suite runs this on a small file as its check that the runner works.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from queries import EXACT, QUERIES  # noqa: E402
+
+ENGINES = ["basalt", "duckdb", "clickhouse"]
+LOW_CARDINALITY = ["country", "city", "device", "os", "browser", "referrer", "event_type"]
+
+
+def timed(fn, runs):
+    """One warm-up, then the median of `runs` timed calls (ms); returns (median, last result)."""
+    result = fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), result
+
+
+def dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def self_peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------------------------- engines ---
+
+
+def run_duckdb(a, work):
+    import duckdb
+
+    con = duckdb.connect(os.path.join(work, "bench.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    t = time.perf_counter()
+    con.execute(
+        "CREATE TABLE events AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) "
+        f"FROM read_parquet('{a.parquet}')"
+    )
+    con.execute("CHECKPOINT")
+    load_s = time.perf_counter() - t
+    out = {"load_s": load_s, "disk_bytes": os.path.getsize(os.path.join(work, "bench.duckdb")), "queries": {}}
+    for q in QUERIES:
+        ms, rows = timed(lambda: con.execute(q["sql"]).fetchall(), a.runs)
+        out["queries"][q["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in rows]}
+    out["peak_mib"] = self_peak_mib()
+    out["version"] = duckdb.__version__
+    return out
+
+
+def run_clickhouse(a, work):
+    import chdb
+    from chdb import session
+
+    s = session.Session(os.path.join(work, "chdb"))
+
+    def q(sql, fmt="JSONCompact"):
+        r = s.query(sql + " SETTINGS output_format_json_quote_64bit_integers = 0, use_query_cache = 0", fmt)
+        return json.loads(r.bytes() or b"{}") if fmt == "JSONCompact" else r
+
+    cols = ", ".join(
+        f"{c} LowCardinality(String)" if c in LOW_CARDINALITY else f"{c} String"
+        for c in ["country", "city", "device", "os", "browser", "path", "referrer", "user_id", "event_type"]
+    )
+    s.query("CREATE DATABASE IF NOT EXISTS bench")
+    s.query("USE bench")
+    s.query(
+        f"CREATE TABLE events (ts DateTime64(3, 'UTC'), {cols}, status Int64, latency_ms Float64, bytes Int64, "
+        "revenue Float64, is_bot Int64) ENGINE = MergeTree ORDER BY ts"
+    )
+    t = time.perf_counter()
+    s.query(f"INSERT INTO events SELECT * FROM file('{a.parquet}', Parquet)")
+    s.query("OPTIMIZE TABLE events FINAL")
+    load_s = time.perf_counter() - t
+    disk = q("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")["data"][0][0]
+    out = {"load_s": load_s, "disk_bytes": int(disk), "queries": {}}
+    for query in QUERIES:
+        sql = query.get("clickhouse", query["sql"])
+        ms, res = timed(lambda: q(sql), a.runs)
+        out["queries"][query["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in res["data"]]}
+    out["peak_mib"] = self_peak_mib()
+    version = q('SELECT version()')['data'][0][0]
+    out['version'] = f'{chdb.__version__} (ClickHouse {version})'
+    return out
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_basalt(a, work):
+    data = os.path.join(work, "basalt")
+    t = time.perf_counter()
+    subprocess.run(
+        [a.basalt, "load", "--data-dir", data, "--table", "events", "--time-column", "ts", a.parquet],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    load_s = time.perf_counter() - t
+    load_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    port = free_port()
+    server = subprocess.Popen(
+        [a.basalt, "serve", "--data-dir", data, "--http", f"127.0.0.1:{port}", "--pg", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        conn = None
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                conn.request("GET", "/v1/ready")
+                if conn.getresponse().read() and True:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("basalt serve did not answer on /v1/ready")
+
+        def query(sql):
+            conn.request("POST", "/v1/sql", json.dumps({"query": sql, "format": "json"}),
+                         {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"basalt: HTTP {resp.status} for {sql!r}: {body[:500]!r}")
+            return json.loads(body)["rows"]
+
+        out = {"load_s": load_s, "disk_bytes": dir_bytes(data), "queries": {}}
+        for q in QUERIES:
+            ms, rows = timed(lambda: query(q["sql"]), a.runs)
+            out["queries"][q["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in rows]}
+        with open(f"/proc/{server.pid}/status") as f:
+            hwm = next(line for line in f if line.startswith("VmHWM:"))
+        out["peak_mib"] = int(hwm.split()[1]) / 1024
+        out["load_peak_mib"] = load_peak
+        out["version"] = subprocess.run([a.basalt, "--version"], capture_output=True, text=True).stdout.strip()
+        return out
+    finally:
+        server.terminate()
+        server.wait()
+
+
+RUNNERS = {"basalt": run_basalt, "duckdb": run_duckdb, "clickhouse": run_clickhouse}
+
+# ------------------------------------------------------------------------------------------- comparing ---
+
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|\+00:00)?$")
+
+
+def norm(v):
+    """A value in a form every engine's answer reduces to: numbers as float, times as epoch milliseconds."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        return v.timestamp() * 1000
+    if isinstance(v, datetime.date):
+        return norm(datetime.datetime(v.year, v.month, v.day))
+    if hasattr(v, "as_integer_ratio"):  # Decimal
+        return float(v)
+    if isinstance(v, str) and TIME_RE.match(v):
+        s = v.replace("Z", "+00:00").replace(" ", "T")
+        return norm(datetime.datetime.fromisoformat(s))
+    return v
+
+
+def close(x, y, tol):
+    if isinstance(x, float) and isinstance(y, float):
+        if math.isnan(x) or math.isnan(y):
+            return math.isnan(x) and math.isnan(y)
+        return abs(x - y) <= tol * max(abs(x), abs(y), 1e-300) or x == y
+    return x == y
+
+
+def disagreement(rows, ref, tol):
+    """None when `rows` equals `ref` (same order, numbers within `tol`), else what differs first."""
+    if len(rows) != len(ref):
+        return f"{len(rows)} rows, expected {len(ref)}"
+    for i, (r, e) in enumerate(zip(rows, ref)):
+        if len(r) != len(e) or not all(close(x, y, tol) for x, y in zip(r, e)):
+            return f"row {i}: {r} vs {e}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------- reporting ---
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {mem:.0f} GiB, {cpu}"
+
+
+def report(results, rows, parquet, markdown):
+    engines = [e for e in ENGINES if e in results]
+    peers = [e for e in engines if e != "basalt"]
+    lines = []
+    sep = " | " if markdown else "  "
+    head = ["query"] + [f"{e} ms" for e in engines]
+    if "basalt" in results and peers:
+        head.append("basalt / best peer")
+    lines.append(sep.join(head))
+    if markdown:
+        lines[0] = f"| {lines[0]} |"
+        lines.append("|---" + "|---:" * (len(head) - 1) + "|")
+    ratios = []
+    for q in QUERIES:
+        cells = [q["name"]] + [f"{results[e]['queries'][q['name']]['ms']:.1f}" for e in engines]
+        if "basalt" in results and peers:
+            best = min(results[e]["queries"][q["name"]]["ms"] for e in peers)
+            ratio = results["basalt"]["queries"][q["name"]]["ms"] / best
+            ratios.append(ratio)
+            cells.append(f"{ratio:.2f}")
+        lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
+    if ratios:
+        gm = statistics.geometric_mean(ratios)
+        cells = ["**geometric mean**" if markdown else "geometric mean"] + [""] * len(engines) + [f"{gm:.2f}"]
+        lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
+    lines.append("")
+    mb = os.path.getsize(parquet) / 2**20
+    lines.append(f"rows {rows:,}; input {mb:.1f} MiB of zstd Parquet; machine: {machine()}")
+    for e in engines:
+        r = results[e]
+        extra = f", loader peak {r['load_peak_mib']:.0f} MiB" if "load_peak_mib" in r else ""
+        lines.append(
+            f"- {e} {r['version']}: load {r['load_s']:.2f} s ({rows / r['load_s']:,.0f} rows/s), "
+            f"on disk {r['disk_bytes'] / 2**20:.1f} MiB, peak RSS {r['peak_mib']:.0f} MiB{extra}"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parquet", required=True)
+    ap.add_argument("--basalt", default="target/release/basalt")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--json", help="also write every engine's timings and answers here")
+    ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    a.parquet = os.path.abspath(a.parquet)
+    a.basalt = os.path.abspath(a.basalt)
+
+    if a.worker:
+        work = tempfile.mkdtemp(prefix=f"bench-{a.worker}-")
+        try:
+            with open(a.out, "w") as f:
+                json.dump(RUNNERS[a.worker](a, work), f)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
+
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse)")
+    results = {}
+    for e in engines:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            print(f"running {e} ...", file=sys.stderr, flush=True)
+            subprocess.run(
+                [sys.executable, __file__, "--worker", e, "--parquet", a.parquet, "--basalt", a.basalt,
+                 "--runs", str(a.runs), "--out", out.name],
+                check=True,
+            )
+            with open(out.name) as f:
+                results[e] = json.load(f)
+
+    import duckdb
+
+    rows = duckdb.connect().execute(f"SELECT COUNT(*) FROM read_parquet('{a.parquet}')").fetchone()[0]
+    print(report(results, rows, a.parquet, a.markdown))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+    failures = []
+    ref = engines[0] if "duckdb" not in engines else "duckdb"
+    for q in QUERIES:
+        for e in engines:
+            if e == ref:
+                continue
+            why = disagreement(results[e]["queries"][q["name"]]["rows"], results[ref]["queries"][q["name"]]["rows"],
+                               q.get("tol", EXACT))
+            if why:
+                failures.append(f"{q['name']}: {e} disagrees with {ref}: {why}")
+    for f in failures:
+        print("DISAGREE", f)
+    if not failures and len(engines) > 1:
+        print(f"all {len(QUERIES)} answers agree across {', '.join(engines)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
