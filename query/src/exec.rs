@@ -247,7 +247,12 @@ impl Scan<'_> {
                             e => Ok(KeyWords::Values(e.eval(&input, n)?)),
                         })
                         .collect::<Result<_>>()?;
-                    let gids = groups.assign(&key_cols, &rows, dict_len)?;
+                    let single = a.group_by.is_empty();
+                    let gids = if single {
+                        groups.assign(&[], &[], None)?
+                    } else {
+                        groups.assign(&key_cols, &rows, dict_len)?
+                    };
                     if groups.len() > opts.max_groups {
                         return Err(QueryError::MemoryLimit {
                             limit: opts.max_groups,
@@ -258,7 +263,17 @@ impl Scan<'_> {
                         acc.resize(groups.len());
                         let values = call.arg.as_ref().map(|e| e.eval(&input, n)).transpose()?;
                         match &call.filter {
+                            None if single => acc.update_single(&rows, values.as_ref())?,
                             None => acc.update(&gids, &rows, values.as_ref())?,
+                            Some(f) if single => {
+                                let m = filter_mask(&f.eval(&input, n)?)?;
+                                let r2: Vec<u32> = rows
+                                    .iter()
+                                    .copied()
+                                    .filter(|r| m.value(*r as usize))
+                                    .collect();
+                                acc.update_single(&r2, values.as_ref())?;
+                            }
                             Some(f) => {
                                 let m = filter_mask(&f.eval(&input, n)?)?;
                                 let (g2, r2): (Vec<u32>, Vec<u32>) = gids

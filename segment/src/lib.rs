@@ -4,6 +4,7 @@
 //!
 //! This crate depends on no other basalt crate; `ingest` and `query` build on it.
 
+pub mod cache;
 pub mod catalog;
 mod codec;
 pub mod error;

@@ -73,6 +73,8 @@ struct ColumnState {
 #[derive(Debug)]
 pub struct Segment {
     id: String,
+    /// This process's number for the segment (the block cache's key).
+    number: u64,
     path: PathBuf,
     file: Buffer,
     footer: Footer,
@@ -185,6 +187,7 @@ impl Segment {
             .collect();
         Ok(Segment {
             id,
+            number: crate::cache::segment_number(),
             path: path.to_path_buf(),
             file: file_buf,
             footer,
@@ -385,7 +388,7 @@ impl Segment {
         let buf = self.region(ci, RegionKind::Values)?;
         match meta.values.codec {
             Codec::None => Ok(buf.slice_with_length(range.start * width, range.len() * width)),
-            codec => {
+            codec => crate::cache::get_or_load((self.number, ci as u32, block as u32), || {
                 let bytes = decompress_block(
                     buf.as_slice(),
                     self.num_blocks(),
@@ -395,7 +398,7 @@ impl Segment {
                 )
                 .map_err(|e| self.corrupt(ci, RegionKind::Values, e))?;
                 Ok(Buffer::from_vec(bytes))
-            }
+            }),
         }
     }
 

@@ -191,7 +191,11 @@ fn main() -> ExitCode {
             format,
             timeout_ms,
             sql,
-        } => query(&data_dir, &format, timeout_ms, &sql),
+        } => {
+            // One query per process: a block read twice would not be read again.
+            basalt_segment::cache::set_capacity(0);
+            query(&data_dir, &format, timeout_ms, &sql)
+        }
         Command::Verify { data_dir, files } => {
             if data_dir.is_none() && files.is_empty() {
                 Err(error::Error::Usage(

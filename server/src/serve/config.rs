@@ -30,6 +30,8 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Threads one query uses (0: one per core).
     pub query_threads: usize,
+    /// Bytes of decompressed column blocks kept in memory for the next query (0: none).
+    pub block_cache_bytes: u64,
     /// PostgreSQL user and password; when a password is set, clients must give it (cleartext over the wire,
     /// so keep the port on loopback or a trusted network).
     pub pg_user: String,
@@ -51,6 +53,7 @@ impl Default for Config {
             max_request_bytes: 1 << 20,
             max_upload_bytes: 1 << 30,
             query_threads: 0,
+            block_cache_bytes: basalt_segment::cache::DEFAULT_CAPACITY,
             pg_user: "basalt".into(),
             pg_password: String::new(),
         }
@@ -58,7 +61,7 @@ impl Default for Config {
 }
 
 /// The names of all settings, as written in the TOML file (environment: `BASALT_` + upper case).
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "data_dir",
     "http",
     "pg",
@@ -71,6 +74,7 @@ pub const KEYS: [&str; 14] = [
     "max_request_bytes",
     "max_upload_bytes",
     "query_threads",
+    "block_cache_bytes",
     "pg_user",
     "pg_password",
 ];
@@ -99,6 +103,7 @@ impl Config {
             "max_request_bytes" => self.max_request_bytes = num(key, value, from)?,
             "max_upload_bytes" => self.max_upload_bytes = num(key, value, from)?,
             "query_threads" => self.query_threads = num(key, value, from)?,
+            "block_cache_bytes" => self.block_cache_bytes = num(key, value, from)?,
             "pg_user" => self.pg_user = value.to_string(),
             "pg_password" => self.pg_password = value.to_string(),
             other => {
@@ -156,7 +161,7 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "data_dir={} http={} pg={} max_concurrent_queries={} max_queued_queries={} query_timeout_ms={} \
-             max_result_rows={} max_request_bytes={} max_upload_bytes={} query_threads={} pg_user={} pg_password={}",
+             max_result_rows={} max_request_bytes={} max_upload_bytes={} query_threads={} block_cache_bytes={} pg_user={} pg_password={}",
             self.data_dir.display(),
             self.http,
             if self.pg.is_empty() { "off" } else { &self.pg },
@@ -167,6 +172,7 @@ impl Config {
             self.max_request_bytes,
             self.max_upload_bytes,
             self.query_threads,
+            self.block_cache_bytes,
             self.pg_user,
             if self.pg_password.is_empty() { "(none)" } else { "(set)" }
         )
