@@ -779,42 +779,56 @@ impl KeyWords {
         KeyWords::Values(a)
     }
 
-    /// The word for row `r` and whether it is NULL.
-    pub fn word(&self, r: usize) -> (u64, bool) {
+    /// The words of the selected `rows` (one typed loop per block) and, when the column has NULLs, which are
+    /// NULL. Strings computed by expressions are interned in `strings`, so their words are exact too.
+    fn words(&self, rows: &[u32], strings: &mut Interner) -> (Vec<u64>, Option<Vec<bool>>) {
+        let pick =
+            |f: &dyn Fn(usize) -> u64| rows.iter().map(|r| f(*r as usize)).collect::<Vec<u64>>();
         match self {
             KeyWords::Codes { codes, valid, .. } => (
-                u64::from(codes[r]),
-                valid.as_ref().is_some_and(|v| !v.value(r)),
+                pick(&|r| u64::from(codes[r])),
+                valid
+                    .as_ref()
+                    .map(|v| rows.iter().map(|r| !v.value(*r as usize)).collect()),
             ),
             KeyWords::Values(a) => {
-                if a.is_null(r) {
-                    return (0, true);
-                }
-                let w = match a.data_type() {
-                    DataType::Int64 => a.as_primitive::<Int64Type>().value(r) as u64,
+                let nulls = (a.null_count() > 0)
+                    .then(|| rows.iter().map(|r| a.is_null(*r as usize)).collect());
+                let words = match a.data_type() {
+                    DataType::Int64 => {
+                        let v = a.as_primitive::<Int64Type>().values();
+                        pick(&|r| v[r] as u64)
+                    }
                     DataType::Timestamp(_, _) => {
-                        a.as_primitive::<TimestampMillisecondType>().value(r) as u64
+                        let v = a.as_primitive::<TimestampMillisecondType>().values();
+                        pick(&|r| v[r] as u64)
                     }
                     DataType::Float64 => {
-                        let f = a.as_primitive::<Float64Type>().value(r);
-                        if f == 0.0 {
-                            0
-                        } else {
-                            f.to_bits()
-                        }
+                        let v = a.as_primitive::<Float64Type>().values();
+                        // -0.0 and 0.0 are one group.
+                        pick(&|r| if v[r] == 0.0 { 0 } else { v[r].to_bits() })
                     }
-                    DataType::Boolean => u64::from(a.as_boolean().value(r)),
-                    // Strings computed by expressions: hashed here, kept exact by the per-group scalar check.
-                    _ => {
-                        use std::hash::{Hash, Hasher};
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        if let Ok(s) = scalar_at(a, r) {
-                            format!("{s:?}").hash(&mut h);
-                        }
-                        h.finish()
+                    DataType::Boolean => {
+                        let v = a.as_boolean();
+                        pick(&|r| u64::from(v.value(r)))
                     }
+                    DataType::Utf8 => {
+                        let v = a.as_string::<i32>();
+                        rows.iter()
+                            .map(|r| strings.id(v.value(*r as usize)))
+                            .collect()
+                    }
+                    _ => rows
+                        .iter()
+                        .map(|r| {
+                            let text = scalar_at(a, *r as usize)
+                                .map(|s| format!("{s:?}"))
+                                .unwrap_or_default();
+                            strings.id(&text)
+                        })
+                        .collect(),
                 };
-                (w, false)
+                (words, nulls)
             }
         }
     }
@@ -835,23 +849,32 @@ impl KeyWords {
             KeyWords::Values(a) => scalar_at(a, r),
         }
     }
+}
 
-    /// Whether words identify values exactly (no hashing).
-    pub fn exact(&self) -> bool {
-        match self {
-            KeyWords::Codes { .. } => true,
-            KeyWords::Values(a) => !matches!(
-                a.data_type(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            ),
+/// Distinct strings of computed keys, numbered in order of first sight.
+#[derive(Default)]
+struct Interner(hashbrown::HashMap<Box<str>, u64>);
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u64 {
+        if let Some(id) = self.0.get(s) {
+            return *id;
         }
+        let id = self.0.len() as u64;
+        self.0.insert(s.into(), id);
+        id
     }
 }
 
 /// Group table of one segment: words of a key to a group id, the decoded key of each group.
 #[derive(Default)]
 pub struct GroupTable {
-    map: HashMap<Box<[u64]>, u32>,
+    /// One or two words (the common shapes: a time bucket, a bucket and a dimension, two dimensions).
+    map1: hashbrown::HashMap<u64, u32>,
+    map2: hashbrown::HashMap<[u64; 2], u32>,
+    /// Any other shape: the words, then a word of NULL flags.
+    map: hashbrown::HashMap<Box<[u64]>, u32>,
+    strings: Interner,
     /// Dense ids for one dictionary-coded key: `dense[code]` (+1 slot for NULL); u32::MAX = unassigned.
     dense: Vec<u32>,
     pub keys: Vec<KeyRow>,
@@ -909,50 +932,84 @@ impl GroupTable {
             }
             return Ok(gids);
         }
-        let exact = key_cols.iter().all(KeyWords::exact);
-        let k = key_cols.len();
-        let mut word = vec![0u64; k + 1];
-        for r in rows {
-            let r = *r as usize;
-            let mut nulls = 0u64;
-            for (i, c) in key_cols.iter().enumerate() {
-                let (w, null) = c.word(r);
-                word[i] = w;
-                if null {
-                    nulls |= 1 << i.min(63);
+        let cols: Vec<(Vec<u64>, Option<Vec<bool>>)> = key_cols
+            .iter()
+            .map(|c| c.words(rows, &mut self.strings))
+            .collect();
+        let any_nulls = cols.iter().any(|(_, n)| n.is_some());
+        let new_group = |keys: &mut Vec<KeyRow>, i: usize| -> Result<u32> {
+            let r = rows[i] as usize;
+            let key = key_cols
+                .iter()
+                .map(|c| c.scalar(r))
+                .collect::<Result<Vec<_>>>()?;
+            keys.push(key);
+            Ok(keys.len() as u32 - 1)
+        };
+        // Sorted time and clustered dimensions come in runs: the previous row's group is checked first.
+        match (cols.as_slice(), any_nulls) {
+            ([(w, _)], false) => {
+                let mut last = (u64::MAX, u32::MAX);
+                for (i, w) in w.iter().enumerate() {
+                    if *w != last.0 || last.1 == u32::MAX {
+                        let g = match self.map1.get(w) {
+                            Some(g) => *g,
+                            None => {
+                                let g = new_group(&mut self.keys, i)?;
+                                self.map1.insert(*w, g);
+                                g
+                            }
+                        };
+                        last = (*w, g);
+                    }
+                    gids.push(last.1);
                 }
             }
-            word[k] = nulls;
-            let gid = match self.map.get(word.as_slice()) {
-                Some(g) if exact || self.same_key(*g, key_cols, r)? => *g,
-                _ => {
-                    let g = self.keys.len() as u32;
-                    let key = key_cols
-                        .iter()
-                        .map(|c| c.scalar(r))
-                        .collect::<Result<Vec<_>>>()?;
-                    // With hashed words a collision would merge two groups: fall back to a unique word.
-                    if !exact && self.map.contains_key(word.as_slice()) {
-                        word[k] |= 1 << 63;
-                        word[k] ^= u64::from(g);
+            ([(a, _), (b, _)], false) => {
+                let mut last = ([u64::MAX; 2], u32::MAX);
+                for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                    let w = [*a, *b];
+                    if w != last.0 || last.1 == u32::MAX {
+                        let g = match self.map2.get(&w) {
+                            Some(g) => *g,
+                            None => {
+                                let g = new_group(&mut self.keys, i)?;
+                                self.map2.insert(w, g);
+                                g
+                            }
+                        };
+                        last = (w, g);
                     }
-                    self.map.insert(word.clone().into_boxed_slice(), g);
-                    self.keys.push(key);
-                    g
+                    gids.push(last.1);
                 }
-            };
-            gids.push(gid);
+            }
+            _ => {
+                let k = cols.len();
+                let mut word = vec![0u64; k + 1];
+                for i in 0..rows.len() {
+                    let mut nulls = 0u64;
+                    for (j, (w, n)) in cols.iter().enumerate() {
+                        let null = n.as_ref().is_some_and(|n| n[i]);
+                        // A NULL's word is 0, told apart from a value 0 by its flag.
+                        word[j] = if null { 0 } else { w[i] };
+                        if null {
+                            nulls |= 1 << j.min(63);
+                        }
+                    }
+                    word[k] = nulls;
+                    let g = match self.map.get(word.as_slice()) {
+                        Some(g) => *g,
+                        None => {
+                            let g = new_group(&mut self.keys, i)?;
+                            self.map.insert(word.clone().into_boxed_slice(), g);
+                            g
+                        }
+                    };
+                    gids.push(g);
+                }
+            }
         }
         Ok(gids)
-    }
-
-    fn same_key(&self, g: u32, key_cols: &[KeyWords], r: usize) -> Result<bool> {
-        for (i, c) in key_cols.iter().enumerate() {
-            if self.keys[g as usize][i] != c.scalar(r)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 }
 
