@@ -15,7 +15,7 @@ use crate::aggregate::{merge_partials, scalar_at, Acc, GroupTable, KeyWords, Par
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
 use crate::filter::{plan_filter, FilterPlan};
-use crate::plan::SelectPlan;
+use crate::plan::{AggCall, AggFunc, SelectPlan};
 
 /// Limits and controls of one query.
 #[derive(Debug, Clone)]
@@ -261,7 +261,7 @@ impl Scan<'_> {
                     }
                     for (acc, call) in accs.iter_mut().zip(&a.aggs) {
                         acc.resize(groups.len());
-                        let values = call.arg.as_ref().map(|e| e.eval(&input, n)).transpose()?;
+                        let values = agg_values(call, &input, n)?;
                         match &call.filter {
                             None if single => acc.update_single(&rows, values.as_ref())?,
                             None => acc.update(&gids, &rows, values.as_ref())?,
@@ -288,11 +288,20 @@ impl Scan<'_> {
                     }
                 }
                 None => {
+                    // Take the selected rows first, then evaluate: a dictionary column is decoded only
+                    // for the rows that are kept.
                     let idx = UInt32Array::from(rows.clone());
+                    let taken = input
+                        .iter()
+                        .map(|a| {
+                            a.as_ref()
+                                .map(|a| arrow_select::take::take(a.as_ref(), &idx, None))
+                                .transpose()
+                        })
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
                     let mut cols = Vec::new();
                     for (e, _) in &self.plan.output {
-                        let a = e.eval(&input, n)?;
-                        cols.push(arrow_select::take::take(a.as_ref(), &idx, None)?);
+                        cols.push(e.eval(&taken, rows.len())?);
                     }
                     produced += rows.len();
                     batches.push(cols);
@@ -334,6 +343,27 @@ impl Scan<'_> {
                 .collect::<Result<Vec<_>>>()?;
             Ok(SegmentOutput::Rows(out))
         }
+    }
+}
+
+/// An aggregate's argument over one block. COUNT(DISTINCT) and HyperLogLog read a string column's dictionary
+/// codes and values directly, so the column stays dictionary-coded for them; everything else sees plain values.
+fn agg_values(call: &AggCall, input: &[Option<ArrayRef>], n: usize) -> Result<Option<ArrayRef>> {
+    match &call.arg {
+        Some(Expr::Column { index, name, .. })
+            if call.distinct || call.func == AggFunc::ApproxDistinct =>
+        {
+            input
+                .get(*index)
+                .cloned()
+                .flatten()
+                .map(Some)
+                .ok_or_else(|| {
+                    QueryError::Execution(format!("internal: column {name:?} was not loaded"))
+                })
+        }
+        Some(e) => e.eval(input, n).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -464,7 +494,7 @@ pub fn execute(
                     SegmentOutput::Rows(_) => None,
                 })
                 .collect();
-            let mut total = merge_partials(partials, &a.aggs);
+            let mut total = merge_partials(partials, &a.aggs, opts.threads);
             if a.group_by.is_empty() && total.keys.is_empty() {
                 // A global aggregate over no rows still answers one row.
                 total.keys.push(Vec::new());
