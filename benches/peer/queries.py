@@ -3,9 +3,11 @@
 Every query is one SQL text for all engines, except where ClickHouse spells a function differently; those
 rewrites are listed in `clickhouse` and documented in benches/RESULTS.md. Every ORDER BY names enough columns
 that the order is total, so results compare row by row. `tol` is the relative tolerance of the agreement
-check: 1e-9 for exact answers (float sums in a different order), wider for approximate sketches, which the
-engines implement differently (DataSketches HLL / t-digest, DuckDB's HLL / t-digest, ClickHouse's uniq /
-quantileTDigest).
+check: 1e-9 for exact answers (float sums in a different order). Approximate queries name an `exact` query
+(run by DuckDB, untimed) and every engine's sketch answer is compared with its exact answer: 5% for distinct
+counts (HyperLogLog at 2^12 registers has 1.6% standard error), 20% for a tail quantile (a 95th percentile
+over a few hundred rows per hour falls between order statistics that are far apart, and the engines' sketches,
+DataSketches t-digest, DuckDB's and ClickHouse's, interpolate differently).
 """
 
 EXACT = 1e-9
@@ -68,6 +70,7 @@ QUERIES = [
         name="approx_users_by_country",
         sql="SELECT country, APPROX_COUNT_DISTINCT(user_id) AS u FROM events GROUP BY country ORDER BY country LIMIT 10",
         clickhouse="SELECT country, uniq(user_id) AS u FROM events GROUP BY country ORDER BY country LIMIT 10",
+        exact="SELECT country, COUNT(DISTINCT user_id) AS u FROM events GROUP BY country ORDER BY country LIMIT 10",
         tol=0.05,
     ),
     dict(
@@ -83,7 +86,9 @@ QUERIES = [
         "WHERE ts >= '2024-01-05 00:00:00' AND ts < '2024-01-06 00:00:00' GROUP BY 1 ORDER BY 1",
         clickhouse="SELECT DATE_TRUNC('hour', ts) AS t, quantileTDigest(0.95)(latency_ms) AS p95 FROM events "
         "WHERE ts >= '2024-01-05 00:00:00' AND ts < '2024-01-06 00:00:00' GROUP BY 1 ORDER BY 1",
-        tol=0.05,
+        exact="SELECT DATE_TRUNC('hour', ts) AS t, PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95 "
+        "FROM events WHERE ts >= '2024-01-05 00:00:00' AND ts < '2024-01-06 00:00:00' GROUP BY 1 ORDER BY 1",
+        tol=0.2,
     ),
     dict(
         name="in_like",
