@@ -226,7 +226,13 @@ impl Scan<'_> {
             let n = range.len();
             if let Some(res) = &self.fp.residual {
                 let mask = filter_mask(&res.eval(&input, n)?)?;
-                rows.retain(|r| mask.value(*r as usize));
+                // filter_mask leaves NULL slots' bits false, so the bits alone say which rows pass.
+                let bits = mask.values();
+                if rows.len() == n {
+                    rows = bits.set_indices().map(|i| i as u32).collect();
+                } else {
+                    rows.retain(|r| bits.value(*r as usize));
+                }
                 if rows.is_empty() {
                     continue;
                 }

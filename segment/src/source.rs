@@ -5,12 +5,17 @@ use std::fmt::Debug;
 use std::ops::Range;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{new_null_array, Array, ArrayRef, StringArray};
 use roaring::RoaringBitmap;
 
 use crate::footer::{ColumnStats, Interval};
 use crate::schema::{Aggregator, ColumnRole, ColumnType};
 use crate::Result;
+
+/// A string predicate matching more dictionary values than this is answered by scanning the code blocks
+/// instead of uniting one bitmap per value.
+const MAX_BITMAPS_TO_UNION: usize = 256;
 
 /// What a source says about one of its columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +137,16 @@ pub enum StringPredicate {
 pub struct LikeMatcher {
     tokens: Vec<LikeToken>,
     case_insensitive: bool,
+    /// The common case-sensitive shapes (`abc`, `abc%`, `%abc`, `%abc%`), matched on bytes without decoding.
+    shape: Option<(LikeShape, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LikeShape {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,14 +172,47 @@ impl LikeMatcher {
                 tokens.push(t);
             }
         }
+        let shape = Self::shape_of(&tokens, case_insensitive);
         LikeMatcher {
             tokens,
             case_insensitive,
+            shape,
         }
+    }
+
+    fn shape_of(tokens: &[LikeToken], case_insensitive: bool) -> Option<(LikeShape, String)> {
+        if case_insensitive {
+            return None;
+        }
+        let lead = tokens.first() == Some(&LikeToken::Any);
+        let trail = tokens.len() > usize::from(lead) && tokens.last() == Some(&LikeToken::Any);
+        let inner = &tokens[usize::from(lead)..tokens.len() - usize::from(trail)];
+        let literal = inner
+            .iter()
+            .map(|t| match t {
+                LikeToken::Lit(c) => Some(*c),
+                _ => None,
+            })
+            .collect::<Option<String>>()?;
+        let shape = match (lead, trail) {
+            (false, false) => LikeShape::Exact,
+            (false, true) => LikeShape::Prefix,
+            (true, false) => LikeShape::Suffix,
+            (true, true) => LikeShape::Contains,
+        };
+        Some((shape, literal))
     }
 
     /// Whether `s` matches the whole pattern.
     pub fn matches(&self, s: &str) -> bool {
+        if let Some((shape, lit)) = &self.shape {
+            return match shape {
+                LikeShape::Exact => s == lit,
+                LikeShape::Prefix => s.starts_with(lit.as_str()),
+                LikeShape::Suffix => s.ends_with(lit.as_str()),
+                LikeShape::Contains => s.contains(lit.as_str()),
+            };
+        }
         let chars: Vec<char> = if self.case_insensitive {
             s.chars().map(fold).collect()
         } else {
@@ -257,7 +305,8 @@ pub trait SegmentSource: Send + Sync + Debug {
         })
     }
 
-    /// Rows of string column `column` that satisfy `pred`, from the dictionary and the bitmap index.
+    /// Rows of string column `column` that satisfy `pred`, from the dictionary and the bitmap index (or, for a
+    /// predicate that matches many values, from the dictionary and the code blocks).
     fn filter_strings(&self, column: &str, pred: &StringPredicate) -> Result<RoaringBitmap> {
         if *pred == StringPredicate::IsNull {
             return self.null_bitmap(column);
@@ -265,11 +314,54 @@ pub trait SegmentSource: Send + Sync + Debug {
         let Some(dict) = self.dictionary(column)? else {
             return Ok(RoaringBitmap::new());
         };
+        let codes = dict.matching_codes(pred);
+        if codes.len() > MAX_BITMAPS_TO_UNION {
+            // A wide match (`LIKE '/shop/%'` over 100,000 paths): one pass over the codes with a table of the
+            // matching ones costs less than a union of thousands of bitmaps.
+            if let Some(rows) = self.scan_codes(column, dict.len(), &codes)? {
+                return Ok(rows);
+            }
+        }
         let mut rows = RoaringBitmap::new();
-        for code in dict.matching_codes(pred) {
+        for code in codes {
             rows |= self.value_bitmap(column, code)?;
         }
         Ok(rows)
+    }
+
+    /// Rows whose dictionary code is one of `codes`, by scanning the code blocks; `None` when the column's
+    /// blocks are not dictionary-coded.
+    fn scan_codes(
+        &self,
+        column: &str,
+        dict_len: usize,
+        codes: &[u32],
+    ) -> Result<Option<RoaringBitmap>> {
+        let mut hit = vec![false; dict_len];
+        for c in codes {
+            if let Some(h) = hit.get_mut(*c as usize) {
+                *h = true;
+            }
+        }
+        let mut rows = Vec::with_capacity(self.num_rows() / 4);
+        for block in 0..self.num_blocks() {
+            let Some(a) = self.read_block(column, block)? else {
+                continue;
+            };
+            let Some(d) = a.as_any_dictionary_opt() else {
+                return Ok(None);
+            };
+            let start = self.block_range(block).start as u32;
+            let nulls = a.logical_nulls();
+            for (i, k) in d.normalized_keys().into_iter().enumerate() {
+                if hit.get(k).copied().unwrap_or(false)
+                    && nulls.as_ref().is_none_or(|n| n.is_valid(i))
+                {
+                    rows.push(start + i as u32);
+                }
+            }
+        }
+        Ok(RoaringBitmap::from_sorted_iter(rows).ok())
     }
 }
 
@@ -293,5 +385,24 @@ mod tests {
         assert!(!m("100\\%", "1000"));
         assert!(LikeMatcher::new("AB%", true).matches("abc"));
         assert!(!LikeMatcher::new("AB%", false).matches("abc"));
+    }
+
+    #[test]
+    fn like_shapes_agree_with_the_general_matcher() {
+        let patterns = [
+            "", "%", "%%", "ab", "ab%", "%ab", "%ab%", "a%", "%b", "100\\%", "%\\%%", "é%",
+        ];
+        let strings = [
+            "", "a", "ab", "abc", "cab", "xaby", "b", "100%", "1000", "%", "é", "éa",
+        ];
+        for p in patterns {
+            let fast = LikeMatcher::new(p, false);
+            assert!(fast.shape.is_some(), "{p:?} has a simple shape");
+            let mut general = fast.clone();
+            general.shape = None;
+            for s in strings {
+                assert_eq!(fast.matches(s), general.matches(s), "{p:?} LIKE {s:?}");
+            }
+        }
     }
 }
