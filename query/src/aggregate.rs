@@ -855,11 +855,12 @@ impl KeyWords {
     /// The words of the selected `rows` (one typed loop per block) and, when the column has NULLs, which are
     /// NULL. Strings computed by expressions are interned in `strings`, so their words are exact too.
     fn words(&self, rows: &[u32], strings: &mut Interner) -> (Vec<u64>, Option<Vec<bool>>) {
-        let pick =
-            |f: &dyn Fn(usize) -> u64| rows.iter().map(|r| f(*r as usize)).collect::<Vec<u64>>();
+        fn pick(rows: &[u32], f: impl Fn(usize) -> u64) -> Vec<u64> {
+            rows.iter().map(|r| f(*r as usize)).collect()
+        }
         match self {
             KeyWords::Codes { codes, valid, .. } => (
-                pick(&|r| u64::from(codes[r])),
+                pick(rows, |r| u64::from(codes[r])),
                 valid
                     .as_ref()
                     .map(|v| rows.iter().map(|r| !v.value(*r as usize)).collect()),
@@ -870,20 +871,20 @@ impl KeyWords {
                 let words = match a.data_type() {
                     DataType::Int64 => {
                         let v = a.as_primitive::<Int64Type>().values();
-                        pick(&|r| v[r] as u64)
+                        pick(rows, |r| v[r] as u64)
                     }
                     DataType::Timestamp(_, _) => {
                         let v = a.as_primitive::<TimestampMillisecondType>().values();
-                        pick(&|r| v[r] as u64)
+                        pick(rows, |r| v[r] as u64)
                     }
                     DataType::Float64 => {
                         let v = a.as_primitive::<Float64Type>().values();
                         // -0.0 and 0.0 are one group.
-                        pick(&|r| if v[r] == 0.0 { 0 } else { v[r].to_bits() })
+                        pick(rows, |r| if v[r] == 0.0 { 0 } else { v[r].to_bits() })
                     }
                     DataType::Boolean => {
                         let v = a.as_boolean();
-                        pick(&|r| u64::from(v.value(r)))
+                        pick(rows, |r| u64::from(v.value(r)))
                     }
                     DataType::Utf8 => {
                         let v = a.as_string::<i32>();
@@ -924,6 +925,17 @@ impl KeyWords {
     }
 }
 
+/// Dictionaries up to this size are indexed densely as the second of two keys.
+const SMALL_DICTIONARY: usize = 1024;
+
+/// The dictionary size of a dictionary-coded key column, when it is small.
+fn small_codes(k: &KeyWords) -> Option<usize> {
+    match k {
+        KeyWords::Codes { values, .. } if values.len() <= SMALL_DICTIONARY => Some(values.len()),
+        _ => None,
+    }
+}
+
 /// Distinct strings of computed keys, numbered in order of first sight.
 #[derive(Default)]
 struct Interner(hashbrown::HashMap<Box<str>, u64>);
@@ -945,6 +957,9 @@ pub struct GroupTable {
     /// One or two words (the common shapes: a time bucket, a bucket and a dimension, two dimensions).
     map1: hashbrown::HashMap<u64, u32>,
     map2: hashbrown::HashMap<[u64; 2], u32>,
+    /// Two words whose second is a small dictionary code: first word to a row of `nested`, indexed by code.
+    nested_index: hashbrown::HashMap<u64, usize>,
+    nested: Vec<Vec<u32>>,
     /// Any other shape: the words, then a word of NULL flags.
     map: hashbrown::HashMap<Box<[u64]>, u32>,
     strings: Interner,
@@ -1036,6 +1051,38 @@ impl GroupTable {
                         last = (*w, g);
                     }
                     gids.push(last.1);
+                }
+            }
+            ([(a, _), (b, _)], false) if small_codes(&key_cols[1]).is_some() => {
+                // A first key (often a time bucket, in runs) and a small dictionary-coded second key: one
+                // dense row of group ids per first-key value, indexed by the second key's code.
+                let card = small_codes(&key_cols[1]).unwrap_or(0);
+                let mut last = (u64::MAX, usize::MAX);
+                for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                    if *a != last.0 || last.1 == usize::MAX {
+                        let next = self.nested.len();
+                        let slot = *self.nested_index.entry(*a).or_insert(next);
+                        if slot == next {
+                            self.nested.push(vec![u32::MAX; card]);
+                        }
+                        last = (*a, slot);
+                    }
+                    let row = &mut self.nested[last.1];
+                    if row.len() < card {
+                        row.resize(card, u32::MAX);
+                    }
+                    let code = *b as usize;
+                    let g = match row.get(code) {
+                        Some(g) if *g != u32::MAX => *g,
+                        _ => {
+                            let g = new_group(&mut self.keys, i)?;
+                            if let Some(cell) = self.nested[last.1].get_mut(code) {
+                                *cell = g;
+                            }
+                            g
+                        }
+                    };
+                    gids.push(g);
                 }
             }
             ([(a, _), (b, _)], false) => {

@@ -141,11 +141,23 @@ impl Scan<'_> {
         &self,
         src: &dyn SegmentSource,
         blocks: std::ops::Range<usize>,
+        index_cache: &Mutex<Option<Arc<RoaringBitmap>>>,
         opts: &ExecOptions,
         stats: &Mutex<ExecStats>,
     ) -> Result<SegmentOutput> {
+        // The segment's index filter is evaluated once, by its first share, and kept for the other shares.
         let index_rows = match &self.fp.index {
-            Some(f) => Some(f.evaluate(src)?),
+            Some(f) => {
+                let mut slot = index_cache.lock().unwrap_or_else(|p| p.into_inner());
+                match slot.as_ref() {
+                    Some(b) => Some(b.clone()),
+                    None => {
+                        let b = Arc::new(f.evaluate(src)?);
+                        *slot = Some(b.clone());
+                        Some(b)
+                    }
+                }
+            }
             None => None,
         };
         let table = &self.plan.table;
@@ -160,9 +172,9 @@ impl Scan<'_> {
                     .map_or(lo, |last| src.block_range(last).end as u32);
                 let mut mine = RoaringBitmap::new();
                 mine.insert_range(lo..hi);
-                Some(b & mine)
+                Some(mine & b.as_ref())
             }
-            other => other,
+            other => other.map(Arc::unwrap_or_clone),
         };
         let mut local = ExecStats {
             segments_scanned: usize::from(whole),
@@ -250,7 +262,7 @@ impl Scan<'_> {
                                     || QueryError::Execution("internal: key not loaded".into()),
                                 )?))
                             }
-                            e => Ok(KeyWords::Values(e.eval(&input, n)?)),
+                            e => Ok(KeyWords::from_array(e.eval_key(&input, n)?)),
                         })
                         .collect::<Result<_>>()?;
                     let single = a.group_by.is_empty();
@@ -382,22 +394,28 @@ fn output_schema(plan: &SelectPlan) -> SchemaRef {
     ))
 }
 
+/// A share of a segment: the source, its blocks, and the segment's index-filter result shared by its shares.
+type WorkUnit = (
+    Arc<dyn SegmentSource>,
+    std::ops::Range<usize>,
+    Arc<Mutex<Option<Arc<RoaringBitmap>>>>,
+);
+
 /// Blocks per unit of work: a segment larger than this is scanned as several shares in parallel.
 const SHARE_BLOCKS: usize = 4;
 
 /// The scan's work: segments, large ones split into shares of [`SHARE_BLOCKS`] blocks so that one segment also
 /// keeps several cores busy. The split depends on the data only, never on the thread count, and units stay in
 /// segment and block order: partials (float sums included) merge the same way on every machine.
-fn work_units(
-    live: &[Arc<dyn SegmentSource>],
-) -> Vec<(Arc<dyn SegmentSource>, std::ops::Range<usize>)> {
+fn work_units(live: &[Arc<dyn SegmentSource>]) -> Vec<WorkUnit> {
     let mut units = Vec::new();
     for s in live {
         let n = s.num_blocks();
+        let index = Arc::new(Mutex::new(None));
         let mut start = 0;
         loop {
             let end = (start + SHARE_BLOCKS).min(n);
-            units.push((s.clone(), start..end));
+            units.push((s.clone(), start..end, index.clone()));
             if end >= n {
                 break;
             }
@@ -456,10 +474,10 @@ pub fn execute(
         for _ in 0..workers {
             sc.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((src, blocks)) = units.get(i) else {
+                let Some((src, blocks, index)) = units.get(i) else {
                     break;
                 };
-                let r = scan.run(src.as_ref(), blocks.clone(), opts, &shared);
+                let r = scan.run(src.as_ref(), blocks.clone(), index, opts, &shared);
                 let failed = r.is_err();
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 if failed {

@@ -383,6 +383,9 @@ impl Expr {
                 else_,
                 ty,
             } => {
+                if let Some((codes, values)) = self.case_codes(input, len)? {
+                    return Ok(arrow_select::take::take(values.as_ref(), &codes, None)?);
+                }
                 let mut result = match else_ {
                     Some(e) => cast_to(&e.eval(input, len)?, ty)?,
                     None => new_null_array(ty, len),
@@ -400,6 +403,67 @@ impl Expr {
             }
             Expr::Func { func, args, ty } => crate::functions::eval(func, args, ty, input, len)?,
         })
+    }
+}
+
+impl Expr {
+    /// Evaluates a GROUP BY key: like [`Expr::eval`], except that a CASE whose results are all literals answers
+    /// with dictionary codes (which branch each row took) over the literals, so grouping reads small codes
+    /// instead of building and hashing a string per row. The codes mean the same in every block.
+    pub fn eval_key(&self, input: &[Option<ArrayRef>], len: usize) -> Result<ArrayRef> {
+        if let Some((codes, values)) = self.case_codes(input, len)? {
+            return Ok(Arc::new(arrow_array::DictionaryArray::<
+                arrow_array::types::UInt8Type,
+            >::try_new(codes, values)?));
+        }
+        self.eval(input, len)
+    }
+
+    /// For a CASE whose THEN and ELSE parts are literals: per row, the index of the branch taken (the ELSE part
+    /// last), and the results as an array in that order.
+    fn case_codes(
+        &self,
+        input: &[Option<ArrayRef>],
+        len: usize,
+    ) -> Result<Option<(arrow_array::UInt8Array, ArrayRef)>> {
+        let Expr::Case {
+            branches,
+            else_,
+            ty,
+        } = self
+        else {
+            return Ok(None);
+        };
+        let mut results: Vec<Scalar> = Vec::with_capacity(branches.len() + 1);
+        for (_, then) in branches {
+            match then {
+                Expr::Literal(v) => results.push(v.clone()),
+                _ => return Ok(None),
+            }
+        }
+        match else_.as_deref() {
+            Some(Expr::Literal(v)) => results.push(v.clone()),
+            None => results.push(Scalar::Null),
+            Some(_) => return Ok(None),
+        }
+        if results.len() > usize::from(u8::MAX) {
+            return Ok(None);
+        }
+        let values = results
+            .iter()
+            .map(|v| cast_to(&v.to_array(1), ty))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&dyn Array> = values.iter().map(|a| a.as_ref()).collect();
+        let values = arrow_select::concat::concat(&refs)?;
+        // Later branches first, so an earlier matching branch overwrites: the first match wins.
+        let mut codes = vec![branches.len() as u8; len];
+        for (i, (when, _)) in branches.iter().enumerate().rev() {
+            let cond = filter_mask(&when.eval(input, len)?)?;
+            for r in cond.values().set_indices() {
+                codes[r] = i as u8;
+            }
+        }
+        Ok(Some((arrow_array::UInt8Array::from(codes), values)))
     }
 }
 

@@ -24,6 +24,29 @@ fn map_ts(a: &ArrayRef, f: impl Fn(i64) -> i64) -> Result<ArrayRef> {
     Ok(Arc::new(out))
 }
 
+/// Maps times to the start of their bucket; `bucket(v)` gives the bucket `[start, end)` holding `v`. Times come
+/// mostly in order, so a row inside the previous row's bucket reuses it: one comparison instead of a division
+/// (or a calendar computation for months) per row.
+fn map_ts_bucketed(a: &ArrayRef, bucket: impl Fn(i64) -> (i64, i64)) -> Result<ArrayRef> {
+    let t = ts_of(a)?;
+    let t = t.as_primitive::<TimestampMillisecondType>();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let out: Vec<i64> = t
+        .values()
+        .iter()
+        .map(|v| {
+            if *v < lo || *v >= hi {
+                (lo, hi) = bucket(*v);
+            }
+            lo
+        })
+        .collect();
+    Ok(Arc::new(
+        // Like `unary` (the other time functions): the result carries no time zone.
+        TimestampMillisecondArray::new(out.into(), t.nulls().cloned()),
+    ))
+}
+
 pub fn eval(
     func: &Func,
     args: &[Expr],
@@ -196,7 +219,7 @@ pub fn eval(
         }
         Func::TimeTrunc(g) => {
             let g = *g;
-            map_ts(&arg(0)?, move |v| g.floor(v))?
+            map_ts_bucketed(&arg(0)?, move |v| (g.floor(v), g.next(v)))?
         }
         Func::TimeBin { width, origin } => {
             let (w, o) = (*width, *origin);
