@@ -131,7 +131,10 @@ def run_basalt(a, work):
     data = os.path.join(work, "basalt")
     t = time.perf_counter()
     subprocess.run(
-        [a.basalt, "load", "--data-dir", data, "--table", "events", "--time-column", "ts", a.parquet],
+        # A 1 GiB loader budget (DuckDB and ClickHouse use most of the machine's memory when they load): with the
+        # default 256 MiB the loader writes segments of ~400K rows of this schema, with 1 GiB one per day.
+        [a.basalt, "load", "--data-dir", data, "--table", "events", "--time-column", "ts",
+         "--max-bytes-in-memory", str(1 << 30), a.parquet],
         check=True,
         stdout=subprocess.DEVNULL,
     )
