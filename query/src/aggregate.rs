@@ -417,25 +417,13 @@ impl Acc {
                     }
                 }
             }
-            Acc::Hll(unions) => {
+            Acc::Hll(_) => {
                 let v = values.ok_or_else(|| internal("APPROX_COUNT_DISTINCT without argument"))?;
                 let keys = KeyReader::new(v);
                 for (g, r) in gids.iter().zip(rows) {
                     let r = *r as usize;
-                    if v.is_null(r) {
-                        continue;
-                    }
-                    let u = match &mut unions[*g as usize] {
-                        Some(u) => u,
-                        slot => slot.insert(Box::new(new_union()?)),
-                    };
-                    // The same value hashes the same in every segment: strings by their 128-bit hash,
-                    // numbers as i64 / f64 bits.
-                    match keys.key(r)? {
-                        DistinctKey::Int(i) => u.update_value(i),
-                        DistinctKey::Float(f) => u.update_value(f),
-                        DistinctKey::Str(s) => u.update_value(s),
-                        DistinctKey::Bool(b) => u.update_value(b),
+                    if v.is_valid(r) {
+                        self.add_key(*g as usize, keys.key(r)?)?;
                     }
                 }
             }
@@ -454,6 +442,35 @@ impl Acc {
                     };
                     d.update(a.value(r));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one distinct key to group `g` of a COUNT(DISTINCT) or HyperLogLog state.
+    pub fn add_key(&mut self, g: usize, key: DistinctKey) -> Result<()> {
+        match self {
+            Acc::Distinct(sets) => {
+                sets[g].insert(key);
+            }
+            Acc::Hll(unions) => {
+                let u = match &mut unions[g] {
+                    Some(u) => u,
+                    slot => slot.insert(Box::new(new_union()?)),
+                };
+                // The same value hashes the same in every segment: strings by their 128-bit hash, numbers
+                // as i64 / f64 bits.
+                match key {
+                    DistinctKey::Int(i) => u.update_value(i),
+                    DistinctKey::Float(f) => u.update_value(f),
+                    DistinctKey::Str(s) => u.update_value(s),
+                    DistinctKey::Bool(b) => u.update_value(b),
+                }
+            }
+            _ => {
+                return Err(internal(
+                    "a distinct key for an aggregate without distinct keys",
+                ))
             }
         }
         Ok(())
@@ -922,6 +939,69 @@ impl KeyWords {
             }
             KeyWords::Values(a) => scalar_at(a, r),
         }
+    }
+}
+
+/// The dictionary codes a COUNT(DISTINCT) or HyperLogLog aggregate saw in one segment share, per group, before
+/// they become keys: a row costs a push of its code, and each distinct code is hashed once per share (when the
+/// share ends) instead of once per row.
+#[derive(Default)]
+pub struct CodeBuffer {
+    codes: Vec<Vec<u32>>,
+    /// The dictionary values the codes index (the segment's dictionary).
+    values: Option<StringArray>,
+}
+
+impl CodeBuffer {
+    /// Buffers the codes of `rows` (group `gids[i]` for `rows[i]`) when `v` is a dictionary-coded string array
+    /// over the same dictionary as before; returns false (nothing buffered) otherwise.
+    pub fn add(&mut self, acc: &mut Acc, gids: &[u32], rows: &[u32], v: &ArrayRef) -> Result<bool> {
+        let Some(d) = v.as_any_dictionary_opt() else {
+            return Ok(false);
+        };
+        let Some(values) = d.values().as_string_opt::<i32>() else {
+            return Ok(false);
+        };
+        let same = self
+            .values
+            .as_ref()
+            .is_some_and(|p| p.to_data().ptr_eq(&values.to_data()));
+        if !same {
+            self.flush(acc)?;
+            self.values = Some(values.clone());
+        }
+        let keys = d.normalized_keys();
+        for (g, r) in gids.iter().zip(rows) {
+            let r = *r as usize;
+            if v.is_valid(r) {
+                let g = *g as usize;
+                if self.codes.len() <= g {
+                    self.codes.resize_with(g + 1, Vec::new);
+                }
+                self.codes[g].push(keys[r] as u32);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Turns the buffered codes into keys of `acc`.
+    pub fn flush(&mut self, acc: &mut Acc) -> Result<()> {
+        let Some(values) = &self.values else {
+            return Ok(());
+        };
+        for (g, codes) in self.codes.iter_mut().enumerate() {
+            codes.sort_unstable();
+            codes.dedup();
+            for c in codes.iter() {
+                let s = values.value(*c as usize);
+                acc.add_key(
+                    g,
+                    DistinctKey::Str(twox_hash::XxHash3_128::oneshot(s.as_bytes())),
+                )?;
+            }
+            codes.clear();
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use basalt_segment::{ColumnType, SegmentSource, StatValue};
 use roaring::RoaringBitmap;
 
-use crate::aggregate::{merge_partials, scalar_at, Acc, GroupTable, KeyWords, Partial};
+use crate::aggregate::{merge_partials, scalar_at, Acc, CodeBuffer, GroupTable, KeyWords, Partial};
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
 use crate::filter::{plan_filter, FilterPlan};
@@ -188,6 +188,20 @@ impl Scan<'_> {
         let mut accs: Vec<Acc> = agg
             .map(|a| a.aggs.iter().map(Acc::new).collect())
             .unwrap_or_default();
+        // COUNT(DISTINCT) and HyperLogLog over a string column collect codes and hash each one once.
+        let mut code_bufs: Vec<Option<CodeBuffer>> = agg
+            .map(|a| {
+                a.aggs
+                    .iter()
+                    .map(|c| {
+                        (c.filter.is_none()
+                            && (c.distinct || c.func == AggFunc::ApproxDistinct)
+                            && matches!(c.arg, Some(Expr::Column { .. })))
+                        .then(CodeBuffer::default)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut batches = Vec::new();
         let mut produced = 0usize;
         let dict_len = match agg.map(|a| a.group_by.as_slice()) {
@@ -277,9 +291,21 @@ impl Scan<'_> {
                             what: "too many groups".into(),
                         });
                     }
-                    for (acc, call) in accs.iter_mut().zip(&a.aggs) {
+                    for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
                         acc.resize(groups.len());
                         let values = agg_values(call, &input, n)?;
+                        if let (Some(buf), Some(v)) = (buf.as_mut(), values.as_ref()) {
+                            let zeros;
+                            let g = if single {
+                                zeros = vec![0u32; rows.len()];
+                                &zeros
+                            } else {
+                                &gids
+                            };
+                            if buf.add(acc, g, &rows, v)? {
+                                continue;
+                            }
+                        }
                         match &call.filter {
                             None if single => acc.update_single(&rows, values.as_ref())?,
                             None => acc.update(&gids, &rows, values.as_ref())?,
@@ -349,6 +375,11 @@ impl Scan<'_> {
         drop(s);
         if agg.is_some() {
             accs.iter_mut().for_each(|a| a.resize(groups.len()));
+            for (acc, buf) in accs.iter_mut().zip(&mut code_bufs) {
+                if let Some(buf) = buf {
+                    buf.flush(acc)?;
+                }
+            }
             Ok(SegmentOutput::Partial(Partial {
                 keys: groups.keys,
                 accs,
