@@ -1232,20 +1232,22 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
     } else {
         threads.max(1)
     };
-    // Each group's encoded key and its hash, computed once.
-    let encoded: Vec<Vec<(u64, Box<[u8]>)>> = partials
+    // Each group's encoded key and its hash, computed once: one byte arena per partial, with each group's
+    // (hash, start, end) in it, so no allocation per group.
+    let encoded: Vec<(Vec<u8>, Vec<(u64, usize, usize)>)> = partials
         .iter()
         .map(|p| {
-            let mut buf = Vec::new();
-            p.keys
+            let mut arena = Vec::new();
+            let spans = p
+                .keys
                 .iter()
                 .map(|k| {
-                    buf.clear();
-                    key_bytes_into(k, &mut buf);
-                    let b: Box<[u8]> = buf.as_slice().into();
-                    (hash_bytes(&b), b)
+                    let start = arena.len();
+                    key_bytes_into(k, &mut arena);
+                    (hash_bytes(&arena[start..]), start, arena.len())
                 })
-                .collect()
+                .collect();
+            (arena, spans)
         })
         .collect();
     let merge_part = |part: usize| -> Partial {
@@ -1258,11 +1260,12 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
             out.accs
                 .iter_mut()
                 .for_each(|a| a.resize(out.keys.len() + p.keys.len()));
-            for (local, (h, bytes)) in enc.iter().enumerate() {
+            let (arena, spans) = enc;
+            for (local, (h, start, end)) in spans.iter().enumerate() {
                 if parts > 1 && (*h as usize) % parts != part {
                     continue;
                 }
-                let g = *index.entry(&bytes[..]).or_insert_with(|| {
+                let g = *index.entry(&arena[*start..*end]).or_insert_with(|| {
                     out.keys.push(p.keys[local].clone());
                     out.keys.len() - 1
                 });
