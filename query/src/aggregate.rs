@@ -1219,6 +1219,9 @@ pub struct Partial {
     pub accs: Vec<Acc>,
 }
 
+/// A partial's group keys encoded: one byte arena, and each group's (hash, start, end) in it.
+type EncodedKeys = (Vec<u8>, Vec<(u64, usize, usize)>);
+
 /// Groups below this many (over all partials) are merged on one thread.
 const PARALLEL_MERGE_GROUPS: usize = 32_768;
 
@@ -1234,7 +1237,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
     };
     // Each group's encoded key and its hash, computed once: one byte arena per partial, with each group's
     // (hash, start, end) in it, so no allocation per group.
-    let encoded: Vec<(Vec<u8>, Vec<(u64, usize, usize)>)> = partials
+    let encoded: Vec<EncodedKeys> = partials
         .iter()
         .map(|p| {
             let mut arena = Vec::new();
