@@ -447,6 +447,18 @@ impl Acc {
         Ok(())
     }
 
+    /// Adds `n` rows to the one group of a COUNT(*) without GROUP BY.
+    pub fn add_count(&mut self, n: u64) -> Result<()> {
+        self.resize(1);
+        match self {
+            Acc::Count(c) => {
+                c[0] += n as i64;
+                Ok(())
+            }
+            _ => Err(internal("a row count for an aggregate other than COUNT(*)")),
+        }
+    }
+
     /// Adds one distinct key to group `g` of a COUNT(DISTINCT) or HyperLogLog state.
     pub fn add_key(&mut self, g: usize, key: DistinctKey) -> Result<()> {
         match self {
