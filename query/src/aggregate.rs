@@ -974,10 +974,12 @@ impl CodeBuffer {
         let Some(values) = d.values().as_string_opt::<i32>() else {
             return Ok(false);
         };
-        let same = self
-            .values
-            .as_ref()
-            .is_some_and(|p| p.to_data().ptr_eq(&values.to_data()));
+        let same = self.values.as_ref().is_some_and(|p| {
+            // The same dictionary is the same buffers: compare pointers, no copy per block.
+            p.len() == values.len()
+                && p.values().as_ptr() == values.values().as_ptr()
+                && p.offsets().as_ptr() == values.offsets().as_ptr()
+        });
         if !same {
             self.flush(acc)?;
             self.values = Some(values.clone());
@@ -1127,6 +1129,7 @@ impl GroupTable {
             Ok(keys.len() as u32 - 1)
         };
         // Sorted time and clustered dimensions come in runs: the previous row's group is checked first.
+        let second_card = key_cols.get(1).and_then(small_codes);
         match (cols.as_slice(), any_nulls) {
             ([(w, _)], false) => {
                 let mut last = (u64::MAX, u32::MAX);
@@ -1145,10 +1148,10 @@ impl GroupTable {
                     gids.push(last.1);
                 }
             }
-            ([(a, _), (b, _)], false) if small_codes(&key_cols[1]).is_some() => {
+            ([(a, _), (b, _)], false) if second_card.is_some() => {
                 // A first key (often a time bucket, in runs) and a small dictionary-coded second key: one
                 // dense row of group ids per first-key value, indexed by the second key's code.
-                let card = small_codes(&key_cols[1]).unwrap_or(0);
+                let card = second_card.unwrap_or(0);
                 let mut last = (u64::MAX, usize::MAX);
                 for (i, (a, b)) in a.iter().zip(b).enumerate() {
                     if *a != last.0 || last.1 == usize::MAX {
