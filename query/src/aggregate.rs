@@ -65,6 +65,12 @@ pub enum Acc {
 const HLL_LG_K: u8 = 12;
 /// t-digest compression.
 const TDIGEST_K: u16 = 200;
+/// Bytes one HyperLogLog union holds at most (2^12 one-byte registers and its header), as memory accounting
+/// counts it.
+const HLL_BYTES: usize = (1 << HLL_LG_K) + 256;
+/// Bytes one t-digest holds at most (centroids and the unmerged buffer, 16 bytes each), as memory accounting
+/// counts it.
+const TDIGEST_BYTES: usize = 16 * 6 * TDIGEST_K as usize;
 
 /// A value as COUNT(DISTINCT) and the HyperLogLog sketches see it. Strings are their 128-bit XXH3 hash, as
 /// ClickHouse's `uniqExact` keeps them: no allocation per row, and a collision (two distinct strings, one
@@ -197,6 +203,45 @@ impl Acc {
             Acc::Percentile { values, .. } => values.resize_with(n, Vec::new),
             Acc::Hll(v) => v.resize_with(n, || None),
             Acc::Quantile { digests, .. } => digests.resize_with(n, || None),
+        }
+    }
+
+    /// Estimated heap bytes of the states (see [`crate::memory`]). Visits every group of the kinds that hold a
+    /// variable amount per group (distinct sets, percentile values, strings, sketches).
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn vec<T>(v: &Vec<T>) -> usize {
+            v.capacity() * size_of::<T>()
+        }
+        match self {
+            Acc::Count(v) => vec(v),
+            Acc::SumInt(v) => vec(v),
+            Acc::SumFloat(v) => vec(v),
+            Acc::Avg(s, c) => vec(s) + vec(c),
+            Acc::MinMaxInt { values, .. } => vec(values),
+            Acc::MinMaxFloat { values, .. } => vec(values),
+            Acc::MinMax { values, .. } => {
+                vec(values)
+                    + values
+                        .iter()
+                        .map(|v| match v {
+                            Some(Scalar::Str(s)) => s.capacity(),
+                            _ => 0,
+                        })
+                        .sum::<usize>()
+            }
+            Acc::Distinct(sets) => {
+                vec(sets)
+                    + sets
+                        .iter()
+                        .map(|s| crate::memory::table_bytes(s.capacity(), size_of::<DistinctKey>()))
+                        .sum::<usize>()
+            }
+            Acc::Percentile { values, .. } => vec(values) + values.iter().map(vec).sum::<usize>(),
+            Acc::Hll(v) => vec(v) + v.iter().flatten().count() * HLL_BYTES,
+            Acc::Quantile { digests, .. } => {
+                vec(digests) + digests.iter().flatten().count() * TDIGEST_BYTES
+            }
         }
     }
 
@@ -998,6 +1043,12 @@ impl CodeBuffer {
         Ok(true)
     }
 
+    /// Estimated heap bytes of the buffered codes.
+    pub fn memory_bytes(&self) -> usize {
+        self.codes.capacity() * std::mem::size_of::<Vec<u32>>()
+            + self.codes.iter().map(|c| c.capacity() * 4).sum::<usize>()
+    }
+
     /// Turns the buffered codes into keys of `acc`.
     pub fn flush(&mut self, acc: &mut Acc) -> Result<()> {
         let Some(values) = &self.values else {
@@ -1069,6 +1120,23 @@ impl GroupTable {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Estimated heap bytes of the table and its decoded keys.
+    pub fn memory_bytes(&self) -> usize {
+        use crate::memory::table_bytes;
+        use std::mem::size_of;
+        table_bytes(self.map1.capacity(), 12)
+            + table_bytes(self.map2.capacity(), 20)
+            + table_bytes(self.nested_index.capacity(), 16)
+            + self.nested.capacity() * size_of::<Vec<u32>>()
+            + self.nested.iter().map(|r| r.capacity() * 4).sum::<usize>()
+            + table_bytes(self.map.capacity(), size_of::<Box<[u64]>>() + 4)
+            + self.map.keys().map(|k| k.len() * 8).sum::<usize>()
+            + table_bytes(self.strings.0.capacity(), size_of::<Box<str>>() + 8)
+            + self.strings.0.keys().map(|k| k.len()).sum::<usize>()
+            + self.dense.capacity() * 4
+            + key_rows_bytes(&self.keys)
     }
 
     /// Group ids of the selected `rows`.
@@ -1232,6 +1300,31 @@ impl GroupTable {
 pub struct Partial {
     pub keys: Vec<KeyRow>,
     pub accs: Vec<Acc>,
+}
+
+impl Partial {
+    /// Estimated heap bytes of the keys and aggregate states.
+    pub fn memory_bytes(&self) -> usize {
+        key_rows_bytes(&self.keys) + self.accs.iter().map(Acc::memory_bytes).sum::<usize>()
+    }
+}
+
+/// Heap bytes of decoded group keys.
+fn key_rows_bytes(keys: &Vec<KeyRow>) -> usize {
+    use std::mem::size_of;
+    keys.capacity() * size_of::<KeyRow>()
+        + keys
+            .iter()
+            .map(|k| {
+                k.capacity() * size_of::<Scalar>()
+                    + k.iter()
+                        .map(|v| match v {
+                            Scalar::Str(s) => s.capacity(),
+                            _ => 0,
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
 }
 
 /// A partial's group keys encoded: one byte arena, and each group's (hash, start, end) in it.

@@ -59,8 +59,21 @@ pub enum QueryError {
     Cancelled,
     #[error("query exceeded its time limit of {0} ms")]
     Timeout(u64),
-    #[error("query exceeded its memory limit of {limit} bytes ({what})")]
-    MemoryLimit { limit: usize, what: String },
+    /// The query needed more memory than its limit (`query_max_memory_bytes`).
+    #[error(
+        "query exceeded its memory limit of {limit} bytes while building {what} ({needed} bytes needed); \
+         raise query_max_memory_bytes, add filters, or group by fewer values"
+    )]
+    MemoryLimit {
+        limit: usize,
+        needed: usize,
+        what: String,
+    },
+    /// The query produced more groups or buffered rows than `max_groups`.
+    #[error(
+        "query exceeded its limit of {limit} {what} (max_groups); add filters or aggregate further"
+    )]
+    TooManyGroups { limit: usize, what: String },
 }
 
 impl QueryError {

@@ -15,6 +15,7 @@ use crate::aggregate::{merge_partials, scalar_at, Acc, CodeBuffer, GroupTable, K
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
 use crate::filter::{plan_filter, FilterPlan};
+use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::{AggCall, AggFunc, SelectPlan};
 
 /// Limits and controls of one query.
@@ -26,6 +27,11 @@ pub struct ExecOptions {
     pub cancel: Arc<AtomicBool>,
     /// Most groups (or buffered rows) a query may hold.
     pub max_groups: usize,
+    /// Most bytes a query may hold (0: no limit); [`crate::run_statement`] gives each query a fresh
+    /// [`MemoryBudget`] of this size.
+    pub max_memory_bytes: usize,
+    /// The memory this query holds (see [`crate::memory`]).
+    pub memory: Arc<MemoryBudget>,
     /// Most rows the right (broadcast) side of a join may have.
     pub max_join_rows: usize,
     /// Plan and type the query but read no rows: the result is empty (a global aggregate answers one row)
@@ -41,6 +47,8 @@ impl Default for ExecOptions {
             timeout_ms: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             max_groups: 10_000_000,
+            max_memory_bytes: crate::memory::DEFAULT_LIMIT,
+            memory: Arc::new(MemoryBudget::new(crate::memory::DEFAULT_LIMIT)),
             max_join_rows: 1_000_000,
             describe_only: false,
         }
@@ -62,6 +70,8 @@ pub struct ExecStats {
     pub index_filter: Option<String>,
     pub residual_filter: bool,
     pub pruned: Vec<(String, String)>,
+    /// The most memory the query held at once (estimated; see [`crate::memory`]).
+    pub peak_memory_bytes: u64,
 }
 
 /// The bytes a block's values take: codes for dictionary-encoded strings (the dictionary is shared by every
@@ -137,14 +147,15 @@ enum SegmentOutput {
 
 impl Scan<'_> {
     /// Scans blocks `blocks` of `src` (a whole segment, or a share of a large one).
-    fn run(
+    /// Scans one share; the output comes with the memory reservation that holds it until it is merged.
+    fn run<'o>(
         &self,
         src: &dyn SegmentSource,
         blocks: std::ops::Range<usize>,
         index_cache: &Mutex<Option<Arc<RoaringBitmap>>>,
-        opts: &ExecOptions,
+        opts: &'o ExecOptions,
         stats: &Mutex<ExecStats>,
-    ) -> Result<SegmentOutput> {
+    ) -> Result<ShareOutput<'o>> {
         // The segment's index filter is evaluated once, by its first share, and kept for the other shares.
         let index_rows = match &self.fp.index {
             Some(f) => {
@@ -211,6 +222,14 @@ impl Scan<'_> {
             .unwrap_or_default();
         let mut batches = Vec::new();
         let mut produced = 0usize;
+        let mut mem = opts.memory.reserve(if agg.is_some() {
+            "groups and aggregate states"
+        } else {
+            "buffered rows"
+        });
+        // Group tables and states are measured again once as many rows as there are groups (at least
+        // MEMORY_CHECK_ROWS) went in since the last time: a constant cost per row.
+        let mut unmeasured = 0usize;
         let dict_len = match agg.map(|a| a.group_by.as_slice()) {
             Some(
                 [Expr::Column {
@@ -306,9 +325,9 @@ impl Scan<'_> {
                         groups.assign(&key_cols, &rows, dict_len)?
                     };
                     if groups.len() > opts.max_groups {
-                        return Err(QueryError::MemoryLimit {
+                        return Err(QueryError::TooManyGroups {
                             limit: opts.max_groups,
-                            what: "too many groups".into(),
+                            what: "groups".into(),
                         });
                     }
                     for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
@@ -350,6 +369,11 @@ impl Scan<'_> {
                             }
                         }
                     }
+                    unmeasured += rows.len();
+                    if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
+                        unmeasured = 0;
+                        mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
+                    }
                 }
                 None => {
                     // Take the selected rows first, then evaluate: a dictionary column is decoded only
@@ -368,11 +392,12 @@ impl Scan<'_> {
                         cols.push(e.eval(&taken, rows.len())?);
                     }
                     produced += rows.len();
+                    mem.add(cols.iter().map(data_bytes).sum::<u64>() as usize)?;
                     batches.push(cols);
                     if produced > opts.max_groups {
-                        return Err(QueryError::MemoryLimit {
+                        return Err(QueryError::TooManyGroups {
                             limit: opts.max_groups,
-                            what: "too many rows buffered".into(),
+                            what: "buffered rows".into(),
                         });
                     }
                     // Without ORDER BY or DISTINCT, stop once LIMIT + OFFSET rows exist.
@@ -400,19 +425,40 @@ impl Scan<'_> {
                     buf.flush(acc)?;
                 }
             }
-            Ok(SegmentOutput::Partial(Partial {
-                keys: groups.keys,
-                accs,
-            }))
+            mem.resize(state_bytes(&groups, &accs, &[]))?;
+            Ok((
+                SegmentOutput::Partial(Partial {
+                    keys: groups.keys,
+                    accs,
+                }),
+                mem,
+            ))
         } else {
             let schema = output_schema(self.plan);
             let out = batches
                 .into_iter()
                 .map(|cols| RecordBatch::try_new(schema.clone(), cols).map_err(QueryError::from))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(SegmentOutput::Rows(out))
+            Ok((SegmentOutput::Rows(out), mem))
         }
     }
+}
+
+/// A share's output and the memory that holds it until the merge.
+type ShareOutput<'o> = (SegmentOutput, Reservation<'o>);
+
+/// Groups and states are measured at least this many rows apart.
+const MEMORY_CHECK_ROWS: usize = 65_536;
+
+/// Estimated bytes of a share's aggregation state.
+fn state_bytes(groups: &GroupTable, accs: &[Acc], bufs: &[Option<CodeBuffer>]) -> usize {
+    groups.memory_bytes()
+        + accs.iter().map(Acc::memory_bytes).sum::<usize>()
+        + bufs
+            .iter()
+            .flatten()
+            .map(CodeBuffer::memory_bytes)
+            .sum::<usize>()
 }
 
 /// An aggregate's argument over one block. COUNT(DISTINCT) and HyperLogLog read a string column's dictionary
@@ -517,23 +563,28 @@ pub fn execute(
     };
     let shared = Mutex::new(ExecStats::default());
     let units = work_units(&live);
-    let results: Vec<Mutex<Option<Result<SegmentOutput>>>> =
+    let results: Vec<Mutex<Option<Result<ShareOutput>>>> =
         units.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = opts.threads.clamp(1, units.len().max(1));
+    // After one share fails, the others take no new work (the caller's cancel flag stays untouched: the options
+    // may serve another query).
+    let failed = AtomicBool::new(false);
     std::thread::scope(|sc| {
         for _ in 0..workers {
             sc.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((src, blocks, index)) = units.get(i) else {
                     break;
                 };
                 let r = scan.run(src.as_ref(), blocks.clone(), index, opts, &shared);
-                let failed = r.is_err();
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                if failed {
-                    opts.cancel.store(true, Ordering::Relaxed);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
                 }
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             });
         }
     });
@@ -544,10 +595,15 @@ pub fn execute(
     stats.rows_from_index = s.rows_from_index;
     stats.blocks_skipped = s.blocks_skipped;
     let mut outputs = Vec::new();
+    // What the shares' outputs hold, until they are merged.
+    let mut held = Vec::new();
     let mut first_err = None;
     for r in results {
         match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(Ok(o)) => outputs.push(o),
+            Some(Ok((o, m))) => {
+                outputs.push(o);
+                held.push(m);
+            }
             Some(Err(e))
                 if first_err.is_none() || matches!(first_err, Some(QueryError::Cancelled)) =>
             {
@@ -570,6 +626,9 @@ pub fn execute(
                 })
                 .collect();
             let mut total = merge_partials(partials, &a.aggs, opts.threads);
+            let mut merged = opts.memory.reserve("merged groups");
+            merged.resize(total.memory_bytes())?;
+            drop(held);
             if a.group_by.is_empty() && total.keys.is_empty() {
                 // A global aggregate over no rows still answers one row.
                 total.keys.push(Vec::new());
@@ -626,7 +685,11 @@ pub fn execute(
                     SegmentOutput::Partial(_) => Vec::new(),
                 })
                 .collect();
-            arrow_select::concat::concat_batches(&output_schema(plan), &batches)?
+            let batch = arrow_select::concat::concat_batches(&output_schema(plan), &batches)?;
+            let mut rows = opts.memory.reserve("result rows");
+            rows.resize(batch.columns().iter().map(|c| data_bytes(c) as usize).sum())?;
+            drop(held);
+            batch
         }
     };
     Ok((finish(plan, batch)?, stats))

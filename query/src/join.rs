@@ -328,16 +328,26 @@ fn hash_join(
     let (lk, rk) = key_columns(&left.batch, &right.batch, keys, pos)?;
     let mut table: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
     let mut buf = Vec::new();
+    let mut key_bytes = 0;
     for r in 0..right.batch.num_rows() {
         if encode_key(&rk, r, &mut buf) {
+            key_bytes += buf.len();
             table.entry(buf.clone()).or_default().push(r as u32);
         }
     }
+    // The build side's rows and table, then the matched row pairs as they grow.
+    let mut mem = opts.memory.reserve("a join's hash table and matches");
+    let build = right.batch.get_array_memory_size()
+        + crate::memory::table_bytes(table.capacity(), 48)
+        + key_bytes
+        + right.batch.num_rows() * 4;
+    mem.resize(build)?;
     let mut li: Vec<u32> = Vec::new();
     let mut ri: Vec<Option<u32>> = Vec::new();
     for l in 0..left.batch.num_rows() {
         if l % 65_536 == 0 {
             crate::exec::check(opts)?;
+            mem.resize(build + li.capacity() * 4 + ri.capacity() * 8)?;
         }
         let hits = if encode_key(&lk, l, &mut buf) {
             table.get(&buf)

@@ -11,6 +11,7 @@ pub mod expr;
 pub mod filter;
 pub mod functions;
 pub mod join;
+pub mod memory;
 pub mod nested;
 pub mod params;
 pub mod plan;
@@ -232,7 +233,9 @@ pub fn run_statement(
         opts.deadline =
             Some(std::time::Instant::now() + std::time::Duration::from_millis(opts.timeout_ms));
     }
-    let (batch, stats, plan) = nested::run_query(query, &tables, now, &opts, 0)?;
+    opts.memory = std::sync::Arc::new(memory::MemoryBudget::new(opts.max_memory_bytes));
+    let (batch, mut stats, plan) = nested::run_query(query, &tables, now, &opts, 0)?;
+    stats.peak_memory_bytes = opts.memory.peak() as u64;
     if explain {
         let plan = plan.ok_or_else(|| {
             QueryError::unsupported(
@@ -289,6 +292,10 @@ fn explain_batch(plan: &plan::SelectPlan, stats: &ExecStats) -> RecordBatch {
             plan.limit.map_or(String::new(), |l| format!(", top {l}"))
         ));
     }
+    lines.push(format!(
+        "Memory: peak {} bytes held (estimated)",
+        stats.peak_memory_bytes
+    ));
     let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
         "plan",
         arrow_schema::DataType::Utf8,

@@ -85,6 +85,9 @@ enum Command {
         /// Cancel the query after this many milliseconds (0: no limit).
         #[arg(long, default_value_t = 0)]
         timeout_ms: u64,
+        /// End the query when it holds more than this many bytes (0: no limit).
+        #[arg(long, default_value_t = basalt_query::memory::DEFAULT_LIMIT)]
+        max_memory_bytes: usize,
         sql: String,
     },
     /// Check every checksum of every live segment (exit code 1 on damage).
@@ -108,7 +111,15 @@ enum IngestCommand {
     },
 }
 
-fn query(dir: &std::path::Path, format: &str, timeout_ms: u64, sql: &str) -> error::Result<()> {
+/// `basalt query`'s settings.
+struct QueryArgs<'a> {
+    format: &'a str,
+    timeout_ms: u64,
+    max_memory_bytes: usize,
+}
+
+fn query(dir: &std::path::Path, a: &QueryArgs, sql: &str) -> error::Result<()> {
+    let format = a.format;
     if !["table", "csv", "json", "ndjson"].contains(&format) {
         return Err(error::Error::Usage(format!(
             "unknown format {format:?} (table, csv, json or ndjson)"
@@ -116,7 +127,8 @@ fn query(dir: &std::path::Path, format: &str, timeout_ms: u64, sql: &str) -> err
     }
     let catalog = basalt_segment::FileCatalog::open_read_only(dir)?;
     let opts = basalt_query::ExecOptions {
-        timeout_ms,
+        timeout_ms: a.timeout_ms,
+        max_memory_bytes: a.max_memory_bytes,
         ..Default::default()
     };
     let result = basalt_query::run_sql(&catalog, sql, &opts)?;
@@ -190,11 +202,17 @@ fn main() -> ExitCode {
             data_dir,
             format,
             timeout_ms,
+            max_memory_bytes,
             sql,
         } => {
             // One query per process: a block read twice would not be read again.
             basalt_segment::cache::set_capacity(0);
-            query(&data_dir, &format, timeout_ms, &sql)
+            let a = QueryArgs {
+                format: &format,
+                timeout_ms,
+                max_memory_bytes,
+            };
+            query(&data_dir, &a, &sql)
         }
         Command::Verify { data_dir, files } => {
             if data_dir.is_none() && files.is_empty() {

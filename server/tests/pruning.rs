@@ -122,7 +122,10 @@ fn a_timeout_and_a_group_limit_end_the_query_with_a_clear_error() {
         &opts,
     )
     .unwrap_err();
-    assert!(matches!(err, QueryError::MemoryLimit { .. }), "{err}");
+    assert!(
+        matches!(err, QueryError::TooManyGroups { limit: 100, .. }),
+        "{err}"
+    );
     let opts = ExecOptions {
         deadline: Some(std::time::Instant::now()),
         timeout_ms: 1,
@@ -142,6 +145,84 @@ fn a_timeout_and_a_group_limit_end_the_query_with_a_clear_error() {
         &ExecOptions::default()
     )
     .is_ok());
+}
+
+#[test]
+fn the_memory_limit_ends_a_query_that_outgrows_it_with_what_it_was_building() {
+    let (_dir, catalog) = births();
+    let sql =
+        "SELECT name, COUNT(DISTINCT state), PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY num) \
+               FROM births GROUP BY name";
+    // Unlimited: the answer, and a peak that reflects the groups (thousands of names, each with a set of
+    // states and a list of counts).
+    let unlimited = ExecOptions {
+        max_memory_bytes: 0,
+        ..Default::default()
+    };
+    let ok = run_sql(&catalog, sql, &unlimited).unwrap();
+    let peak = ok.stats.peak_memory_bytes;
+    assert!(peak > 1_000_000, "peak {peak}");
+    // A limit below that peak ends the query with the limit and the part that outgrew it named.
+    let limit = (peak / 4) as usize;
+    let opts = ExecOptions {
+        max_memory_bytes: limit,
+        ..Default::default()
+    };
+    let err = run_sql(&catalog, sql, &opts).unwrap_err();
+    match &err {
+        QueryError::MemoryLimit {
+            limit: l,
+            needed,
+            what,
+        } => {
+            assert_eq!(*l, limit);
+            assert!(*needed > limit);
+            assert!(what.contains("groups"), "{what}");
+        }
+        other => panic!("expected a memory limit error, got {other}"),
+    }
+    assert!(err.to_string().contains("query_max_memory_bytes"), "{err}");
+    // A small query under the same limit runs, and its peak is far below the grouping query's.
+    let small = run_sql(&catalog, "SELECT COUNT(*), SUM(num) FROM births", &opts).unwrap();
+    assert!(small.stats.peak_memory_bytes < peak / 100);
+    // Rows buffered for a plain SELECT count too, and so does a join's build side.
+    let rows = run_sql(
+        &catalog,
+        "SELECT name, num FROM births",
+        &ExecOptions {
+            max_memory_bytes: 100_000,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&rows, QueryError::MemoryLimit { what, .. } if what.contains("rows")),
+        "{rows}"
+    );
+    // The join matches each birth row with the 1965 'J' names of its state: a million row pairs, from a build
+    // side of 157 rows.
+    let join = "SELECT COUNT(*) FROM births b JOIN \
+                (SELECT state, name FROM births WHERE __time < '1966-01-01' AND name LIKE 'J%') t \
+                ON b.state = t.state";
+    let pairs = run_sql(&catalog, join, &unlimited).unwrap();
+    assert!(
+        pairs.stats.peak_memory_bytes > 10_000_000,
+        "{:?}",
+        pairs.stats
+    );
+    let join = run_sql(
+        &catalog,
+        join,
+        &ExecOptions {
+            max_memory_bytes: 4_000_000,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&join, QueryError::MemoryLimit { what, .. } if what.contains("join")),
+        "{join}"
+    );
 }
 
 #[test]

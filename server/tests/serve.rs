@@ -476,6 +476,41 @@ fn the_query_timeout_ends_a_statement_with_sqlstate_57014() {
 }
 
 #[test]
+fn the_memory_limit_ends_a_statement_with_sqlstate_53200_and_the_server_keeps_serving() {
+    let s = serve(&["--set", "query_max_memory_bytes=1000000"]);
+    let big = "SELECT name, state, COUNT(DISTINCT num), PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY num) \
+               FROM births GROUP BY name, state";
+    let out = psql(
+        s.pg_port,
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            big,
+            "-c",
+            "SELECT COUNT(*) FROM births",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("53200"), "{err}");
+    assert!(err.contains("memory limit of 1000000 bytes"), "{err}");
+    // The next statement on the same connection runs.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("75691"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Over HTTP: 413 with the stable code.
+    let (status, _, body) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        &serde_json::json!({ "query": big }).to_string(),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("resource_limit"), "{body}");
+}
+
+#[test]
 fn a_running_druid_query_is_cancelled_by_its_sql_query_id() {
     let s = serve(&[]);
     let url = format!("{}/druid/v2/sql", s.http);

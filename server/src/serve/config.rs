@@ -20,6 +20,8 @@ pub struct Config {
     pub max_queued_queries: usize,
     /// Per-query time limit in milliseconds (0: none).
     pub query_timeout_ms: u64,
+    /// Per-query memory limit in bytes (0: none).
+    pub query_max_memory_bytes: usize,
     /// Most rows one result may hold; larger results are an error, not a silent cut.
     pub max_result_rows: usize,
     /// Most rows the right (broadcast) side of a join may have.
@@ -48,6 +50,7 @@ impl Default for Config {
             max_concurrent_queries: 8,
             max_queued_queries: 64,
             query_timeout_ms: 60_000,
+            query_max_memory_bytes: basalt_query::memory::DEFAULT_LIMIT,
             max_result_rows: 1_000_000,
             max_join_rows: 1_000_000,
             max_request_bytes: 1 << 20,
@@ -61,7 +64,7 @@ impl Default for Config {
 }
 
 /// The names of all settings, as written in the TOML file (environment: `BASALT_` + upper case).
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 16] = [
     "data_dir",
     "http",
     "pg",
@@ -69,6 +72,7 @@ pub const KEYS: [&str; 15] = [
     "max_concurrent_queries",
     "max_queued_queries",
     "query_timeout_ms",
+    "query_max_memory_bytes",
     "max_result_rows",
     "max_join_rows",
     "max_request_bytes",
@@ -98,6 +102,7 @@ impl Config {
             "max_concurrent_queries" => self.max_concurrent_queries = num(key, value, from)?,
             "max_queued_queries" => self.max_queued_queries = num(key, value, from)?,
             "query_timeout_ms" => self.query_timeout_ms = num(key, value, from)?,
+            "query_max_memory_bytes" => self.query_max_memory_bytes = num(key, value, from)?,
             "max_result_rows" => self.max_result_rows = num(key, value, from)?,
             "max_join_rows" => self.max_join_rows = num(key, value, from)?,
             "max_request_bytes" => self.max_request_bytes = num(key, value, from)?,
@@ -161,13 +166,14 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "data_dir={} http={} pg={} max_concurrent_queries={} max_queued_queries={} query_timeout_ms={} \
-             max_result_rows={} max_request_bytes={} max_upload_bytes={} query_threads={} block_cache_bytes={} pg_user={} pg_password={}",
+             query_max_memory_bytes={} max_result_rows={} max_request_bytes={} max_upload_bytes={} query_threads={} block_cache_bytes={} pg_user={} pg_password={}",
             self.data_dir.display(),
             self.http,
             if self.pg.is_empty() { "off" } else { &self.pg },
             self.max_concurrent_queries,
             self.max_queued_queries,
             self.query_timeout_ms,
+            self.query_max_memory_bytes,
             self.max_result_rows,
             self.max_request_bytes,
             self.max_upload_bytes,

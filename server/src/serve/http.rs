@@ -404,7 +404,9 @@ fn druid_error(e: &ServeError) -> Response {
             "Query capacity exceeded",
             "org.apache.druid.query.QueryCapacityExceededException",
         ),
-        ServeError::ResultTooLarge(_) | ServeError::Query(Q::MemoryLimit { .. }) => (
+        ServeError::ResultTooLarge(_)
+        | ServeError::Query(Q::MemoryLimit { .. })
+        | ServeError::Query(Q::TooManyGroups { .. }) => (
             400,
             "Resource limit exceeded",
             "org.apache.druid.query.ResourceLimitExceededException",

@@ -61,7 +61,9 @@ impl ServeError {
                 QueryError::Execution(_) => "execution",
                 QueryError::Cancelled => "cancelled",
                 QueryError::Timeout(_) => "timeout",
-                QueryError::MemoryLimit { .. } => "resource_limit",
+                QueryError::MemoryLimit { .. } | QueryError::TooManyGroups { .. } => {
+                    "resource_limit"
+                }
             },
             ServeError::Overloaded { .. } => "overloaded",
             ServeError::ResultTooLarge(_) => "result_too_large",
@@ -81,6 +83,7 @@ impl ServeError {
             ServeError::Query(QueryError::Cancelled) => 409,
             ServeError::Query(QueryError::Storage(_)) | ServeError::Internal(_) => 500,
             ServeError::Query(QueryError::MemoryLimit { .. })
+            | ServeError::Query(QueryError::TooManyGroups { .. })
             | ServeError::ResultTooLarge(_)
             | ServeError::BodyTooLarge(_) => 413,
             ServeError::Overloaded { .. } => 429,
@@ -101,7 +104,7 @@ impl ServeError {
                 QueryError::Execution(m) if m.contains("division by zero") => "22012",
                 QueryError::Execution(_) => "22000",
                 QueryError::Cancelled | QueryError::Timeout(_) => "57014",
-                QueryError::MemoryLimit { .. } => "53200",
+                QueryError::MemoryLimit { .. } | QueryError::TooManyGroups { .. } => "53200",
             },
             ServeError::Overloaded { .. } => "53300",
             ServeError::ResultTooLarge(_) => "54000",
@@ -274,6 +277,7 @@ impl Server {
                 self.config.query_threads
             },
             timeout_ms: self.config.query_timeout_ms,
+            max_memory_bytes: self.config.query_max_memory_bytes,
             max_join_rows: self.config.max_join_rows,
             cancel,
             ..Default::default()
