@@ -107,11 +107,12 @@ impl RowPlan {
 }
 
 /// One converted value.
-enum Cell {
+enum Cell<'a> {
     Null,
     Long(i64),
     Double(f64),
-    Str(String),
+    /// Borrowed from the input row where it can be: no allocation per string value.
+    Str(std::borrow::Cow<'a, str>),
 }
 
 /// Columnar buffer of converted rows.
@@ -285,7 +286,7 @@ impl RowBuffer {
                 (Builder::Double(b), Cell::Long(v)) => b.append_value(v as f64),
                 (Builder::Str(b), Cell::Str(s)) => {
                     self.bytes += s.len();
-                    b.append_value(s)
+                    b.append_value(&s)
                 }
                 (Builder::Long(b), _) => b.append_null(),
                 (Builder::Double(b), _) => b.append_null(),
@@ -341,7 +342,7 @@ enum Widen {
     No,
 }
 
-fn convert(v: &FieldValue<'_>, ty: ColumnType) -> std::result::Result<Cell, Widen> {
+fn convert<'a>(v: &FieldValue<'a>, ty: ColumnType) -> std::result::Result<Cell<'a>, Widen> {
     Ok(match (v, ty) {
         (FieldValue::Missing | FieldValue::Null, _) => Cell::Null,
         (FieldValue::Int(i), ColumnType::Long) => Cell::Long(*i),
@@ -364,10 +365,10 @@ fn convert(v: &FieldValue<'_>, ty: ColumnType) -> std::result::Result<Cell, Wide
             Ok(f) => Cell::Double(f),
             Err(_) => return Err(Widen::No),
         },
-        (FieldValue::Str(s), ColumnType::String) => Cell::Str(s.to_string()),
-        (FieldValue::Json(s), ColumnType::String) => Cell::Str(s.clone()),
+        (FieldValue::Str(s), ColumnType::String) => Cell::Str((*s).into()),
+        (FieldValue::Json(s), ColumnType::String) => Cell::Str(s.clone().into()),
         (v, ColumnType::String) if !matches!(v, FieldValue::Unsupported(_)) => {
-            Cell::Str(v.to_text().unwrap_or_default())
+            Cell::Str(v.to_text().unwrap_or_default().into())
         }
         _ => return Err(Widen::No),
     })

@@ -1,6 +1,5 @@
 //! Parquet input through the `parquet` crate's Arrow reader, batch by batch.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -14,9 +13,12 @@ use super::{ByteCounter, Item};
 use crate::record::{FieldValue, Record};
 use crate::{Error, Result};
 
+/// Column positions by name (looked up once per row and field: a fast hash).
+type FieldIndex = hashbrown::HashMap<String, usize, foldhash::fast::FixedState>;
+
 struct ParquetRow<'a> {
     batch: &'a RecordBatch,
-    index: &'a HashMap<String, usize>,
+    index: &'a FieldIndex,
     row: usize,
 }
 
@@ -114,7 +116,7 @@ pub(super) fn read(
     let mut reported = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| input_error(format!("row {}: {e}", line + 1)))?;
-        let index: HashMap<String, usize> = batch
+        let index: FieldIndex = batch
             .schema()
             .fields()
             .iter()
