@@ -1110,6 +1110,12 @@ pub struct GroupTable {
     strings: Interner,
     /// Dense ids for one dictionary-coded key: `dense[code]` (+1 slot for NULL); u32::MAX = unassigned.
     dense: Vec<u32>,
+    /// Dense groups keep their code (the dictionary's length for NULL) and are decoded only after the shares
+    /// of a segment are merged by code: `keys` holds empty placeholders for them meanwhile.
+    dense_codes: Vec<u32>,
+    dense_values: Option<ArrayRef>,
+    /// Some block took another path: keys are decoded as groups appear.
+    mixed: bool,
     pub keys: Vec<KeyRow>,
 }
 
@@ -1160,6 +1166,20 @@ impl GroupTable {
             if self.dense.len() < card + 1 {
                 self.dense.resize(card + 1, u32::MAX);
             }
+            let KeyWords::Codes { values, .. } = &key_cols[0] else {
+                return Err(QueryError::Execution(
+                    "internal: dense key without codes".into(),
+                ));
+            };
+            let defer = !self.mixed
+                && self
+                    .dense_values
+                    .as_ref()
+                    .is_none_or(|v| same_values(v, values))
+                && values.len() == card;
+            if defer && self.dense_values.is_none() {
+                self.dense_values = Some(values.clone());
+            }
             for r in rows {
                 let r = *r as usize;
                 let slot = if valid.as_ref().is_some_and(|v| !v.value(r)) {
@@ -1171,7 +1191,13 @@ impl GroupTable {
                     Some(g) if g != u32::MAX => g,
                     _ => {
                         let g = self.keys.len() as u32;
-                        self.keys.push(vec![key_cols[0].scalar(r)?]);
+                        if defer {
+                            self.keys.push(Vec::new());
+                            self.dense_codes.push(slot as u32);
+                        } else {
+                            self.decode_deferred()?;
+                            self.keys.push(vec![key_cols[0].scalar(r)?]);
+                        }
                         if slot < self.dense.len() {
                             self.dense[slot] = g;
                         }
@@ -1182,6 +1208,7 @@ impl GroupTable {
             }
             return Ok(gids);
         }
+        self.decode_deferred()?;
         let cols: Vec<(Vec<u64>, Option<Vec<bool>>)> = key_cols
             .iter()
             .map(|c| c.words(rows, &mut self.strings))
@@ -1296,17 +1323,172 @@ impl GroupTable {
     }
 }
 
+impl GroupTable {
+    /// Decodes the keys of groups kept as codes; from then on keys are decoded as groups appear.
+    fn decode_deferred(&mut self) -> Result<()> {
+        self.mixed = true;
+        if let Some(values) = self.dense_values.take() {
+            let mut codes = std::mem::take(&mut self.dense_codes).into_iter();
+            for k in self.keys.iter_mut().filter(|k| k.is_empty()) {
+                if let Some(c) = codes.next() {
+                    *k = vec![decode_code(&values, c)?];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The share's partial: keys kept as dictionary codes when every group is one.
+    pub fn into_partial(mut self, accs: Vec<Acc>) -> Result<Partial> {
+        let codes = match self.dense_values.take() {
+            Some(values) if !self.mixed && self.dense_codes.len() == self.keys.len() => {
+                Some(DenseKeys {
+                    values,
+                    codes: std::mem::take(&mut self.dense_codes),
+                })
+            }
+            Some(values) => {
+                self.dense_values = Some(values);
+                self.decode_deferred()?;
+                None
+            }
+            None => None,
+        };
+        Ok(Partial {
+            keys: self.keys,
+            accs,
+            codes,
+        })
+    }
+}
+
+/// Whether two dictionaries are the same arrays (one segment's dictionary, handed to every block).
+fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
+    match (a.as_string_opt::<i32>(), b.as_string_opt::<i32>()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.values().as_ptr() == b.values().as_ptr()
+                && a.offsets().as_ptr() == b.offsets().as_ptr()
+        }
+        _ => false,
+    }
+}
+
+/// The key of dictionary code `c` (the dictionary's length stands for NULL).
+fn decode_code(values: &ArrayRef, c: u32) -> Result<Scalar> {
+    if c as usize >= values.len() {
+        Ok(Scalar::Null)
+    } else {
+        scalar_at(values, c as usize)
+    }
+}
+
+/// Group keys of a share as codes of its segment's dictionary.
+pub struct DenseKeys {
+    values: ArrayRef,
+    codes: Vec<u32>,
+}
+
 /// The partial result of one segment (or the merged total).
 pub struct Partial {
     pub keys: Vec<KeyRow>,
     pub accs: Vec<Acc>,
+    /// When set, the keys are these codes (and `keys` holds placeholders): shares of one segment merge by code.
+    pub codes: Option<DenseKeys>,
 }
 
 impl Partial {
+    pub fn new(aggs: &[AggCall]) -> Partial {
+        Partial {
+            keys: Vec::new(),
+            accs: aggs.iter().map(Acc::new).collect(),
+            codes: None,
+        }
+    }
+
     /// Estimated heap bytes of the keys and aggregate states.
     pub fn memory_bytes(&self) -> usize {
-        key_rows_bytes(&self.keys) + self.accs.iter().map(Acc::memory_bytes).sum::<usize>()
+        key_rows_bytes(&self.keys)
+            + self.codes.as_ref().map_or(0, |c| c.codes.capacity() * 4)
+            + self.accs.iter().map(Acc::memory_bytes).sum::<usize>()
     }
+
+    /// Replaces code keys by decoded keys.
+    fn decoded(mut self) -> Result<Partial> {
+        if let Some(d) = self.codes.take() {
+            self.keys = d
+                .codes
+                .iter()
+                .map(|c| decode_code(&d.values, *c).map(|k| vec![k]))
+                .collect::<Result<_>>()?;
+        }
+        Ok(self)
+    }
+}
+
+/// Merges runs of partials over the same dictionary (the shares of one segment) by code, with an array lookup
+/// instead of hashing decoded keys, and decodes each run's groups once. Order is kept, so merges stay
+/// deterministic.
+fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
+    let mut out: Vec<Partial> = Vec::new();
+    let mut run: Option<(Partial, Vec<u32>)> = None;
+    for p in partials {
+        let joins = match (&run, &p.codes) {
+            (Some((r, _)), Some(c)) => r
+                .codes
+                .as_ref()
+                .is_some_and(|rc| same_values(&rc.values, &c.values)),
+            _ => false,
+        };
+        if !joins {
+            if let Some((r, _)) = run.take() {
+                out.push(r.decoded()?);
+            }
+            match &p.codes {
+                Some(c) => {
+                    let mut slots = vec![u32::MAX; c.values.len() + 1];
+                    for (g, code) in c.codes.iter().enumerate() {
+                        if let Some(s) = slots.get_mut(*code as usize) {
+                            *s = g as u32;
+                        }
+                    }
+                    run = Some((p, slots));
+                }
+                None => out.push(p),
+            }
+            continue;
+        }
+        let Some((r, slots)) = run.as_mut() else {
+            continue;
+        };
+        let (Some(rc), Some(pc)) = (r.codes.as_mut(), p.codes.as_ref()) else {
+            continue;
+        };
+        let mut targets = Vec::with_capacity(pc.codes.len());
+        for code in &pc.codes {
+            let Some(slot) = slots.get_mut(*code as usize) else {
+                return Err(QueryError::Execution(
+                    "internal: code past the dictionary".into(),
+                ));
+            };
+            if *slot == u32::MAX {
+                *slot = rc.codes.len() as u32;
+                rc.codes.push(*code);
+                r.keys.push(Vec::new());
+            }
+            targets.push(*slot as usize);
+        }
+        for (a, b) in r.accs.iter_mut().zip(&p.accs) {
+            a.resize(r.keys.len());
+            for (local, g) in targets.iter().enumerate() {
+                a.merge(*g, b, local);
+            }
+        }
+    }
+    if let Some((r, _)) = run {
+        out.push(r.decoded()?);
+    }
+    Ok(out)
 }
 
 /// Heap bytes of decoded group keys.
@@ -1336,7 +1518,8 @@ const PARALLEL_MERGE_GROUPS: usize = 32_768;
 /// Merges partials in the order given (deterministic float sums). With many groups the key space is split by
 /// hash into one partition per thread; each partition merges its groups in the same partial order, so the
 /// answer does not depend on the thread count, only the order of groups (which ORDER BY fixes) does.
-pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) -> Partial {
+pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) -> Result<Partial> {
+    let partials = merge_by_code(partials)?;
     let total: usize = partials.iter().map(|p| p.keys.len()).sum();
     let parts = if total < PARALLEL_MERGE_GROUPS {
         1
@@ -1363,10 +1546,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         .collect();
     let merge_part = |part: usize| -> Partial {
         let mut index: hashbrown::HashMap<&[u8], usize> = hashbrown::HashMap::new();
-        let mut out = Partial {
-            keys: Vec::new(),
-            accs: aggs.iter().map(Acc::new).collect(),
-        };
+        let mut out = Partial::new(aggs);
         for (p, enc) in partials.iter().zip(&encoded) {
             out.accs
                 .iter_mut()
@@ -1389,7 +1569,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         out
     };
     if parts == 1 {
-        return merge_part(0);
+        return Ok(merge_part(0));
     }
     let merged: Vec<Partial> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..parts).map(|i| s.spawn(move || merge_part(i))).collect();
@@ -1399,10 +1579,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
             .collect()
     });
     // Partitions hold disjoint keys: concatenate them.
-    let mut out = Partial {
-        keys: Vec::new(),
-        accs: aggs.iter().map(Acc::new).collect(),
-    };
+    let mut out = Partial::new(aggs);
     for p in merged {
         let base = out.keys.len();
         out.accs
@@ -1415,7 +1592,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         }
         out.keys.extend(p.keys);
     }
-    out
+    Ok(out)
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {

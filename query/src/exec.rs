@@ -426,13 +426,7 @@ impl Scan<'_> {
                 }
             }
             mem.resize(state_bytes(&groups, &accs, &[]))?;
-            Ok((
-                SegmentOutput::Partial(Partial {
-                    keys: groups.keys,
-                    accs,
-                }),
-                mem,
-            ))
+            Ok((SegmentOutput::Partial(groups.into_partial(accs)?), mem))
         } else {
             let schema = output_schema(self.plan);
             let out = batches
@@ -625,7 +619,7 @@ pub fn execute(
                     SegmentOutput::Rows(_) => None,
                 })
                 .collect();
-            let mut total = merge_partials(partials, &a.aggs, opts.threads);
+            let mut total = merge_partials(partials, &a.aggs, opts.threads)?;
             let mut merged = opts.memory.reserve("merged groups");
             merged.resize(total.memory_bytes())?;
             drop(held);
