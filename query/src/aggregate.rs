@@ -656,11 +656,7 @@ impl Acc {
             Acc::Percentile { values, q, cont } => {
                 let out: Vec<Option<f64>> = values
                     .iter()
-                    .map(|v| {
-                        let mut v = v.clone();
-                        v.sort_by(f64::total_cmp);
-                        percentile(&v, *q, *cont)
-                    })
+                    .map(|v| percentile_unsorted(&mut v.clone(), *q, *cont))
                     .collect();
                 let a: ArrayRef = Arc::new(Float64Array::from(out));
                 crate::expr::cast_to(&a, ty)?
@@ -713,6 +709,32 @@ pub fn percentile(sorted: &[f64], q: f64, cont: bool) -> Option<f64> {
     } else {
         let idx = ((q * n as f64).ceil() as usize).max(1) - 1;
         Some(sorted[idx.min(n - 1)])
+    }
+}
+
+/// The percentile `q` of unsorted values, as [`percentile`] of them sorted by `f64::total_cmp` would give, by
+/// selection (linear time) instead of a sort. Reorders `values`.
+pub fn percentile_unsorted(values: &mut [f64], q: f64, cont: bool) -> Option<f64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    if cont {
+        let pos = q * (n - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        let frac = pos - lo as f64;
+        let (_, lo_v, right) = values.select_nth_unstable_by(lo.min(n - 1), f64::total_cmp);
+        let lo_v = *lo_v;
+        // The next value in order is the smallest of those after the selected one.
+        let hi_v = if hi > lo {
+            right.iter().copied().min_by(f64::total_cmp).unwrap_or(lo_v)
+        } else {
+            lo_v
+        };
+        Some(lo_v + (hi_v - lo_v) * frac)
+    } else {
+        let idx = (((q * n as f64).ceil() as usize).max(1) - 1).min(n - 1);
+        Some(*values.select_nth_unstable_by(idx, f64::total_cmp).1)
     }
 }
 
@@ -1623,6 +1645,38 @@ fn key_bytes_into(key: &KeyRow, out: &mut Vec<u8>) {
                 out.extend((s.len() as u64).to_le_bytes());
                 out.extend(s.as_bytes());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod percentile_tests {
+    use super::{percentile, percentile_unsorted};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Selection answers exactly what sorting answers, NaN, infinities and duplicates included.
+        #[test]
+        fn selection_matches_sorting(
+            values in proptest::collection::vec(
+                prop_oneof![
+                    -1e6f64..1e6,
+                    Just(f64::NAN),
+                    Just(f64::INFINITY),
+                    Just(0.0),
+                    Just(-0.0),
+                    (0i32..5).prop_map(f64::from),
+                ],
+                0..200,
+            ),
+            q in 0.0f64..=1.0,
+            cont: bool,
+        ) {
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let want = percentile(&sorted, q, cont);
+            let got = percentile_unsorted(&mut values.clone(), q, cont);
+            prop_assert_eq!(want.map(f64::to_bits), got.map(f64::to_bits));
         }
     }
 }
