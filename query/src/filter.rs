@@ -24,7 +24,12 @@ pub enum IndexFilter {
 
 impl IndexFilter {
     pub fn evaluate(&self, src: &dyn SegmentSource) -> Result<RoaringBitmap> {
-        let all = || -> RoaringBitmap { (0..src.num_rows() as u32).collect() };
+        // Every row, as whole containers (collecting the rows one by one would insert each).
+        let all = || -> RoaringBitmap {
+            let mut b = RoaringBitmap::new();
+            b.insert_range(0..src.num_rows() as u32);
+            b
+        };
         Ok(match self {
             IndexFilter::Leaf {
                 column,

@@ -282,7 +282,11 @@ impl SegmentSource for MemSource {
                 .filter(|i| a.is_null(*i))
                 .map(|i| i as u32)
                 .collect(),
-            None => (0..self.num_rows as u32).collect(),
+            None => {
+                let mut all = RoaringBitmap::new();
+                all.insert_range(0..self.num_rows as u32);
+                all
+            }
         })
     }
 }

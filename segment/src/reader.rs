@@ -618,7 +618,11 @@ impl SegmentSource for Segment {
     fn null_bitmap(&self, column: &str) -> Result<RoaringBitmap> {
         match self.col_index(column) {
             Some(ci) => self.nulls_at(ci).cloned(),
-            None => Ok((0..self.footer.num_rows as u32).collect()),
+            None => {
+                let mut all = RoaringBitmap::new();
+                all.insert_range(0..self.footer.num_rows as u32);
+                Ok(all)
+            }
         }
     }
 }
