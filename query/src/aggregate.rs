@@ -14,7 +14,7 @@ use arrow_array::{
     TimestampMillisecondArray,
 };
 use arrow_schema::DataType;
-use datasketches::hll::{HllType, HllUnion};
+use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
 use datasketches::tdigest::TDigestMut;
 
 use crate::error::{QueryError, Result};
@@ -52,8 +52,8 @@ pub enum Acc {
         q: f64,
         cont: bool,
     },
-    /// A HyperLogLog union per group (created on the group's first value).
-    Hll(Vec<Option<Box<HllUnion>>>),
+    /// A HyperLogLog per group (created on the group's first value).
+    Hll(Vec<Option<Box<HllGroup>>>),
     /// A t-digest per group.
     Quantile {
         digests: Vec<Option<Box<TDigestMut>>>,
@@ -510,24 +510,39 @@ impl Acc {
             Acc::Distinct(sets) => {
                 sets[g].insert(key);
             }
-            Acc::Hll(unions) => {
-                let u = match &mut unions[g] {
-                    Some(u) => u,
-                    slot => slot.insert(Box::new(new_union()?)),
+            Acc::Hll(_) => {
+                // The same value hashes the same in every segment: strings by their 128-bit hash (see
+                // [`CouponTable`]), numbers as i64 / f64 bits.
+                let coupon = match key {
+                    DistinctKey::Int(i) => Coupon::from_value(i),
+                    DistinctKey::Float(f) => Coupon::from_value(f),
+                    DistinctKey::Str(s) => Coupon::from_value(s),
+                    DistinctKey::Bool(b) => Coupon::from_value(b),
                 };
-                // The same value hashes the same in every segment: strings by their 128-bit hash, numbers
-                // as i64 / f64 bits.
-                match key {
-                    DistinctKey::Int(i) => u.update_value(i),
-                    DistinctKey::Float(f) => u.update_value(f),
-                    DistinctKey::Str(s) => u.update_value(s),
-                    DistinctKey::Bool(b) => u.update_value(b),
-                }
+                self.add_coupon(g, coupon)?;
             }
             _ => {
                 return Err(internal(
                     "a distinct key for an aggregate without distinct keys",
                 ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a HyperLogLog coupon (a hashed value) to group `g`.
+    pub fn add_coupon(&mut self, g: usize, coupon: Coupon) -> Result<()> {
+        let Acc::Hll(groups) = self else {
+            return Err(internal(
+                "a coupon for an aggregate that is not a HyperLogLog",
+            ));
+        };
+        match &mut groups[g] {
+            Some(h) => h.add(coupon)?,
+            slot => {
+                let mut s = new_sketch()?;
+                s.update_with_coupon(coupon);
+                *slot = Some(Box::new(HllGroup::Sketch(s)));
             }
         }
         Ok(())
@@ -611,9 +626,8 @@ impl Acc {
             }
             (Acc::Hll(a), Acc::Hll(b)) => {
                 if let Some(other) = &b[from] {
-                    let sketch = other.to_sketch(HllType::Hll8);
                     match &mut a[to] {
-                        Some(u) => u.update(&sketch),
+                        Some(h) => h.merge(other),
                         slot => *slot = Some(other.clone()),
                     }
                 }
@@ -661,10 +675,10 @@ impl Acc {
                 let a: ArrayRef = Arc::new(Float64Array::from(out));
                 crate::expr::cast_to(&a, ty)?
             }
-            Acc::Hll(unions) => Arc::new(Int64Array::from(
-                unions
+            Acc::Hll(groups) => Arc::new(Int64Array::from(
+                groups
                     .iter()
-                    .map(|u| u.as_ref().map_or(0, |u| u.estimate().round() as i64))
+                    .map(|h| h.as_ref().map_or(0, |h| h.estimate().round() as i64))
                     .collect::<Vec<_>>(),
             )),
             Acc::Quantile { digests, q } => {
@@ -686,8 +700,84 @@ impl Acc {
     }
 }
 
-fn new_union() -> Result<HllUnion> {
-    HllUnion::new(HLL_LG_K).map_err(|e| QueryError::Execution(format!("HyperLogLog: {e}")))
+fn new_sketch() -> Result<HllSketch> {
+    HllSketch::new(HLL_LG_K, HllType::Hll8)
+        .map_err(|e| QueryError::Execution(format!("HyperLogLog: {e}")))
+}
+
+/// One group's HyperLogLog: a sketch while a share adds values to it (coupons go straight in), a union once
+/// partials merge into it.
+#[derive(Debug, Clone)]
+pub enum HllGroup {
+    Sketch(HllSketch),
+    Union(HllUnion),
+}
+
+impl HllGroup {
+    fn add(&mut self, coupon: Coupon) -> Result<()> {
+        match self {
+            HllGroup::Sketch(s) => s.update_with_coupon(coupon),
+            HllGroup::Union(u) => {
+                // (Values arrive before merges; this keeps a late one correct all the same.)
+                let mut s = new_sketch()?;
+                s.update_with_coupon(coupon);
+                u.update(&s);
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, other: &HllGroup) {
+        let sketch = match other {
+            HllGroup::Sketch(s) => std::borrow::Cow::Borrowed(s),
+            HllGroup::Union(u) => std::borrow::Cow::Owned(u.to_sketch(HllType::Hll8)),
+        };
+        match self {
+            HllGroup::Union(u) => u.update(&sketch),
+            HllGroup::Sketch(mine) => {
+                // HLL_LG_K is a valid precision: creating the union does not fail.
+                if let Ok(mut u) = HllUnion::new(HLL_LG_K) {
+                    u.update(mine);
+                    u.update(&sketch);
+                    *self = HllGroup::Union(u);
+                }
+            }
+        }
+    }
+
+    fn estimate(&self) -> f64 {
+        match self {
+            HllGroup::Sketch(s) => s.estimate(),
+            HllGroup::Union(u) => u.estimate(),
+        }
+    }
+}
+
+/// Each value of a segment's dictionary as a HyperLogLog coupon (its XXH3-128 hash, hashed as the sketch
+/// hashes: the same coupon `DistinctKey::Str` gives), computed once per segment in one sequential pass, so
+/// APPROX_COUNT_DISTINCT over a dictionary-coded column costs a table lookup and a sketch update per row.
+pub struct CouponTable {
+    values: StringArray,
+    coupons: Vec<Coupon>,
+}
+
+impl CouponTable {
+    pub fn new(values: &StringArray) -> CouponTable {
+        let coupons = (0..values.len())
+            .map(|i| {
+                Coupon::from_value(twox_hash::XxHash3_128::oneshot(values.value(i).as_bytes()))
+            })
+            .collect();
+        CouponTable {
+            values: values.clone(),
+            coupons,
+        }
+    }
+
+    /// Estimated heap bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.coupons.capacity() * std::mem::size_of::<Coupon>()
+    }
 }
 
 fn new_digest() -> Result<TDigestMut> {
@@ -1029,9 +1119,19 @@ pub struct CodeBuffer {
     codes: Vec<Vec<u32>>,
     /// The dictionary values the codes index (the segment's dictionary).
     values: Option<StringArray>,
+    /// HyperLogLog over a segment's dictionary: its values' coupons, so rows go straight into the sketches.
+    coupons: Option<Arc<CouponTable>>,
 }
 
 impl CodeBuffer {
+    /// A buffer for HyperLogLog over the dictionary `table` was built from.
+    pub fn with_coupons(table: Arc<CouponTable>) -> CodeBuffer {
+        CodeBuffer {
+            coupons: Some(table),
+            ..Default::default()
+        }
+    }
+
     /// Buffers the codes of `rows` (group `gids[i]` for `rows[i]`) when `v` is a dictionary-coded string array
     /// over the same dictionary as before; returns false (nothing buffered) otherwise.
     pub fn add(&mut self, acc: &mut Acc, gids: &[u32], rows: &[u32], v: &ArrayRef) -> Result<bool> {
@@ -1041,12 +1141,25 @@ impl CodeBuffer {
         let Some(values) = d.values().as_string_opt::<i32>() else {
             return Ok(false);
         };
-        let same = self.values.as_ref().is_some_and(|p| {
-            // The same dictionary is the same buffers: compare pointers, no copy per block.
-            p.len() == values.len()
-                && p.values().as_ptr() == values.values().as_ptr()
-                && p.offsets().as_ptr() == values.offsets().as_ptr()
-        });
+        if let (Some(t), Acc::Hll(_)) = (&self.coupons, &*acc) {
+            if same_strings(&t.values, values) {
+                let keys = d.normalized_keys();
+                for (g, r) in gids.iter().zip(rows) {
+                    let r = *r as usize;
+                    if v.is_valid(r) {
+                        let c = t.coupons.get(keys[r]).copied().ok_or_else(|| {
+                            internal("a dictionary code past the segment's dictionary")
+                        })?;
+                        acc.add_coupon(*g as usize, c)?;
+                    }
+                }
+                return Ok(true);
+            }
+        }
+        let same = self
+            .values
+            .as_ref()
+            .is_some_and(|p| same_strings(p, values));
         if !same {
             self.flush(acc)?;
             self.values = Some(values.clone());
@@ -1069,6 +1182,7 @@ impl CodeBuffer {
     pub fn memory_bytes(&self) -> usize {
         self.codes.capacity() * std::mem::size_of::<Vec<u32>>()
             + self.codes.iter().map(|c| c.capacity() * 4).sum::<usize>()
+            + self.coupons.as_ref().map_or(0, |t| t.memory_bytes())
     }
 
     /// Turns the buffered codes into keys of `acc`.
@@ -1090,6 +1204,14 @@ impl CodeBuffer {
         }
         Ok(())
     }
+}
+
+/// Whether two string arrays are the same buffers (a segment's dictionary handed to every block): pointers
+/// compared, nothing copied.
+fn same_strings(a: &StringArray, b: &StringArray) -> bool {
+    a.len() == b.len()
+        && a.values().as_ptr() == b.values().as_ptr()
+        && a.offsets().as_ptr() == b.offsets().as_ptr()
 }
 
 /// Dictionaries up to this size are indexed densely as the second of two keys.
@@ -1387,11 +1509,7 @@ impl GroupTable {
 /// Whether two dictionaries are the same arrays (one segment's dictionary, handed to every block).
 fn same_values(a: &ArrayRef, b: &ArrayRef) -> bool {
     match (a.as_string_opt::<i32>(), b.as_string_opt::<i32>()) {
-        (Some(a), Some(b)) => {
-            a.len() == b.len()
-                && a.values().as_ptr() == b.values().as_ptr()
-                && a.offsets().as_ptr() == b.offsets().as_ptr()
-        }
+        (Some(a), Some(b)) => same_strings(a, b),
         _ => false,
     }
 }

@@ -11,7 +11,9 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use basalt_segment::{ColumnType, SegmentSource, StatValue};
 use roaring::RoaringBitmap;
 
-use crate::aggregate::{merge_partials, scalar_at, Acc, CodeBuffer, GroupTable, KeyWords, Partial};
+use crate::aggregate::{
+    merge_partials, scalar_at, Acc, CodeBuffer, CouponTable, GroupTable, KeyWords, Partial,
+};
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
 use crate::filter::{plan_filter, FilterPlan};
@@ -152,14 +154,14 @@ impl Scan<'_> {
         &self,
         src: &dyn SegmentSource,
         blocks: std::ops::Range<usize>,
-        index_cache: &Mutex<Option<Arc<RoaringBitmap>>>,
+        shared_state: &SegmentShared,
         opts: &'o ExecOptions,
         stats: &Mutex<ExecStats>,
     ) -> Result<ShareOutput<'o>> {
         // The segment's index filter is evaluated once, by its first share, and kept for the other shares.
         let index_rows = match &self.fp.index {
             Some(f) => {
-                let mut slot = index_cache.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slot = shared_state.index.lock().unwrap_or_else(|p| p.into_inner());
                 match slot.as_ref() {
                     Some(b) => Some(b.clone()),
                     None => {
@@ -207,19 +209,29 @@ impl Scan<'_> {
                         .all(|c| c.func == AggFunc::CountStar && c.filter.is_none())
             });
         // COUNT(DISTINCT) and HyperLogLog over a string column collect codes and hash each one once.
-        let mut code_bufs: Vec<Option<CodeBuffer>> = agg
-            .map(|a| {
-                a.aggs
-                    .iter()
-                    .map(|c| {
-                        (c.filter.is_none()
-                            && (c.distinct || c.func == AggFunc::ApproxDistinct)
-                            && matches!(c.arg, Some(Expr::Column { .. })))
-                        .then(CodeBuffer::default)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // HyperLogLog over a string column takes each dictionary value's coupon from a table built once per
+        // segment.
+        let mut code_bufs: Vec<Option<CodeBuffer>> = Vec::new();
+        for c in agg.map_or(&[][..], |a| a.aggs.as_slice()) {
+            let Some(Expr::Column { name, ty, .. }) = &c.arg else {
+                code_bufs.push(None);
+                continue;
+            };
+            if c.filter.is_some() || !(c.distinct || c.func == AggFunc::ApproxDistinct) {
+                code_bufs.push(None);
+                continue;
+            }
+            let table = if c.func == AggFunc::ApproxDistinct && *ty == arrow_schema::DataType::Utf8
+            {
+                shared_state.coupons(src, name)?
+            } else {
+                None
+            };
+            code_bufs.push(Some(match table {
+                Some(t) => CodeBuffer::with_coupons(t),
+                None => CodeBuffer::default(),
+            }));
+        }
         let mut batches = Vec::new();
         let mut produced = 0usize;
         let mut mem = opts.memory.reserve(if agg.is_some() {
@@ -485,12 +497,37 @@ fn output_schema(plan: &SelectPlan) -> SchemaRef {
     ))
 }
 
-/// A share of a segment: the source, its blocks, and the segment's index-filter result shared by its shares.
+/// A share of a segment: the source, its blocks, and what the segment's shares compute once for all of them.
 type WorkUnit = (
     Arc<dyn SegmentSource>,
     std::ops::Range<usize>,
-    Arc<Mutex<Option<Arc<RoaringBitmap>>>>,
+    Arc<SegmentShared>,
 );
+
+/// Computed by a segment's first share that needs it, used by all its shares.
+#[derive(Default)]
+struct SegmentShared {
+    /// The index filter's rows.
+    index: Mutex<Option<Arc<RoaringBitmap>>>,
+    /// HyperLogLog coupons of string columns' dictionaries, by column.
+    coupons: Mutex<Vec<(String, Arc<CouponTable>)>>,
+}
+
+impl SegmentShared {
+    /// The coupon table of `column`'s dictionary in `src`; `None` when it has no dictionary.
+    fn coupons(&self, src: &dyn SegmentSource, column: &str) -> Result<Option<Arc<CouponTable>>> {
+        let mut tables = self.coupons.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, t)) = tables.iter().find(|(c, _)| c == column) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(d) = src.dictionary(column)? else {
+            return Ok(None);
+        };
+        let t = Arc::new(CouponTable::new(d.values()));
+        tables.push((column.to_string(), t.clone()));
+        Ok(Some(t))
+    }
+}
 
 /// Blocks per unit of work: a segment larger than this is scanned as several shares in parallel.
 const SHARE_BLOCKS: usize = 4;
@@ -502,7 +539,7 @@ fn work_units(live: &[Arc<dyn SegmentSource>]) -> Vec<WorkUnit> {
     let mut units = Vec::new();
     for s in live {
         let n = s.num_blocks();
-        let index = Arc::new(Mutex::new(None));
+        let index = Arc::new(SegmentShared::default());
         let mut start = 0;
         loop {
             let end = (start + SHARE_BLOCKS).min(n);
