@@ -219,7 +219,7 @@ impl Segment {
             }
             if meta.ty == ColumnType::String {
                 let dict = self.dictionary_at(ci)?;
-                for code in 0..dict.len() as u32 {
+                for code in (0..dict.len() as u32).filter(|_| meta.bitmaps.is_some()) {
                     self.bitmap_at(ci, code)?;
                 }
             }
@@ -514,10 +514,15 @@ fn validate_footer(
                 format!("value width {} is invalid for a {} column", c.width, c.ty),
             ));
         }
-        if (c.ty == ColumnType::String) != (c.dictionary.is_some() && c.bitmaps.is_some()) {
+        // Version 1 indexes every string column; from version 2 a near-unique one may have no bitmaps.
+        let needs_bitmaps = c.ty == ColumnType::String && footer.format_version < 2;
+        if (c.ty == ColumnType::String) != c.dictionary.is_some()
+            || (c.ty != ColumnType::String && c.bitmaps.is_some())
+            || (needs_bitmaps && c.bitmaps.is_none())
+        {
             return Err(fail(
                 RegionKind::Dictionary,
-                "dictionary and bitmap regions must exist exactly for strings".into(),
+                "dictionary regions must exist exactly for strings, bitmap regions only for strings".into(),
             ));
         }
         if c.ty == ColumnType::String && c.stats.distinct.is_none_or(|d| d > u32::MAX as u64) {
@@ -609,10 +614,21 @@ impl SegmentSource for Segment {
     fn value_bitmap(&self, column: &str, code: u32) -> Result<RoaringBitmap> {
         match self.col_index(column) {
             Some(ci) if self.footer.columns[ci].ty == ColumnType::String => {
-                self.bitmap_at(ci, code)
+                if self.footer.columns[ci].bitmaps.is_some() {
+                    self.bitmap_at(ci, code)
+                } else {
+                    // No index on this column: the code's rows come from a scan of the codes.
+                    let card = self.footer.columns[ci].stats.distinct.unwrap_or(0) as usize;
+                    Ok(self.scan_codes(column, card, &[code])?.unwrap_or_default())
+                }
             }
             _ => Ok(RoaringBitmap::new()),
         }
+    }
+
+    fn has_bitmap_index(&self, column: &str) -> bool {
+        self.col_index(column)
+            .is_some_and(|ci| self.footer.columns[ci].bitmaps.is_some())
     }
 
     fn null_bitmap(&self, column: &str) -> Result<RoaringBitmap> {

@@ -280,6 +280,11 @@ pub trait SegmentSource: Send + Sync + Debug {
     /// Rows whose value of string column `column` has dictionary code `code`.
     fn value_bitmap(&self, column: &str, code: u32) -> Result<RoaringBitmap>;
 
+    /// Whether `column` has a bitmap per value; without one, filters scan its codes.
+    fn has_bitmap_index(&self, _column: &str) -> bool {
+        true
+    }
+
     /// Rows where `column` is NULL (all rows when the source lacks the column).
     fn null_bitmap(&self, column: &str) -> Result<RoaringBitmap>;
 
@@ -315,7 +320,7 @@ pub trait SegmentSource: Send + Sync + Debug {
             return Ok(RoaringBitmap::new());
         };
         let codes = dict.matching_codes(pred);
-        if codes.len() > MAX_BITMAPS_TO_UNION {
+        if codes.len() > MAX_BITMAPS_TO_UNION || !self.has_bitmap_index(column) {
             // A wide match (`LIKE '/shop/%'` over 100,000 paths): one pass over the codes with a table of the
             // matching ones costs less than a union of thousands of bitmaps.
             if let Some(rows) = self.scan_codes(column, dict.len(), &codes)? {
@@ -353,12 +358,38 @@ pub trait SegmentSource: Send + Sync + Debug {
             };
             let start = self.block_range(block).start as u32;
             let nulls = a.logical_nulls();
-            for (i, k) in d.normalized_keys().into_iter().enumerate() {
+            let mut take = |i: usize, k: usize| {
                 if hit.get(k).copied().unwrap_or(false)
                     && nulls.as_ref().is_none_or(|n| n.is_valid(i))
                 {
                     rows.push(start + i as u32);
                 }
+            };
+            // The segment's code widths read in place (no normalized copy of the keys per block).
+            use arrow_array::types::{UInt16Type, UInt32Type, UInt8Type};
+            if let Some(k) = a.as_dictionary_opt::<UInt8Type>() {
+                k.keys()
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| take(i, *c as usize));
+            } else if let Some(k) = a.as_dictionary_opt::<UInt16Type>() {
+                k.keys()
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| take(i, *c as usize));
+            } else if let Some(k) = a.as_dictionary_opt::<UInt32Type>() {
+                k.keys()
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| take(i, *c as usize));
+            } else {
+                d.normalized_keys()
+                    .into_iter()
+                    .enumerate()
+                    .for_each(|(i, k)| take(i, k));
             }
         }
         Ok(RoaringBitmap::from_sorted_iter(rows).ok())

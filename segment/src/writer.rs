@@ -12,7 +12,8 @@ use roaring::RoaringBitmap;
 use crate::codec::compress_blocks;
 use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region, StatValue};
 use crate::format::{
-    align_up, BLOCK_ROWS, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, TRAILER_MAGIC,
+    align_up, BLOCK_ROWS, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, INDEX_ALL_BELOW_ROWS,
+    INDEX_MIN_ROWS_PER_VALUE, TRAILER_MAGIC,
 };
 use crate::schema::{ColumnDef, ColumnType, TableSchema};
 use crate::{Error, Result};
@@ -306,24 +307,29 @@ impl SegmentWriter {
         // The bitmap index by counting sort: each code's rows land, ascending, in one slice of `by_code`, from
         // which its bitmap is built in one sequential pass (pushing rows into thousands of bitmaps at once
         // would miss the cache on nearly every row).
-        let mut starts = vec![0usize; card + 1];
-        for id in &provisional {
+        // A near-unique column (fewer than INDEX_MIN_ROWS_PER_VALUE rows per value) gets no index: its
+        // bitmaps would be most of the file, and scanning its codes answers a filter about as fast.
+        let non_null = provisional.len() - nulls.len() as usize;
+        let indexed = provisional.len() < INDEX_ALL_BELOW_ROWS
+            || non_null >= card.saturating_mul(INDEX_MIN_ROWS_PER_VALUE);
+        let mut starts = vec![0usize; if indexed { card + 1 } else { 1 }];
+        for id in provisional.iter().filter(|_| indexed) {
             if *id != u32::MAX {
                 starts[remap[*id as usize] as usize + 1] += 1;
             }
         }
-        for c in 0..card {
-            starts[c + 1] += starts[c];
+        for c in 1..starts.len() {
+            starts[c] += starts[c - 1];
         }
         let mut fill = starts.clone();
-        let mut by_code = vec![0u32; starts[card]];
+        let mut by_code = vec![0u32; starts[starts.len() - 1]];
         for (row, id) in provisional.iter().enumerate() {
             let code = if *id == u32::MAX {
                 0
             } else {
                 remap[*id as usize]
             };
-            if *id != u32::MAX {
+            if indexed && *id != u32::MAX {
                 let at = &mut fill[code as usize];
                 by_code[*at] = row as u32;
                 *at += 1;
@@ -353,7 +359,7 @@ impl SegmentWriter {
         let mut serialized = Vec::new();
         let mut index = Vec::with_capacity((card + 1) * 8);
         index.extend_from_slice(&0u64.to_le_bytes());
-        for c in 0..card {
+        for c in (0..card).filter(|_| indexed) {
             let rows = by_code[starts[c]..starts[c + 1]].iter().copied();
             let bm = RoaringBitmap::from_sorted_iter(rows)
                 .map_err(|e| Error::InvalidInput(format!("column {name:?}: bitmap: {e}")))?;
@@ -369,7 +375,7 @@ impl SegmentWriter {
                 None => buf.region(&codes, Codec::None),
             };
         let dictionary = Some(buf.region(&dict, Codec::None));
-        let bitmaps = Some(buf.region(&index, Codec::None));
+        let bitmaps = indexed.then(|| buf.region(&index, Codec::None));
         let stats = ColumnStats {
             null_count: nulls.len(),
             min: order

@@ -1,6 +1,7 @@
 //! Segments written by format version 1 stay readable. `tests/data/format_v1.bslt` was written once by
-//! `write_fixture` below (run with `BASALT_WRITE_FIXTURE=1`) and is committed; its expected contents are
-//! stated here by hand.
+//! `write_fixture` below (run with `BASALT_WRITE_FIXTURE=1`) by a version 1 build and is committed; its expected
+//! contents are stated here by hand. (Run today, `write_fixture` would write the current version: do not
+//! regenerate the committed file.)
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -26,6 +26,14 @@ fn format_md_matches_the_constants() {
     assert_eq!(row("ALIGNMENT"), ALIGNMENT.to_string());
     assert_eq!(row("TRAILER_LEN"), TRAILER_LEN.to_string());
     assert_eq!(row("BLOCK_ROWS"), BLOCK_ROWS.to_string());
+    assert_eq!(
+        row("INDEX_MIN_ROWS_PER_VALUE"),
+        INDEX_MIN_ROWS_PER_VALUE.to_string()
+    );
+    assert_eq!(
+        row("INDEX_ALL_BELOW_ROWS"),
+        INDEX_ALL_BELOW_ROWS.to_string()
+    );
     // The layout's widths add up.
     assert_eq!(TRAILER_LEN, 8 + 4 + 4 + TRAILER_MAGIC.len());
     assert!(HEADER_LEN >= HEADER_MAGIC.len() + 4 && HEADER_LEN.is_multiple_of(ALIGNMENT));

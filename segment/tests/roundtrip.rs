@@ -212,3 +212,60 @@ fn uncompressed_numbers_are_not_copied() {
         "regions are 64-byte aligned in a page-aligned mapping"
     );
 }
+
+#[test]
+fn a_near_unique_string_column_has_no_bitmap_index_and_filters_by_scanning_its_codes() {
+    // 70,000 rows (past INDEX_ALL_BELOW_ROWS): `s` holds 35,000 values (2 rows each, some NULL), so it gets no
+    // bitmaps; every filter must still select exactly the rows a brute-force pass over the input selects.
+    let n = 70_000usize;
+    let ts: Vec<i64> = (0..n as i64).map(|i| i * 10).collect();
+    let s: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 13 != 0).then(|| format!("u{:05}", (i * 3) % 35_000)))
+        .collect();
+    let l: Vec<Option<i64>> = (0..n).map(|i| Some(i as i64)).collect();
+    let d: Vec<Option<f64>> = vec![None; n];
+    let rows = (ts, s.clone(), l, d);
+    let (_dir, seg) = write(&rows, WriteOptions::default());
+    let meta = seg.footer().columns.iter().find(|c| c.name == "s").unwrap();
+    assert!(meta.bitmaps.is_none(), "near-unique: no index");
+    assert!(!seg.has_bitmap_index("s"));
+    assert_eq!(seg.footer().format_version, 2);
+    seg.verify().unwrap();
+    let brute = |f: &dyn Fn(&str) -> bool| -> Vec<u32> {
+        s.iter()
+            .enumerate()
+            .filter(|(_, v)| v.as_deref().is_some_and(f))
+            .map(|(i, _)| i as u32)
+            .collect()
+    };
+    let got =
+        |p: StringPredicate| -> Vec<u32> { seg.filter_strings("s", &p).unwrap().iter().collect() };
+    let eq = got(StringPredicate::Eq("u00007".into()));
+    assert_eq!(eq, brute(&|v| v == "u00007"));
+    assert!(!eq.is_empty());
+    assert_eq!(
+        got(StringPredicate::In(vec![
+            "u00014".into(),
+            "u34993".into(),
+            "nope".into()
+        ])),
+        brute(&|v| v == "u00014" || v == "u34993")
+    );
+    assert_eq!(
+        got(StringPredicate::Like {
+            pattern: "u0001%".into(),
+            case_insensitive: false
+        }),
+        brute(&|v| v.starts_with("u0001"))
+    );
+    // One code's rows, as the bitmap of an indexed column would give them.
+    let dict = seg.dictionary("s").unwrap().unwrap();
+    let code = dict.lookup("u00021").unwrap();
+    let rows21: Vec<u32> = seg.value_bitmap("s", code).unwrap().iter().collect();
+    assert_eq!(rows21, brute(&|v| v == "u00021"));
+    // A column with many rows per value keeps its index.
+    let few: Vec<Option<String>> = (0..n).map(|i| Some(format!("v{}", i % 100))).collect();
+    let rows = (rows.0.clone(), few, rows.2.clone(), rows.3.clone());
+    let (_dir2, seg2) = write(&rows, WriteOptions::default());
+    assert!(seg2.has_bitmap_index("s"));
+}
