@@ -784,26 +784,9 @@ fn new_digest() -> Result<TDigestMut> {
     TDigestMut::new(TDIGEST_K).map_err(|e| QueryError::Execution(format!("t-digest: {e}")))
 }
 
-/// The percentile `q` of sorted values: interpolated (`cont`, as PERCENTILE_CONT) or the first value at or past
-/// fraction `q` (as PERCENTILE_DISC). `None` for no values.
-pub fn percentile(sorted: &[f64], q: f64, cont: bool) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
-    if cont {
-        let pos = q * (n - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        let frac = pos - lo as f64;
-        Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
-    } else {
-        let idx = ((q * n as f64).ceil() as usize).max(1) - 1;
-        Some(sorted[idx.min(n - 1)])
-    }
-}
-
-/// The percentile `q` of unsorted values, as [`percentile`] of them sorted by `f64::total_cmp` would give, by
-/// selection (linear time) instead of a sort. Reorders `values`.
+/// The percentile `q` of `values`: interpolated (`cont`, as PERCENTILE_CONT) or the first value at or past
+/// fraction `q` (as PERCENTILE_DISC) in `f64::total_cmp` order, found by selection (linear time) instead of a
+/// sort. Reorders `values`. `None` for no values.
 pub fn percentile_unsorted(values: &mut [f64], q: f64, cont: bool) -> Option<f64> {
     let n = values.len();
     if n == 0 {
@@ -1769,8 +1752,26 @@ fn key_bytes_into(key: &KeyRow, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod percentile_tests {
-    use super::{percentile, percentile_unsorted};
+    use super::percentile_unsorted;
     use proptest::prelude::*;
+
+    /// The reference: the percentile `q` of sorted values, interpolated (`cont`, as PERCENTILE_CONT) or the first value at or past
+    /// fraction `q` (as PERCENTILE_DISC). `None` for no values.
+    fn percentile(sorted: &[f64], q: f64, cont: bool) -> Option<f64> {
+        let n = sorted.len();
+        if n == 0 {
+            return None;
+        }
+        if cont {
+            let pos = q * (n - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let frac = pos - lo as f64;
+            Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
+        } else {
+            let idx = ((q * n as f64).ceil() as usize).max(1) - 1;
+            Some(sorted[idx.min(n - 1)])
+        }
+    }
 
     proptest! {
         /// Selection answers exactly what sorting answers, NaN, infinities and duplicates included.
