@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::types::{
@@ -67,6 +68,9 @@ struct ColumnState {
     checked: [OnceLock<std::result::Result<(), String>>; 4],
     dictionary: OnceLock<Arc<Dictionary>>,
     nulls: OnceLock<RoaringBitmap>,
+    /// For a string column: whether each block's codes were checked to be within the dictionary
+    /// (once per block; the checked blocks are then wrapped without Arrow's per-read key validation).
+    codes_checked: OnceLock<Box<[AtomicBool]>>,
 }
 
 /// An open, memory-mapped segment file.
@@ -420,7 +424,6 @@ impl Segment {
         let n = self.block_range(block).len();
         let bytes = self.block_bytes(ci, block)?;
         let nulls = self.block_nulls(ci, block)?;
-        let err = |e: arrow_schema::ArrowError| self.corrupt(ci, RegionKind::Values, e.to_string());
         Ok(match meta.ty {
             ColumnType::Timestamp => Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(
                 scalar(bytes, n),
@@ -432,31 +435,77 @@ impl Segment {
             }
             ColumnType::String => {
                 let values: ArrayRef = Arc::new(self.dictionary_at(ci)?.values().clone());
+                let dict_len = values.len();
                 match meta.width {
-                    1 => Arc::new(
-                        DictionaryArray::<UInt8Type>::try_new(
-                            PrimitiveArray::new(scalar(bytes, n), nulls),
-                            values,
-                        )
-                        .map_err(err)?,
-                    ),
-                    2 => Arc::new(
-                        DictionaryArray::<UInt16Type>::try_new(
-                            PrimitiveArray::new(scalar(bytes, n), nulls),
-                            values,
-                        )
-                        .map_err(err)?,
-                    ),
-                    _ => Arc::new(
-                        DictionaryArray::<UInt32Type>::try_new(
-                            PrimitiveArray::new(scalar(bytes, n), nulls),
-                            values,
-                        )
-                        .map_err(err)?,
-                    ),
+                    1 => {
+                        let keys = PrimitiveArray::<UInt8Type>::new(scalar(bytes, n), nulls);
+                        self.check_codes(ci, block, &keys, dict_len)?;
+                        // SAFETY: `check_codes` proved every non-null key below `dict_len`.
+                        Arc::new(unsafe { DictionaryArray::new_unchecked(keys, values) })
+                    }
+                    2 => {
+                        let keys = PrimitiveArray::<UInt16Type>::new(scalar(bytes, n), nulls);
+                        self.check_codes(ci, block, &keys, dict_len)?;
+                        // SAFETY: as above.
+                        Arc::new(unsafe { DictionaryArray::new_unchecked(keys, values) })
+                    }
+                    _ => {
+                        let keys = PrimitiveArray::<UInt32Type>::new(scalar(bytes, n), nulls);
+                        self.check_codes(ci, block, &keys, dict_len)?;
+                        // SAFETY: as above.
+                        Arc::new(unsafe { DictionaryArray::new_unchecked(keys, values) })
+                    }
                 }
             }
         })
+    }
+
+    /// Checks, the first time block `block` of string column `ci` is read, that every non-null code names a
+    /// dictionary entry; later reads of the block trust that check (the file is immutable and its region
+    /// passed its checksum), which spares a pass over the keys on every read.
+    fn check_codes<K>(
+        &self,
+        ci: usize,
+        block: usize,
+        keys: &PrimitiveArray<K>,
+        dict_len: usize,
+    ) -> Result<()>
+    where
+        K: arrow_array::types::ArrowPrimitiveType,
+        K::Native: Into<u64>,
+    {
+        let flags = self.state[ci].codes_checked.get_or_init(|| {
+            (0..self.num_blocks())
+                .map(|_| AtomicBool::new(false))
+                .collect()
+        });
+        let flag = flags.get(block);
+        if flag.is_some_and(|f| f.load(Ordering::Acquire)) {
+            return Ok(());
+        }
+        let limit = dict_len as u64;
+        let bad = match arrow_array::Array::nulls(keys) {
+            None => {
+                keys.values().iter().fold(0u64, |m, k| m.max((*k).into())) >= limit
+                    && !arrow_array::Array::is_empty(keys)
+            }
+            Some(n) => keys
+                .values()
+                .iter()
+                .zip(n.iter())
+                .any(|(k, valid)| valid && (*k).into() >= limit),
+        };
+        if bad {
+            return Err(self.corrupt(
+                ci,
+                RegionKind::Values,
+                format!("block {block} holds a code beyond the dictionary of {dict_len} values"),
+            ));
+        }
+        if let Some(f) = flag {
+            f.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }
 

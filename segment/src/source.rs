@@ -320,6 +320,9 @@ pub trait SegmentSource: Send + Sync + Debug {
             return Ok(RoaringBitmap::new());
         };
         let codes = dict.matching_codes(pred);
+        if codes.is_empty() {
+            return Ok(RoaringBitmap::new());
+        }
         if codes.len() > MAX_BITMAPS_TO_UNION || !self.has_bitmap_index(column) {
             // A wide match (`LIKE '/shop/%'` over 100,000 paths): one pass over the codes with a table of the
             // matching ones costs less than a union of thousands of bitmaps.
@@ -342,13 +345,8 @@ pub trait SegmentSource: Send + Sync + Debug {
         dict_len: usize,
         codes: &[u32],
     ) -> Result<Option<RoaringBitmap>> {
-        let mut hit = vec![false; dict_len];
-        for c in codes {
-            if let Some(h) = hit.get_mut(*c as usize) {
-                *h = true;
-            }
-        }
-        let mut rows = Vec::with_capacity(self.num_rows() / 4);
+        let matcher = CodeMatcher::new(dict_len, codes);
+        let mut rows = Vec::with_capacity(self.num_rows() / 64);
         for block in 0..self.num_blocks() {
             let Some(a) = self.read_block(column, block)? else {
                 continue;
@@ -357,42 +355,89 @@ pub trait SegmentSource: Send + Sync + Debug {
                 return Ok(None);
             };
             let start = self.block_range(block).start as u32;
-            let nulls = a.logical_nulls();
-            let mut take = |i: usize, k: usize| {
-                if hit.get(k).copied().unwrap_or(false)
-                    && nulls.as_ref().is_none_or(|n| n.is_valid(i))
-                {
-                    rows.push(start + i as u32);
-                }
-            };
+            let before = rows.len();
             // The segment's code widths read in place (no normalized copy of the keys per block).
             use arrow_array::types::{UInt16Type, UInt32Type, UInt8Type};
             if let Some(k) = a.as_dictionary_opt::<UInt8Type>() {
-                k.keys()
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(i, c)| take(i, *c as usize));
+                matcher.scan(k.keys().values(), start, &mut rows);
             } else if let Some(k) = a.as_dictionary_opt::<UInt16Type>() {
-                k.keys()
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(i, c)| take(i, *c as usize));
+                matcher.scan(k.keys().values(), start, &mut rows);
             } else if let Some(k) = a.as_dictionary_opt::<UInt32Type>() {
-                k.keys()
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(i, c)| take(i, *c as usize));
+                matcher.scan(k.keys().values(), start, &mut rows);
             } else {
-                d.normalized_keys()
-                    .into_iter()
-                    .enumerate()
-                    .for_each(|(i, k)| take(i, k));
+                let keys: Vec<u32> = d.normalized_keys().iter().map(|k| *k as u32).collect();
+                matcher.scan(&keys, start, &mut rows);
+            }
+            // NULL rows hold code 0: drop them when code 0 matched.
+            if let Some(nulls) = a.logical_nulls().filter(|_| matcher.matches(0)) {
+                let mut kept = before;
+                for i in before..rows.len() {
+                    if nulls.is_valid((rows[i] - start) as usize) {
+                        rows[kept] = rows[i];
+                        kept += 1;
+                    }
+                }
+                rows.truncate(kept);
             }
         }
         Ok(RoaringBitmap::from_sorted_iter(rows).ok())
+    }
+}
+
+/// Which dictionary codes a code scan keeps: one code compared directly (an equality filter on an unindexed
+/// column), or a table over the dictionary (a wide match).
+enum CodeMatcher {
+    One(u32),
+    Table(Vec<bool>),
+}
+
+impl CodeMatcher {
+    fn new(dict_len: usize, codes: &[u32]) -> Self {
+        match codes {
+            [one] => CodeMatcher::One(*one),
+            _ => {
+                let mut hit = vec![false; dict_len];
+                for c in codes {
+                    if let Some(h) = hit.get_mut(*c as usize) {
+                        *h = true;
+                    }
+                }
+                CodeMatcher::Table(hit)
+            }
+        }
+    }
+
+    fn matches(&self, code: u32) -> bool {
+        match self {
+            CodeMatcher::One(c) => *c == code,
+            CodeMatcher::Table(t) => t.get(code as usize).copied().unwrap_or(false),
+        }
+    }
+
+    /// Appends `start + i` for every key `i` that matches, in order. Keys are tested 64 at a time into a mask
+    /// (branch-free, so the compiler vectorizes the one-code case), and only set bits are visited.
+    fn scan<K: Copy + Into<u32>>(&self, keys: &[K], start: u32, rows: &mut Vec<u32>) {
+        for (chunk_no, chunk) in keys.chunks(64).enumerate() {
+            let mut mask = 0u64;
+            match self {
+                CodeMatcher::One(code) => {
+                    for (j, k) in chunk.iter().enumerate() {
+                        mask |= u64::from((*k).into() == *code) << j;
+                    }
+                }
+                CodeMatcher::Table(t) => {
+                    for (j, k) in chunk.iter().enumerate() {
+                        let hit = t.get((*k).into() as usize).copied().unwrap_or(false);
+                        mask |= u64::from(hit) << j;
+                    }
+                }
+            }
+            let base = start + (chunk_no * 64) as u32;
+            while mask != 0 {
+                rows.push(base + mask.trailing_zeros());
+                mask &= mask - 1;
+            }
+        }
     }
 }
 

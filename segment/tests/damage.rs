@@ -152,3 +152,49 @@ proptest! {
         }
     }
 }
+
+/// A code beyond the dictionary in a file whose checksums all match (a writer bug, or a crafted file): reading
+/// the block fails with the column and the block named, every time, and the other blocks still read.
+#[test]
+fn a_code_beyond_the_dictionary_is_an_error_even_with_valid_checksums() {
+    let good = good_bytes(Codec::None);
+    let (_d, seg) = open_bytes(&good);
+    let mut footer = seg.unwrap().footer().clone();
+    let col = footer.columns.iter().position(|c| c.name == "s").unwrap();
+    assert_eq!(
+        footer.columns[col].width, 1,
+        "the sample's string column has a one-byte code"
+    );
+    let region = footer.columns[col].values;
+    let mut bytes = good.clone();
+    // Row 200 lies in block 1 (128 rows a block).
+    bytes[region.offset as usize + 200] = 0xFF;
+    footer.columns[col].values.crc32c =
+        crc32c::crc32c(&bytes[region.offset as usize..(region.offset + region.len) as usize]);
+    let old_footer_len =
+        u64::from_le_bytes(bytes[good.len() - TRAILER_LEN..][..8].try_into().unwrap()) as usize;
+    let footer_at = good.len() - TRAILER_LEN - old_footer_len;
+    let json = serde_json::to_vec(&footer).unwrap();
+    let trailer = good[good.len() - TRAILER_LEN..].to_vec();
+    bytes.truncate(footer_at);
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
+    bytes.extend_from_slice(&trailer[12..]);
+
+    let (_d2, seg) = open_bytes(&bytes);
+    let seg = seg.unwrap();
+    seg.read_block("s", 0).unwrap();
+    for _ in 0..2 {
+        let err = seg.read_block("s", 1).unwrap_err().to_string();
+        assert!(
+            err.contains("column \"s\", region values") && err.contains("damaged.bslt"),
+            "{err}"
+        );
+        assert!(
+            err.contains("block 1") && err.contains("beyond the dictionary"),
+            "{err}"
+        );
+    }
+    seg.read_block("s", 2).unwrap();
+}

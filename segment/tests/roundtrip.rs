@@ -243,6 +243,15 @@ fn a_near_unique_string_column_has_no_bitmap_index_and_filters_by_scanning_its_c
     let eq = got(StringPredicate::Eq("u00007".into()));
     assert_eq!(eq, brute(&|v| v == "u00007"));
     assert!(!eq.is_empty());
+    // Code 0 is also what NULL rows hold: those must not match.
+    let first = got(StringPredicate::Eq("u00000".into()));
+    assert_eq!(first, brute(&|v| v == "u00000"));
+    assert!(!first.is_empty());
+    assert_eq!(
+        got(StringPredicate::In(vec!["u00000".into(), "u00003".into()])),
+        brute(&|v| v == "u00000" || v == "u00003")
+    );
+    assert!(got(StringPredicate::Eq("nope".into())).is_empty());
     assert_eq!(
         got(StringPredicate::In(vec![
             "u00014".into(),
