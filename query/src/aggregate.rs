@@ -1550,7 +1550,7 @@ impl Partial {
 }
 
 /// Merges runs of partials over the same dictionary (the shares of one segment) by code, with an array lookup
-/// instead of hashing decoded keys, and decodes each run's groups once. Order is kept, so merges stay
+/// instead of hashing decoded keys; the runs stay coded (see [`merge_partials`]). Order is kept, so merges stay
 /// deterministic.
 fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
     let mut out: Vec<Partial> = Vec::new();
@@ -1565,7 +1565,7 @@ fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
         };
         if !joins {
             if let Some((r, _)) = run.take() {
-                out.push(r.decoded()?);
+                out.push(r);
             }
             match &p.codes {
                 Some(c) => {
@@ -1609,7 +1609,7 @@ fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
         }
     }
     if let Some((r, _)) = run {
-        out.push(r.decoded()?);
+        out.push(r);
     }
     Ok(out)
 }
@@ -1632,15 +1632,14 @@ fn key_rows_bytes(keys: &Vec<KeyRow>) -> usize {
             .sum::<usize>()
 }
 
-/// A partial's group keys encoded: one byte arena, and each group's (hash, start, end) in it.
-type EncodedKeys = (Vec<u8>, Vec<(u64, usize, usize)>);
+/// A partial's group keys encoded: one byte arena, and each group's (start, end) in it.
+type EncodedKeys = (Vec<u8>, Vec<(usize, usize)>);
 
 /// Groups below this many (over all partials) are merged on one thread.
 const PARALLEL_MERGE_GROUPS: usize = 32_768;
 
-/// Merges partials in the order given (deterministic float sums). With many groups the key space is split by
-/// hash into one partition per thread; each partition merges its groups in the same partial order, so the
-/// answer does not depend on the thread count, only the order of groups (which ORDER BY fixes) does.
+/// Merges partials in the order given (deterministic float sums): the shares of a segment by dictionary code,
+/// then across segments by key, with many groups on several threads (see [`merge_keyed`]).
 pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) -> Result<Partial> {
     let partials = merge_by_code(partials)?;
     let total: usize = partials.iter().map(|p| p.keys.len()).sum();
@@ -1649,9 +1648,42 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
     } else {
         threads.max(1)
     };
+    // One string key kept as codes in every partial (a GROUP BY on one dimension): merge by the dictionaries'
+    // strings, borrowed, so only the merged groups get an owned key.
+    let dicts: Option<Vec<(&StringArray, &[u32])>> = partials
+        .iter()
+        .map(|p| {
+            let c = p.codes.as_ref()?;
+            Some((c.values.as_string_opt::<i32>()?, c.codes.as_slice()))
+        })
+        .collect();
+    if let Some(dicts) = dicts {
+        let keys: Vec<Vec<(u64, Option<&str>)>> = dicts
+            .iter()
+            .map(|(values, codes)| {
+                codes
+                    .iter()
+                    .map(|c| {
+                        let v = (*c as usize) < values.len();
+                        let key = v.then(|| values.value(*c as usize));
+                        (key.map_or(0, |k| hash_bytes(k.as_bytes())), key)
+                    })
+                    .collect()
+            })
+            .collect();
+        return Ok(merge_keyed(&partials, &keys, aggs, parts, |p, local| {
+            vec![keys[p][local]
+                .1
+                .map_or(Scalar::Null, |k| Scalar::Str(k.to_string()))]
+        }));
+    }
+    let partials = partials
+        .into_iter()
+        .map(Partial::decoded)
+        .collect::<Result<Vec<_>>>()?;
     // Each group's encoded key and its hash, computed once: one byte arena per partial, with each group's
-    // (hash, start, end) in it, so no allocation per group.
-    let encoded: Vec<EncodedKeys> = partials
+    // (start, end) in it, so no allocation per group.
+    let arenas: Vec<EncodedKeys> = partials
         .iter()
         .map(|p| {
             let mut arena = Vec::new();
@@ -1661,26 +1693,53 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
                 .map(|k| {
                     let start = arena.len();
                     key_bytes_into(k, &mut arena);
-                    (hash_bytes(&arena[start..]), start, arena.len())
+                    (start, arena.len())
                 })
                 .collect();
             (arena, spans)
         })
         .collect();
+    let keys: Vec<Vec<(u64, &[u8])>> = arenas
+        .iter()
+        .map(|(arena, spans)| {
+            spans
+                .iter()
+                .map(|(a, b)| (hash_bytes(&arena[*a..*b]), &arena[*a..*b]))
+                .collect()
+        })
+        .collect();
+    Ok(merge_keyed(&partials, &keys, aggs, parts, |p, local| {
+        partials[p].keys[local].clone()
+    }))
+}
+
+/// Merges the groups of `partials`, in order, by a borrowed key per group (`keys[partial][group]`, with its
+/// hash). With `parts` > 1 the key space is split by hash into one partition per thread; each partition merges
+/// its groups in the same partial order, so the answer does not depend on the thread count, only the order of
+/// groups (which ORDER BY fixes) does. `owned` makes a merged group's key.
+fn merge_keyed<K>(
+    partials: &[Partial],
+    keys: &[Vec<(u64, K)>],
+    aggs: &[AggCall],
+    parts: usize,
+    owned: impl Fn(usize, usize) -> KeyRow + Sync,
+) -> Partial
+where
+    K: Eq + std::hash::Hash + Copy + Sync,
+{
     let merge_part = |part: usize| -> Partial {
-        let mut index: hashbrown::HashMap<&[u8], usize> = hashbrown::HashMap::new();
+        let mut index: hashbrown::HashMap<K, usize> = hashbrown::HashMap::new();
         let mut out = Partial::new(aggs);
-        for (p, enc) in partials.iter().zip(&encoded) {
+        for (pi, (p, keys)) in partials.iter().zip(keys).enumerate() {
             out.accs
                 .iter_mut()
                 .for_each(|a| a.resize(out.keys.len() + p.keys.len()));
-            let (arena, spans) = enc;
-            for (local, (h, start, end)) in spans.iter().enumerate() {
+            for (local, (h, key)) in keys.iter().enumerate() {
                 if parts > 1 && (*h as usize) % parts != part {
                     continue;
                 }
-                let g = *index.entry(&arena[*start..*end]).or_insert_with(|| {
-                    out.keys.push(p.keys[local].clone());
+                let g = *index.entry(*key).or_insert_with(|| {
+                    out.keys.push(owned(pi, local));
                     out.keys.len() - 1
                 });
                 for (a, b) in out.accs.iter_mut().zip(&p.accs) {
@@ -1691,11 +1750,16 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         }
         out
     };
-    if parts == 1 {
-        return Ok(merge_part(0));
+    if parts <= 1 {
+        return merge_part(0);
     }
     let merged: Vec<Partial> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..parts).map(|i| s.spawn(move || merge_part(i))).collect();
+        let handles: Vec<_> = (0..parts)
+            .map(|i| {
+                let merge_part = &merge_part;
+                s.spawn(move || merge_part(i))
+            })
+            .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
@@ -1715,7 +1779,7 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         }
         out.keys.extend(p.keys);
     }
-    Ok(out)
+    out
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {

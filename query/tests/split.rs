@@ -111,3 +111,102 @@ fn a_split_segment_answers_like_a_whole_one() {
         assert_eq!(one.stats.rows_from_index, four.stats.rows_from_index, "{sql}");
     }
 }
+
+/// Segments with different dictionaries (overlapping key sets, NULL keys, enough groups for the merge to split
+/// the key space over threads): the merged groups are exactly those counted by hand from the input rows.
+#[test]
+fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let schema = TableSchema {
+        name: "t".into(),
+        time_column: "ts".into(),
+        columns: vec![
+            col("ts", ColumnType::Timestamp, ColumnRole::Time),
+            col("k", ColumnType::String, ColumnRole::Dimension),
+            col("n", ColumnType::Long, ColumnRole::Metric),
+        ],
+        segment_granularity: Granularity::Day,
+        rollup: None,
+    };
+    let day = 86_400_000i64;
+    let mut expected: std::collections::BTreeMap<Option<String>, (i64, i64)> = Default::default();
+    for seg in 0..3i64 {
+        let rows = 30_000i64;
+        let keys: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 101 != 0).then(|| format!("key-{:06}", (i * 7 + seg * 11_000) % 40_000)))
+            .collect();
+        let n: Vec<i64> = (0..rows).map(|i| i % 5 + seg).collect();
+        for (k, v) in keys.iter().zip(&n) {
+            let e = expected.entry(k.clone()).or_default();
+            e.0 += 1;
+            e.1 += v;
+        }
+        let batch = RecordBatch::try_new(
+            Arc::new(schema.arrow_schema()),
+            vec![
+                Arc::new(Int64Array::from(
+                    (0..rows).map(|i| seg * day + i).collect::<Vec<_>>(),
+                )) as ArrayRef,
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int64Array::from(n)),
+            ],
+        )
+        .unwrap();
+        let interval = Interval::new(seg * day, (seg + 1) * day);
+        let (id, path) = catalog.new_segment_path("t", interval).unwrap();
+        let options = WriteOptions {
+            block_rows: 4096,
+            ..Default::default()
+        };
+        let bytes = SegmentWriter::new(options)
+            .write(&path, &schema, interval, &batch)
+            .unwrap();
+        catalog
+            .commit(Commit {
+                tables: vec![schema.clone()],
+                add: vec![SegmentEntry {
+                    id,
+                    table: "t".into(),
+                    interval,
+                    num_rows: rows as u64,
+                    bytes,
+                    version: 0,
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    assert!(
+        expected.len() > 32_768,
+        "enough groups to merge on several threads"
+    );
+    let sql = "SELECT k, COUNT(*), SUM(n) FROM t GROUP BY k ORDER BY k NULLS FIRST";
+    for threads in [1, 4] {
+        let r = run_sql(
+            &catalog,
+            sql,
+            &ExecOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.stats.segments_scanned, 3);
+        let b = &r.batch;
+        let k = arrow_array::cast::AsArray::as_string::<i32>(b.column(0));
+        let c =
+            arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(b.column(1));
+        let s =
+            arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(b.column(2));
+        let got: Vec<(Option<String>, (i64, i64))> = (0..b.num_rows())
+            .map(|i| {
+                let key = arrow_array::Array::is_valid(k, i).then(|| k.value(i).to_string());
+                (key, (c.value(i), s.value(i)))
+            })
+            .collect();
+        let want: Vec<(Option<String>, (i64, i64))> = expected.clone().into_iter().collect();
+        assert_eq!(got.len(), want.len(), "threads {threads}");
+        assert_eq!(got, want, "threads {threads}");
+    }
+}
