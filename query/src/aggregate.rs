@@ -714,6 +714,7 @@ pub enum HllGroup {
 }
 
 impl HllGroup {
+    #[inline]
     fn add(&mut self, coupon: Coupon) -> Result<()> {
         match self {
             HllGroup::Sketch(s) => s.update_with_coupon(coupon),
@@ -1124,17 +1125,20 @@ impl CodeBuffer {
         let Some(values) = d.values().as_string_opt::<i32>() else {
             return Ok(false);
         };
-        if let (Some(t), Acc::Hll(_)) = (&self.coupons, &*acc) {
+        if let (Some(t), Acc::Hll(groups)) = (&self.coupons, &mut *acc) {
             if same_strings(&t.values, values) {
-                let keys = d.normalized_keys();
-                for (g, r) in gids.iter().zip(rows) {
-                    let r = *r as usize;
-                    if v.is_valid(r) {
-                        let c = t.coupons.get(keys[r]).copied().ok_or_else(|| {
-                            internal("a dictionary code past the segment's dictionary")
-                        })?;
-                        acc.add_coupon(*g as usize, c)?;
-                    }
+                // The keys at their stored width, read in place; NULLs checked only when the block has any.
+                use arrow_array::types::{UInt16Type, UInt32Type, UInt8Type};
+                let nulls = v.logical_nulls();
+                if let Some(k) = v.as_dictionary_opt::<UInt8Type>() {
+                    add_coupons(groups, &t.coupons, k.keys().values(), gids, rows, nulls)?;
+                } else if let Some(k) = v.as_dictionary_opt::<UInt16Type>() {
+                    add_coupons(groups, &t.coupons, k.keys().values(), gids, rows, nulls)?;
+                } else if let Some(k) = v.as_dictionary_opt::<UInt32Type>() {
+                    add_coupons(groups, &t.coupons, k.keys().values(), gids, rows, nulls)?;
+                } else {
+                    let keys: Vec<u32> = d.normalized_keys().iter().map(|k| *k as u32).collect();
+                    add_coupons(groups, &t.coupons, &keys, gids, rows, nulls)?;
                 }
                 return Ok(true);
             }
@@ -1187,6 +1191,40 @@ impl CodeBuffer {
         }
         Ok(())
     }
+}
+
+/// Adds the coupon of each row's code (`coupons[keys[rows[i]]]`) to group `gids[i]`'s sketch.
+fn add_coupons<K: Copy + Into<u32>>(
+    groups: &mut [Option<Box<HllGroup>>],
+    coupons: &[Coupon],
+    keys: &[K],
+    gids: &[u32],
+    rows: &[u32],
+    nulls: Option<arrow_buffer::NullBuffer>,
+) -> Result<()> {
+    for (g, r) in gids.iter().zip(rows) {
+        let r = *r as usize;
+        if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
+            continue;
+        }
+        let code = keys.get(r).map(|k| (*k).into() as usize);
+        let c = code
+            .and_then(|c| coupons.get(c))
+            .copied()
+            .ok_or_else(|| internal("a dictionary code past the segment's dictionary"))?;
+        let slot = groups
+            .get_mut(*g as usize)
+            .ok_or_else(|| internal("a group id past the sketches"))?;
+        match slot {
+            Some(h) => h.add(c)?,
+            None => {
+                let mut s = new_sketch()?;
+                s.update_with_coupon(c);
+                *slot = Some(Box::new(HllGroup::Sketch(s)));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether two string arrays are the same buffers (a segment's dictionary handed to every block): pointers
