@@ -45,7 +45,7 @@ pub enum Acc {
         values: Vec<Option<Scalar>>,
         max: bool,
     },
-    Distinct(Vec<HashSet<DistinctKey>>),
+    Distinct(Vec<DistinctSet>),
     /// Every value of each group, for exact percentiles (`q` is the fraction).
     Percentile {
         values: Vec<Vec<f64>>,
@@ -199,7 +199,7 @@ impl Acc {
             Acc::MinMaxInt { values, .. } => values.resize(n, None),
             Acc::MinMaxFloat { values, .. } => values.resize(n, None),
             Acc::MinMax { values, .. } => values.resize(n, None),
-            Acc::Distinct(v) => v.resize_with(n, HashSet::new),
+            Acc::Distinct(v) => v.resize_with(n, DistinctSet::default),
             Acc::Percentile { values, .. } => values.resize_with(n, Vec::new),
             Acc::Hll(v) => v.resize_with(n, || None),
             Acc::Quantile { digests, .. } => digests.resize_with(n, || None),
@@ -231,11 +231,7 @@ impl Acc {
                         .sum::<usize>()
             }
             Acc::Distinct(sets) => {
-                vec(sets)
-                    + sets
-                        .iter()
-                        .map(|s| crate::memory::table_bytes(s.capacity(), size_of::<DistinctKey>()))
-                        .sum::<usize>()
+                vec(sets) + sets.iter().map(DistinctSet::memory_bytes).sum::<usize>()
             }
             Acc::Percentile { values, .. } => vec(values) + values.iter().map(vec).sum::<usize>(),
             Acc::Hll(v) => vec(v) + v.iter().flatten().count() * HLL_BYTES,
@@ -448,7 +444,7 @@ impl Acc {
                 for (g, r) in gids.iter().zip(rows) {
                     let r = *r as usize;
                     if v.is_valid(r) {
-                        sets[*g as usize].insert(keys.key(r)?);
+                        sets[*g as usize].insert_key(keys.key(r)?);
                     }
                 }
             }
@@ -508,7 +504,7 @@ impl Acc {
     pub fn add_key(&mut self, g: usize, key: DistinctKey) -> Result<()> {
         match self {
             Acc::Distinct(sets) => {
-                sets[g].insert(key);
+                sets[g].insert_key(key);
             }
             Acc::Hll(_) => {
                 // The same value hashes the same in every segment: strings by their 128-bit hash (see
@@ -546,6 +542,13 @@ impl Acc {
             }
         }
         Ok(())
+    }
+
+    /// Turns COUNT(DISTINCT) sets kept as dictionary codes into hashed keys.
+    fn hash_codes(&mut self) {
+        if let Acc::Distinct(sets) = self {
+            sets.iter_mut().for_each(DistinctSet::hash_codes);
+        }
     }
 
     /// Merges group `from` of `other` into group `to` of `self` (same kind).
@@ -614,13 +617,7 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Distinct(a), Acc::Distinct(b)) => {
-                if a[to].is_empty() {
-                    a[to].clone_from(&b[from]);
-                } else {
-                    a[to].extend(b[from].iter().copied());
-                }
-            }
+            (Acc::Distinct(a), Acc::Distinct(b)) => a[to].merge(&b[from]),
             (Acc::Percentile { values: a, .. }, Acc::Percentile { values: b, .. }) => {
                 a[to].extend_from_slice(&b[from]);
             }
@@ -1180,6 +1177,13 @@ impl CodeBuffer {
         for (g, codes) in self.codes.iter_mut().enumerate() {
             codes.sort_unstable();
             codes.dedup();
+            if let Acc::Distinct(sets) = &mut *acc {
+                if let Some(set) = sets.get_mut(g) {
+                    set.add_codes(values, codes);
+                    codes.clear();
+                    continue;
+                }
+            }
             for c in codes.iter() {
                 let s = values.value(*c as usize);
                 acc.add_key(
@@ -1225,6 +1229,126 @@ fn add_coupons<K: Copy + Into<u32>>(
         }
     }
     Ok(())
+}
+
+/// One group's distinct values for COUNT(DISTINCT). While every value came from one dictionary (the group was
+/// only seen in one segment), its dictionary codes, sorted: the shares of a segment merge by a sorted union and
+/// the count is their number, with no hashing. Values from a second dictionary (or not from a dictionary) turn
+/// the set into hashed keys.
+#[derive(Debug, Clone, Default)]
+pub struct DistinctSet {
+    /// Set only while `keys` is empty.
+    codes: Option<Box<CodeSet>>,
+    keys: HashSet<DistinctKey>,
+}
+
+#[derive(Debug, Clone)]
+struct CodeSet {
+    values: StringArray,
+    /// Sorted, distinct, each below `values.len()`.
+    codes: Vec<u32>,
+}
+
+impl DistinctSet {
+    pub fn len(&self) -> usize {
+        self.codes
+            .as_ref()
+            .map_or(self.keys.len(), |c| c.codes.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.codes.as_ref().map_or(0, |c| c.codes.capacity() * 4)
+            + crate::memory::table_bytes(self.keys.capacity(), std::mem::size_of::<DistinctKey>())
+    }
+
+    pub fn insert_key(&mut self, key: DistinctKey) {
+        self.hash_codes();
+        self.keys.insert(key);
+    }
+
+    /// Adds sorted, distinct `codes` of dictionary `values`.
+    fn add_codes(&mut self, values: &StringArray, codes: &[u32]) {
+        match &mut self.codes {
+            None if self.keys.is_empty() => {
+                self.codes = Some(Box::new(CodeSet {
+                    values: values.clone(),
+                    codes: codes.to_vec(),
+                }));
+            }
+            Some(mine) if same_strings(&mine.values, values) => {
+                mine.codes = sorted_union(&mine.codes, codes);
+            }
+            _ => {
+                self.hash_codes();
+                self.keys.reserve(codes.len());
+                self.keys
+                    .extend(codes.iter().map(|c| string_key(values.value(*c as usize))));
+            }
+        }
+    }
+
+    /// Turns codes into hashed keys.
+    fn hash_codes(&mut self) {
+        if let Some(c) = self.codes.take() {
+            self.keys.reserve(c.codes.len());
+            self.keys.extend(
+                c.codes
+                    .iter()
+                    .map(|code| string_key(c.values.value(*code as usize))),
+            );
+        }
+    }
+
+    fn merge(&mut self, other: &DistinctSet) {
+        if let Some(theirs) = &other.codes {
+            return self.add_codes(&theirs.values, &theirs.codes);
+        }
+        self.hash_codes();
+        let theirs = &other.keys;
+        if self.keys.len() < theirs.len() {
+            // Copy the larger set's table and insert the smaller one into it.
+            let small = std::mem::replace(&mut self.keys, theirs.clone());
+            self.keys.extend(small);
+        } else {
+            self.keys.reserve(theirs.len());
+            self.keys.extend(theirs.iter().copied());
+        }
+    }
+}
+
+/// A string as COUNT(DISTINCT) keys it.
+fn string_key(s: &str) -> DistinctKey {
+    DistinctKey::Str(twox_hash::XxHash3_128::oneshot(s.as_bytes()))
+}
+
+/// The sorted union of two sorted, distinct lists.
+fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Whether two string arrays are the same buffers (a segment's dictionary handed to every block): pointers
@@ -1715,10 +1839,24 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
                 .map_or(Scalar::Null, |k| Scalar::Str(k.to_string()))]
         }));
     }
-    let partials = partials
+    let mut partials = partials
         .into_iter()
         .map(Partial::decoded)
         .collect::<Result<Vec<_>>>()?;
+    if partials.len() > 1 && partials.iter().all(|p| p.keys.iter().all(Vec::is_empty)) {
+        // One group over several segments: every segment's distinct codes will become hashed keys in the
+        // merge, so hash them now, a segment per thread, instead of one after another in the merge.
+        let chunk = partials.len().div_ceil(threads.max(1));
+        std::thread::scope(|s| {
+            for part in partials.chunks_mut(chunk) {
+                s.spawn(move || {
+                    part.iter_mut()
+                        .flat_map(|p| p.accs.iter_mut())
+                        .for_each(Acc::hash_codes)
+                });
+            }
+        });
+    }
     // Each group's encoded key and its hash, computed once: one byte arena per partial, with each group's
     // (start, end) in it, so no allocation per group.
     let arenas: Vec<EncodedKeys> = partials

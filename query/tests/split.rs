@@ -131,6 +131,10 @@ fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() 
     };
     let day = 86_400_000i64;
     let mut expected: std::collections::BTreeMap<Option<String>, (i64, i64)> = Default::default();
+    // COUNT(DISTINCT k) by n and by segment (day), counted by hand.
+    let mut distinct_by_n: std::collections::BTreeMap<i64, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut distinct_by_day: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); 3];
     for seg in 0..3i64 {
         let rows = 30_000i64;
         let keys: Vec<Option<String>> = (0..rows)
@@ -141,6 +145,10 @@ fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() 
             let e = expected.entry(k.clone()).or_default();
             e.0 += 1;
             e.1 += v;
+            if let Some(k) = k {
+                distinct_by_n.entry(*v).or_default().insert(k.clone());
+                distinct_by_day[seg as usize].insert(k.clone());
+            }
         }
         let batch = RecordBatch::try_new(
             Arc::new(schema.arrow_schema()),
@@ -208,5 +216,53 @@ fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() 
         let want: Vec<(Option<String>, (i64, i64))> = expected.clone().into_iter().collect();
         assert_eq!(got.len(), want.len(), "threads {threads}");
         assert_eq!(got, want, "threads {threads}");
+        let ints = |sql: &str| -> Vec<Vec<i64>> {
+            let b = run_sql(
+                &catalog,
+                sql,
+                &ExecOptions {
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .batch;
+            (0..b.num_rows())
+                .map(|r| {
+                    (0..b.num_columns())
+                        .map(|c| {
+                            let a = arrow_cast::cast(b.column(c), &arrow_schema::DataType::Int64).unwrap();
+                            arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(&a)
+                                .value(r)
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        // Groups seen in one segment count codes; groups over several segments (and the total) hash values.
+        let all: std::collections::BTreeSet<&String> = distinct_by_day.iter().flatten().collect();
+        assert_eq!(
+            ints("SELECT COUNT(DISTINCT k) FROM t"),
+            vec![vec![all.len() as i64]]
+        );
+        let by_n: Vec<Vec<i64>> = distinct_by_n
+            .iter()
+            .map(|(n, s)| vec![*n, s.len() as i64])
+            .collect();
+        assert_eq!(
+            ints("SELECT n, COUNT(DISTINCT k) FROM t GROUP BY n ORDER BY n"),
+            by_n
+        );
+        let by_day: Vec<Vec<i64>> = distinct_by_day
+            .iter()
+            .enumerate()
+            .map(|(d, s)| vec![d as i64 * day, s.len() as i64])
+            .collect();
+        assert_eq!(
+            ints(
+                "SELECT DATE_TRUNC('day', ts) AS d, COUNT(DISTINCT k) FROM t GROUP BY 1 ORDER BY 1"
+            ),
+            by_day
+        );
     }
 }
