@@ -26,14 +26,28 @@ impl Weighter<BlockKey, Buffer> for ByLength {
     }
 }
 
-/// Default budget: 1 GiB.
-pub const DEFAULT_CAPACITY: u64 = 1 << 30;
+/// Smallest default budget: 1 GiB.
+pub const MIN_DEFAULT_CAPACITY: u64 = 1 << 30;
 
-static CAPACITY: AtomicU64 = AtomicU64::new(DEFAULT_CAPACITY);
+/// Default budget: a quarter of the machine's memory, at least [`MIN_DEFAULT_CAPACITY`] (1 GiB where the
+/// memory size cannot be read). Columns that compress well are the ones a dashboard scans again and again;
+/// with a budget below their decompressed size every refresh pays the decompression again.
+pub fn default_capacity() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    total.map_or(MIN_DEFAULT_CAPACITY, |t| (t / 4).max(MIN_DEFAULT_CAPACITY))
+}
+
+static CAPACITY: AtomicU64 = AtomicU64::new(MIN_DEFAULT_CAPACITY);
 static CACHE: OnceLock<Option<Cache<BlockKey, Buffer, ByLength>>> = OnceLock::new();
 static NEXT_SEGMENT: AtomicU64 = AtomicU64::new(0);
 
-/// Sets the byte budget (0 turns caching off). Takes effect only before the first block is read.
+/// Sets the byte budget (0 turns caching off). Takes effect only before the first block is read; without a
+/// call the budget is 1 GiB (`basalt serve` sets [`default_capacity`] unless configured).
 pub fn set_capacity(bytes: u64) {
     CAPACITY.store(bytes, Ordering::Relaxed);
 }

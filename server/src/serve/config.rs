@@ -56,7 +56,7 @@ impl Default for Config {
             max_request_bytes: 1 << 20,
             max_upload_bytes: 1 << 30,
             query_threads: 0,
-            block_cache_bytes: basalt_segment::cache::DEFAULT_CAPACITY,
+            block_cache_bytes: basalt_segment::cache::default_capacity(),
             pg_user: "basalt".into(),
             pg_password: String::new(),
         }
