@@ -179,37 +179,54 @@ impl<'a> Loader<'a> {
         let mut done_before = 0u64;
         let mut row_bytes = 64usize;
         let run_budget = tuning.max_bytes_in_memory / 3;
-        for file in files {
-            let counter = ByteCounter::default();
-            let mut since_report = 0u32;
-            input::read_file(file, self.spec.format, &counter, &mut |item| {
-                progress.summary.rows_read += 1;
-                match item.row {
-                    Ok(record) => {
-                        if let Err(rej) = buffer.push(record) {
-                            progress.reject(file, item.line, rej)?;
+        // A full buffer is sorted and spilled on a thread of its own while reading goes on; at most one spill is
+        // in flight (so at most two buffers, 2/3 of the memory budget, are held), and every spill has ended,
+        // one way or the other, when the scope does.
+        std::thread::scope(|scope| -> Result<()> {
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
+            for file in files {
+                let counter = ByteCounter::default();
+                let mut since_report = 0u32;
+                input::read_file(file, self.spec.format, &counter, &mut |item| {
+                    progress.summary.rows_read += 1;
+                    match item.row {
+                        Ok(record) => {
+                            if let Err(rej) = buffer.push(record) {
+                                progress.reject(file, item.line, rej)?;
+                            }
+                        }
+                        Err(rej) => progress.reject(file, item.line, rej)?,
+                    }
+                    if buffer.len() >= tuning.max_rows_in_memory || buffer.bytes() >= run_budget {
+                        let path = scratch.path().join(format!("run-{}.arrow", runs.len()));
+                        row_bytes = buffer.bytes() / buffer.len().max(1);
+                        let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
+                        let schema = buffer.plan().schema().clone();
+                        let batch = buffer.take_batch()?;
+                        if let Some(h) = pending.take() {
+                            joined(h)?;
+                        }
+                        runs.push(Run::File(path.clone()));
+                        pending = Some(scope.spawn(move || {
+                            write_run(&path, &sort_batch(&batch, &schema)?, batch_rows)
+                        }));
+                    }
+                    since_report += 1;
+                    if since_report >= 65_536 {
+                        since_report = 0;
+                        if let Some(p) = &self.options.progress {
+                            p(done_before + counter.get(), total);
                         }
                     }
-                    Err(rej) => progress.reject(file, item.line, rej)?,
-                }
-                if buffer.len() >= tuning.max_rows_in_memory || buffer.bytes() >= run_budget {
-                    let path = scratch.path().join(format!("run-{}.arrow", runs.len()));
-                    row_bytes = buffer.bytes() / buffer.len().max(1);
-                    let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
-                    write_run(&path, &sorted(&mut buffer)?, batch_rows)?;
-                    runs.push(Run::File(path));
-                }
-                since_report += 1;
-                if since_report >= 65_536 {
-                    since_report = 0;
-                    if let Some(p) = &self.options.progress {
-                        p(done_before + counter.get(), total);
-                    }
-                }
-                Ok(ControlFlow::Continue(()))
-            })?;
-            done_before += counter.get();
-        }
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                done_before += counter.get();
+            }
+            if let Some(h) = pending.take() {
+                joined(h)?;
+            }
+            Ok(())
+        })?;
         if let Some(p) = &self.options.progress {
             p(total, total);
         }
@@ -295,9 +312,23 @@ impl<'a> Loader<'a> {
 fn sorted(buffer: &mut RowBuffer) -> Result<arrow_array::RecordBatch> {
     let schema = buffer.plan().schema().clone();
     let batch = buffer.take_batch()?;
-    let batch = sort_rows(&batch, &schema)?;
+    sort_batch(&batch, &schema)
+}
+
+/// The result of a spill thread (a panic in it is reported, not propagated).
+fn joined(h: std::thread::ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
+    h.join()
+        .unwrap_or_else(|_| Err(Error::Spec("internal: a spill thread panicked".into())))
+}
+
+/// Rows sorted by time (and rolled up when the table is).
+fn sort_batch(
+    batch: &arrow_array::RecordBatch,
+    schema: &basalt_segment::TableSchema,
+) -> Result<arrow_array::RecordBatch> {
+    let batch = sort_rows(batch, schema)?;
     if schema.is_rolled_up() {
-        rollup(&batch, &schema)
+        rollup(&batch, schema)
     } else {
         Ok(batch)
     }
