@@ -70,6 +70,9 @@ pub struct ExecStats {
     /// Rows a bitmap index selected (before residual filters).
     pub rows_from_index: u64,
     pub index_filter: Option<String>,
+    /// Columns of the index filter that some scanned segment has no bitmap index for (near-unique values):
+    /// there the filter scanned the column's dictionary codes.
+    pub code_scan_columns: std::collections::BTreeSet<String>,
     pub residual_filter: bool,
     pub pruned: Vec<(String, String)>,
     /// The most memory the query held at once (estimated; see [`crate::memory`]).
@@ -167,6 +170,16 @@ impl Scan<'_> {
                     None => {
                         let b = Arc::new(f.evaluate(src)?);
                         *slot = Some(b.clone());
+                        let unindexed: Vec<String> = f
+                            .columns()
+                            .into_iter()
+                            .filter(|c| !src.has_bitmap_index(c))
+                            .map(str::to_string)
+                            .collect();
+                        if !unindexed.is_empty() {
+                            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                            s.code_scan_columns.extend(unindexed);
+                        }
                         Some(b)
                     }
                 }
@@ -625,6 +638,7 @@ pub fn execute(
     stats.bytes_scanned = s.bytes_scanned;
     stats.rows_from_index = s.rows_from_index;
     stats.blocks_skipped = s.blocks_skipped;
+    stats.code_scan_columns = s.code_scan_columns;
     let mut outputs = Vec::new();
     // What the shares' outputs hold, until they are merged.
     let mut held = Vec::new();

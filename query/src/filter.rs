@@ -23,6 +23,23 @@ pub enum IndexFilter {
 }
 
 impl IndexFilter {
+    /// The columns the filter reads, each once.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                IndexFilter::Leaf { column, .. } => {
+                    if !out.contains(&column.as_str()) {
+                        out.push(column.as_str());
+                    }
+                }
+                IndexFilter::And(v) | IndexFilter::Or(v) => stack.extend(v),
+            }
+        }
+        out
+    }
+
     pub fn evaluate(&self, src: &dyn SegmentSource) -> Result<RoaringBitmap> {
         // Every row, as whole containers (collecting the rows one by one would insert each).
         let all = || -> RoaringBitmap {

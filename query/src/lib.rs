@@ -274,6 +274,13 @@ fn explain_batch(plan: &plan::SelectPlan, stats: &ExecStats) -> RecordBatch {
         )),
         None => lines.push("  bitmap index filter: none".into()),
     }
+    if !stats.code_scan_columns.is_empty() {
+        let cols: Vec<&str> = stats.code_scan_columns.iter().map(String::as_str).collect();
+        lines.push(format!(
+            "    without a bitmap index (near-unique values) in some segments, answered by scanning dictionary codes: {}",
+            cols.join(", ")
+        ));
+    }
     lines.push(format!(
         "  residual filter (vectorized): {}",
         if stats.residual_filter { "yes" } else { "none" }

@@ -175,6 +175,9 @@ fn add_stats(total: &mut ExecStats, s: &ExecStats) {
     if total.index_filter.is_none() {
         total.index_filter = s.index_filter.clone();
     }
+    total
+        .code_scan_columns
+        .extend(s.code_scan_columns.iter().cloned());
     total.residual_filter |= s.residual_filter;
     total.pruned.extend(s.pruned.iter().cloned());
 }
