@@ -8,11 +8,16 @@ and rows/s, size on disk and peak memory, with the machine it ran on.
     python3 benches/peer/run.py --parquet ev.parquet [--basalt target/release/basalt] [--runs 5]
         [--engines basalt,duckdb,clickhouse] [--markdown] [--json results.json]
 
-Each engine runs in its own child process, one after the other, so peak memory is per engine and no engine
-competes with another for cores. basalt is queried through `basalt serve`'s HTTP API (`POST /v1/sql`, JSON
-rows), as a dashboard would; DuckDB and chdb run in-process in their child. No engine has a result cache on
-(basalt has none; DuckDB has none; ClickHouse's query cache is off unless asked for). Exit status 1 when the
-engines disagree, so the test suite runs this on a small file as its check that the runner works.
+Each engine runs in its own child process (so peak memory is per engine), and the children load one after the
+other (so no load competes with another for cores). Queries are then interleaved: for each query, every round
+(one warm-up, then --runs timed ones) asks each engine in turn, in a rotating order, and only one engine works
+at a time. On a shared machine whose speed drifts over minutes, this gives each engine the same conditions for
+the same query; running one engine's whole suite after another's let a slow stretch of the machine land on one
+engine only. basalt is queried through `basalt serve`'s HTTP API (`POST /v1/sql`, JSON rows), as a dashboard
+would; DuckDB and chdb run in-process in their child, which times each query and answers over a pipe. No engine
+has a result cache on (basalt has none; DuckDB has none; ClickHouse's query cache is off unless asked for). Exit
+status 1 when the engines disagree, so the test suite runs this on a small file as its check that the runner
+works.
 """
 import argparse
 import datetime
@@ -38,17 +43,6 @@ ENGINES = ["basalt", "duckdb", "clickhouse"]
 LOW_CARDINALITY = ["country", "city", "device", "os", "browser", "referrer", "event_type"]
 
 
-def timed(fn, runs):
-    """One warm-up, then the median of `runs` timed calls (ms); returns (median, last result)."""
-    result = fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times), result
-
-
 def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
@@ -60,7 +54,8 @@ def self_peak_mib():
 # ---------------------------------------------------------------------------------------------- engines ---
 
 
-def run_duckdb(a, work):
+def open_duckdb(a, work):
+    """Loads the file; returns (load info, run(query) -> rows, finish() -> info at the end)."""
     import duckdb
 
     con = duckdb.connect(os.path.join(work, "bench.duckdb"))
@@ -72,20 +67,24 @@ def run_duckdb(a, work):
     )
     con.execute("CHECKPOINT")
     load_s = time.perf_counter() - t
-    out = {"load_s": load_s, "disk_bytes": os.path.getsize(os.path.join(work, "bench.duckdb")), "queries": {}}
-    for q in QUERIES:
-        ms, rows = timed(lambda: con.execute(q["sql"]).fetchall(), a.runs)
-        out["queries"][q["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in rows]}
-    out["peak_mib"] = self_peak_mib()
-    # The exact answers that approximate queries are checked against (untimed).
-    out["exact"] = {
-        q["name"]: [[norm(v) for v in r] for r in con.execute(q["exact"]).fetchall()] for q in QUERIES if "exact" in q
-    }
-    out["version"] = duckdb.__version__
-    return out
+    info = {"load_s": load_s, "disk_bytes": os.path.getsize(os.path.join(work, "bench.duckdb"))}
+
+    def finish():
+        return {
+            "peak_mib": self_peak_mib(),
+            # The exact answers that approximate queries are checked against (untimed).
+            "exact": {
+                q["name"]: [[norm(v) for v in r] for r in con.execute(q["exact"]).fetchall()]
+                for q in QUERIES
+                if "exact" in q
+            },
+            "version": duckdb.__version__,
+        }
+
+    return info, lambda q: con.execute(q["sql"]).fetchall(), finish
 
 
-def run_clickhouse(a, work):
+def open_clickhouse(a, work):
     import chdb
     from chdb import session
 
@@ -110,15 +109,13 @@ def run_clickhouse(a, work):
     s.query("OPTIMIZE TABLE events FINAL")
     load_s = time.perf_counter() - t
     disk = q("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")["data"][0][0]
-    out = {"load_s": load_s, "disk_bytes": int(disk), "queries": {}}
-    for query in QUERIES:
-        sql = query.get("clickhouse", query["sql"])
-        ms, res = timed(lambda: q(sql), a.runs)
-        out["queries"][query["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in res["data"]]}
-    out["peak_mib"] = self_peak_mib()
-    version = q('SELECT version()')['data'][0][0]
-    out['version'] = f'{chdb.__version__} (ClickHouse {version})'
-    return out
+    info = {"load_s": load_s, "disk_bytes": int(disk)}
+
+    def finish():
+        version = q("SELECT version()")["data"][0][0]
+        return {"peak_mib": self_peak_mib(), "version": f"{chdb.__version__} (ClickHouse {version})"}
+
+    return info, lambda query: q(query.get("clickhouse", query["sql"]))["data"], finish
 
 
 def free_port():
@@ -127,7 +124,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_basalt(a, work):
+def open_basalt(a, work):
     data = os.path.join(work, "basalt")
     t = time.perf_counter()
     subprocess.run(
@@ -158,32 +155,58 @@ def run_basalt(a, work):
                 time.sleep(0.1)
         else:
             raise RuntimeError("basalt serve did not answer on /v1/ready")
-
-        def query(sql):
-            conn.request("POST", "/v1/sql", json.dumps({"query": sql, "format": "json"}),
-                         {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"basalt: HTTP {resp.status} for {sql!r}: {body[:500]!r}")
-            return json.loads(body)["rows"]
-
-        out = {"load_s": load_s, "disk_bytes": dir_bytes(data), "queries": {}}
-        for q in QUERIES:
-            ms, rows = timed(lambda: query(q["sql"]), a.runs)
-            out["queries"][q["name"]] = {"ms": ms, "rows": [[norm(v) for v in r] for r in rows]}
-        with open(f"/proc/{server.pid}/status") as f:
-            hwm = next(line for line in f if line.startswith("VmHWM:"))
-        out["peak_mib"] = int(hwm.split()[1]) / 1024
-        out["load_peak_mib"] = load_peak
-        out["version"] = subprocess.run([a.basalt, "--version"], capture_output=True, text=True).stdout.strip()
-        return out
-    finally:
+    except BaseException:
         server.terminate()
-        server.wait()
+        raise
+
+    def query(q):
+        sql = q["sql"]
+        conn.request("POST", "/v1/sql", json.dumps({"query": sql, "format": "json"}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"basalt: HTTP {resp.status} for {sql!r}: {body[:500]!r}")
+        return json.loads(body)["rows"]
+
+    def finish():
+        try:
+            with open(f"/proc/{server.pid}/status") as f:
+                hwm = next(line for line in f if line.startswith("VmHWM:"))
+            version = subprocess.run([a.basalt, "--version"], capture_output=True, text=True).stdout.strip()
+            return {"peak_mib": int(hwm.split()[1]) / 1024, "load_peak_mib": load_peak, "version": version}
+        finally:
+            server.terminate()
+            server.wait()
+
+    info = {"load_s": load_s, "disk_bytes": dir_bytes(data)}
+    return info, query, finish
 
 
-RUNNERS = {"basalt": run_basalt, "duckdb": run_duckdb, "clickhouse": run_clickhouse}
+def worker(a, work, proto_out):
+    """A child's side of the pipe: load, say so, then answer one command per line until `finish`."""
+    info, run, finish = OPENERS[a.worker](a, work)
+    by_name = {q["name"]: q for q in QUERIES}
+
+    def say(obj):
+        proto_out.write(json.dumps(obj) + "\n")
+        proto_out.flush()
+
+    say(info)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "query":
+            q = by_name[cmd["name"]]
+            t = time.perf_counter()
+            rows = run(q)
+            ms = (time.perf_counter() - t) * 1000
+            say({"ms": ms, "rows": [[norm(v) for v in r] for r in rows]})
+        elif cmd["cmd"] == "finish":
+            say(finish())
+            return
+
+
+OPENERS = {"basalt": open_basalt, "duckdb": open_duckdb, "clickhouse": open_clickhouse}
 
 # ------------------------------------------------------------------------------------------- comparing ---
 
@@ -280,6 +303,17 @@ def report(results, rows, parquet, markdown):
     return "\n".join(lines)
 
 
+def ask(child, cmd):
+    """Sends `cmd` (None: only reads) to a worker and returns its one-line answer."""
+    if cmd is not None:
+        child.stdin.write(json.dumps(cmd) + "\n")
+        child.stdin.flush()
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a benchmark worker ended (exit status {child.wait()}); its stderr is above")
+    return json.loads(line)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parquet", required=True)
@@ -289,16 +323,17 @@ def main():
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="also write every engine's timings and answers here")
     ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.parquet = os.path.abspath(a.parquet)
     a.basalt = os.path.abspath(a.basalt)
 
     if a.worker:
+        # The protocol keeps the original stdout; anything the engines print goes to stderr.
+        proto_out = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
         work = tempfile.mkdtemp(prefix=f"bench-{a.worker}-")
         try:
-            with open(a.out, "w") as f:
-                json.dump(RUNNERS[a.worker](a, work), f)
+            worker(a, work, proto_out)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0
@@ -308,16 +343,38 @@ def main():
     if unknown:
         ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse)")
     results = {}
-    for e in engines:
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            print(f"running {e} ...", file=sys.stderr, flush=True)
-            subprocess.run(
-                [sys.executable, __file__, "--worker", e, "--parquet", a.parquet, "--basalt", a.basalt,
-                 "--runs", str(a.runs), "--out", out.name],
-                check=True,
+    children = {}
+    try:
+        for e in engines:
+            print(f"loading {e} ...", file=sys.stderr, flush=True)
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--worker", e, "--parquet", a.parquet, "--basalt", a.basalt],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
-            with open(out.name) as f:
-                results[e] = json.load(f)
+            children[e] = child
+            results[e] = dict(ask(child, None), queries={})
+
+        print(f"querying {', '.join(engines)}, interleaved ...", file=sys.stderr, flush=True)
+        for q in QUERIES:
+            times = {e: [] for e in engines}
+            for round_no in range(a.runs + 1):
+                shift = round_no % len(engines)
+                for e in engines[shift:] + engines[:shift]:
+                    answer = ask(children[e], {"cmd": "query", "name": q["name"]})
+                    if round_no > 0:  # round 0 is the warm-up
+                        times[e].append(answer["ms"])
+                    results[e]["queries"][q["name"]] = {"rows": answer["rows"]}
+            for e in engines:
+                results[e]["queries"][q["name"]]["ms"] = statistics.median(times[e])
+        for e in engines:
+            results[e].update(ask(children[e], {"cmd": "finish"}))
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+            child.wait()
 
     import duckdb
 
