@@ -2,23 +2,14 @@
 //! of the same rows in a segment of one block, whatever the thread count.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use basalt_query::{run_sql, ExecOptions};
-use basalt_segment::{
-    Catalog, ColumnDef, ColumnRole, ColumnType, Commit, FileCatalog, Granularity, Interval,
-    SegmentEntry, SegmentWriter, TableSchema, WriteOptions,
-};
-
-fn col(name: &str, ty: ColumnType, role: ColumnRole) -> ColumnDef {
-    ColumnDef {
-        name: name.into(),
-        ty,
-        role,
-        aggregator: None,
-    }
-}
+use basalt_segment::{ColumnRole, ColumnType, FileCatalog, Granularity, Interval, TableSchema};
+use common::col;
 
 #[test]
 fn a_split_segment_answers_like_a_whole_one() {
@@ -60,28 +51,7 @@ fn a_split_segment_answers_like_a_whole_one() {
     for (table, block_rows) in [("t", 1000), ("u", 100_000)] {
         let mut s = schema.clone();
         s.name = table.into();
-        let (id, path) = catalog.new_segment_path(table, interval).unwrap();
-        let options = WriteOptions {
-            block_rows,
-            ..Default::default()
-        };
-        let bytes = SegmentWriter::new(options)
-            .write(&path, &s, interval, &batch)
-            .unwrap();
-        catalog
-            .commit(Commit {
-                tables: vec![s],
-                add: vec![SegmentEntry {
-                    id,
-                    table: table.into(),
-                    interval,
-                    num_rows: rows as u64,
-                    bytes,
-                    version: 0,
-                }],
-                ..Default::default()
-            })
-            .unwrap();
+        common::commit_segment(&catalog, &s, interval, &batch, block_rows);
     }
     for sql in [
         "SELECT k, COUNT(*), SUM(n), SUM(x), MIN(ts), MAX(n) FROM t GROUP BY k ORDER BY k",
@@ -162,28 +132,7 @@ fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() 
         )
         .unwrap();
         let interval = Interval::new(seg * day, (seg + 1) * day);
-        let (id, path) = catalog.new_segment_path("t", interval).unwrap();
-        let options = WriteOptions {
-            block_rows: 4096,
-            ..Default::default()
-        };
-        let bytes = SegmentWriter::new(options)
-            .write(&path, &schema, interval, &batch)
-            .unwrap();
-        catalog
-            .commit(Commit {
-                tables: vec![schema.clone()],
-                add: vec![SegmentEntry {
-                    id,
-                    table: "t".into(),
-                    interval,
-                    num_rows: rows as u64,
-                    bytes,
-                    version: 0,
-                }],
-                ..Default::default()
-            })
-            .unwrap();
+        common::commit_segment(&catalog, &schema, interval, &batch, 4096);
     }
     assert!(
         expected.len() > 32_768,

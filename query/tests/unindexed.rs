@@ -2,26 +2,23 @@
 //! its dictionary codes, gives the rows a brute-force pass gives, and EXPLAIN says so.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use basalt_query::{run_sql, ExecOptions};
 use basalt_segment::{
-    Catalog, ColumnDef, ColumnRole, ColumnType, Commit, FileCatalog, Granularity, Interval,
-    SegmentEntry, SegmentWriter, TableSchema, WriteOptions,
+    ColumnDef, ColumnRole, ColumnType, FileCatalog, Granularity, Interval, TableSchema,
 };
 
 fn col(name: &str, ty: ColumnType) -> ColumnDef {
-    ColumnDef {
-        name: name.into(),
-        ty,
-        role: if ty == ColumnType::Timestamp {
-            ColumnRole::Time
-        } else {
-            ColumnRole::Dimension
-        },
-        aggregator: None,
-    }
+    let role = if ty == ColumnType::Timestamp {
+        ColumnRole::Time
+    } else {
+        ColumnRole::Dimension
+    };
+    common::col(name, ty, role)
 }
 
 #[test]
@@ -54,24 +51,7 @@ fn a_filter_on_an_unindexed_column_scans_codes_and_explain_says_so() {
     )
     .unwrap();
     let interval = Interval::new(0, 86_400_000);
-    let (id, path) = catalog.new_segment_path("t", interval).unwrap();
-    let bytes = SegmentWriter::new(WriteOptions::default())
-        .write(&path, &schema, interval, &batch)
-        .unwrap();
-    catalog
-        .commit(Commit {
-            tables: vec![schema.clone()],
-            add: vec![SegmentEntry {
-                id,
-                table: "t".into(),
-                interval,
-                num_rows: rows as u64,
-                bytes,
-                version: 0,
-            }],
-            ..Default::default()
-        })
-        .unwrap();
+    common::commit_segment(&catalog, &schema, interval, &batch, 65_536);
     let run = |sql: &str| run_sql(&catalog, sql, &ExecOptions::default()).unwrap();
 
     let r = run("SELECT COUNT(*) FROM t WHERE \"user\" = 'u00013' AND country <> 'c3'");

@@ -1,0 +1,50 @@
+//! Helpers shared by the query crate's integration tests: schemas and committed segments on disk.
+#![allow(clippy::unwrap_used)]
+#![allow(dead_code)]
+
+use arrow_array::RecordBatch;
+use basalt_segment::{
+    Catalog, ColumnDef, ColumnRole, ColumnType, Commit, FileCatalog, Interval, SegmentEntry,
+    SegmentWriter, TableSchema, WriteOptions,
+};
+
+pub fn col(name: &str, ty: ColumnType, role: ColumnRole) -> ColumnDef {
+    ColumnDef {
+        name: name.into(),
+        ty,
+        role,
+        aggregator: None,
+    }
+}
+
+/// Writes `batch` as one segment of `schema`'s table over `interval` (blocks of `block_rows`) and commits it.
+pub fn commit_segment(
+    catalog: &FileCatalog,
+    schema: &TableSchema,
+    interval: Interval,
+    batch: &RecordBatch,
+    block_rows: usize,
+) {
+    let (id, path) = catalog.new_segment_path(&schema.name, interval).unwrap();
+    let options = WriteOptions {
+        block_rows,
+        ..Default::default()
+    };
+    let bytes = SegmentWriter::new(options)
+        .write(&path, schema, interval, batch)
+        .unwrap();
+    catalog
+        .commit(Commit {
+            tables: vec![schema.clone()],
+            add: vec![SegmentEntry {
+                id,
+                table: schema.name.clone(),
+                interval,
+                num_rows: batch.num_rows() as u64,
+                bytes,
+                version: 0,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+}
