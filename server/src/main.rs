@@ -13,11 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: queries allocate and free block-sized buffers (64K rows) all the
-/// time, and glibc's malloc hands those back to the kernel and page-faults them in again on every block.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "basalt",
