@@ -132,9 +132,7 @@ impl<'a> KeyReader<'a> {
 
     /// The key of row `r` (not NULL).
     fn key(&self, r: usize) -> Result<DistinctKey> {
-        let s = |v: &StringArray, i: usize| {
-            DistinctKey::Str(twox_hash::XxHash3_128::oneshot(v.value(i).as_bytes()))
-        };
+        let s = |v: &StringArray, i: usize| string_key(v.value(i));
         Ok(match self {
             KeyReader::Int(v) => DistinctKey::Int(v[r]),
             KeyReader::Float(v) => DistinctKey::Float(if v[r] == 0.0 { 0 } else { v[r].to_bits() }),
@@ -533,15 +531,10 @@ impl Acc {
                 "a coupon for an aggregate that is not a HyperLogLog",
             ));
         };
-        match &mut groups[g] {
-            Some(h) => h.add(coupon)?,
-            slot => {
-                let mut s = new_sketch()?;
-                s.update_with_coupon(coupon);
-                *slot = Some(Box::new(HllGroup::Sketch(s)));
-            }
-        }
-        Ok(())
+        let slot = groups
+            .get_mut(g)
+            .ok_or_else(|| internal("a group id past the sketches"))?;
+        add_to_sketch(slot, coupon)
     }
 
     /// Turns COUNT(DISTINCT) sets kept as dictionary codes into hashed keys.
@@ -892,7 +885,7 @@ fn distinct_key(a: &ArrayRef, r: usize) -> Result<DistinctKey> {
     Ok(match scalar_at(a, r)? {
         Scalar::Int(i) | Scalar::Timestamp(i) => DistinctKey::Int(i),
         Scalar::Float(f) => DistinctKey::Float(if f == 0.0 { 0 } else { f.to_bits() }),
-        Scalar::Str(s) => DistinctKey::Str(twox_hash::XxHash3_128::oneshot(s.as_bytes())),
+        Scalar::Str(s) => string_key(&s),
         Scalar::Bool(b) => DistinctKey::Bool(b),
         Scalar::Null => DistinctKey::Int(0),
     })
@@ -1186,10 +1179,7 @@ impl CodeBuffer {
             }
             for c in codes.iter() {
                 let s = values.value(*c as usize);
-                acc.add_key(
-                    g,
-                    DistinctKey::Str(twox_hash::XxHash3_128::oneshot(s.as_bytes())),
-                )?;
+                acc.add_key(g, string_key(s))?;
             }
             codes.clear();
         }
@@ -1219,16 +1209,22 @@ fn add_coupons<K: Copy + Into<u32>>(
         let slot = groups
             .get_mut(*g as usize)
             .ok_or_else(|| internal("a group id past the sketches"))?;
-        match slot {
-            Some(h) => h.add(c)?,
-            None => {
-                let mut s = new_sketch()?;
-                s.update_with_coupon(c);
-                *slot = Some(Box::new(HllGroup::Sketch(s)));
-            }
-        }
+        add_to_sketch(slot, c)?;
     }
     Ok(())
+}
+
+/// Adds `coupon` to a group's HyperLogLog, creating its sketch on the first value.
+fn add_to_sketch(slot: &mut Option<Box<HllGroup>>, coupon: Coupon) -> Result<()> {
+    match slot {
+        Some(h) => h.add(coupon),
+        None => {
+            let mut s = new_sketch()?;
+            s.update_with_coupon(coupon);
+            *slot = Some(Box::new(HllGroup::Sketch(s)));
+            Ok(())
+        }
+    }
 }
 
 /// One group's distinct values for COUNT(DISTINCT). While every value came from one dictionary (the group was
