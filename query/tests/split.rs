@@ -8,25 +8,22 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use basalt_query::{run_sql, ExecOptions};
-use basalt_segment::{ColumnRole, ColumnType, FileCatalog, Granularity, Interval, TableSchema};
+use basalt_segment::{ColumnRole, ColumnType, FileCatalog, Interval};
 use common::col;
 
 #[test]
 fn a_split_segment_answers_like_a_whole_one() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = FileCatalog::open(dir.path(), "test").unwrap();
-    let schema = TableSchema {
-        name: "t".into(),
-        time_column: "ts".into(),
-        columns: vec![
+    let schema = common::table(
+        "t",
+        vec![
             col("ts", ColumnType::Timestamp, ColumnRole::Time),
             col("k", ColumnType::String, ColumnRole::Dimension),
             col("n", ColumnType::Long, ColumnRole::Metric),
             col("x", ColumnType::Double, ColumnRole::Metric),
         ],
-        segment_granularity: Granularity::Day,
-        rollup: None,
-    };
+    );
     let rows = 10_000i64;
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(
@@ -88,17 +85,14 @@ fn a_split_segment_answers_like_a_whole_one() {
 fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = FileCatalog::open(dir.path(), "test").unwrap();
-    let schema = TableSchema {
-        name: "t".into(),
-        time_column: "ts".into(),
-        columns: vec![
+    let schema = common::table(
+        "t",
+        vec![
             col("ts", ColumnType::Timestamp, ColumnRole::Time),
             col("k", ColumnType::String, ColumnRole::Dimension),
             col("n", ColumnType::Long, ColumnRole::Metric),
         ],
-        segment_granularity: Granularity::Day,
-        rollup: None,
-    };
+    );
     let day = 86_400_000i64;
     let mut expected: std::collections::BTreeMap<Option<String>, (i64, i64)> = Default::default();
     // COUNT(DISTINCT k) by n and by segment (day), counted by hand.

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use basalt_query::{run_sql, ExecOptions};
-use basalt_segment::{
-    ColumnDef, ColumnRole, ColumnType, FileCatalog, Granularity, Interval, TableSchema,
-};
+use basalt_segment::{ColumnDef, ColumnRole, ColumnType, FileCatalog, Interval};
 
 fn col(name: &str, ty: ColumnType) -> ColumnDef {
     let role = if ty == ColumnType::Timestamp {
@@ -25,17 +23,14 @@ fn col(name: &str, ty: ColumnType) -> ColumnDef {
 fn a_filter_on_an_unindexed_column_scans_codes_and_explain_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = FileCatalog::open(dir.path(), "test").unwrap();
-    let schema = TableSchema {
-        name: "t".into(),
-        time_column: "ts".into(),
-        columns: vec![
+    let schema = common::table(
+        "t",
+        vec![
             col("ts", ColumnType::Timestamp),
             col("user", ColumnType::String),
             col("country", ColumnType::String),
         ],
-        segment_granularity: Granularity::Day,
-        rollup: None,
-    };
+    );
     let rows = 70_000i64;
     let users: Vec<Option<String>> = (0..rows)
         .map(|i| (i % 9 != 0).then(|| format!("u{:05}", (i * 13) % 30_000)))

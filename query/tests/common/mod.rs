@@ -4,8 +4,8 @@
 
 use arrow_array::RecordBatch;
 use basalt_segment::{
-    Catalog, ColumnDef, ColumnRole, ColumnType, Commit, FileCatalog, Interval, SegmentEntry,
-    SegmentWriter, TableSchema, WriteOptions,
+    Catalog, ColumnDef, ColumnRole, ColumnType, Commit, FileCatalog, Granularity, Interval,
+    SegmentEntry, SegmentWriter, TableSchema, WriteOptions,
 };
 
 pub fn col(name: &str, ty: ColumnType, role: ColumnRole) -> ColumnDef {
@@ -14,6 +14,17 @@ pub fn col(name: &str, ty: ColumnType, role: ColumnRole) -> ColumnDef {
         ty,
         role,
         aggregator: None,
+    }
+}
+
+/// A day-segmented table without rollup whose time column is `ts`.
+pub fn table(name: &str, columns: Vec<ColumnDef>) -> TableSchema {
+    TableSchema {
+        name: name.into(),
+        time_column: "ts".into(),
+        columns,
+        segment_granularity: Granularity::Day,
+        rollup: None,
     }
 }
 
