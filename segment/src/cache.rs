@@ -42,12 +42,14 @@ pub fn default_capacity() -> u64 {
     total.map_or(MIN_DEFAULT_CAPACITY, |t| (t / 4).max(MIN_DEFAULT_CAPACITY))
 }
 
-static CAPACITY: AtomicU64 = AtomicU64::new(MIN_DEFAULT_CAPACITY);
+/// `UNSET` until [`set_capacity`]: the cache then takes [`default_capacity`].
+static CAPACITY: AtomicU64 = AtomicU64::new(UNSET);
+const UNSET: u64 = u64::MAX;
 static CACHE: OnceLock<Option<Cache<BlockKey, Buffer, ByLength>>> = OnceLock::new();
 static NEXT_SEGMENT: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the byte budget (0 turns caching off). Takes effect only before the first block is read; without a
-/// call the budget is 1 GiB (`basalt serve` sets [`default_capacity`] unless configured).
+/// call the budget is [`default_capacity`].
 pub fn set_capacity(bytes: u64) {
     CAPACITY.store(bytes, Ordering::Relaxed);
 }
@@ -65,7 +67,10 @@ pub(crate) fn segment_number() -> u64 {
 fn cache() -> Option<&'static Cache<BlockKey, Buffer, ByLength>> {
     CACHE
         .get_or_init(|| {
-            let bytes = CAPACITY.load(Ordering::Relaxed);
+            let bytes = match CAPACITY.load(Ordering::Relaxed) {
+                UNSET => default_capacity(),
+                b => b,
+            };
             // Blocks are 64K rows of 1 to 8 bytes: estimate ~256 KiB each for the item count.
             (bytes > 0).then(|| {
                 Cache::with_weighter((bytes / (256 << 10)).max(16) as usize, bytes, ByLength)
