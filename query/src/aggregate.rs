@@ -978,33 +978,38 @@ pub enum KeyWords {
 }
 
 impl KeyWords {
-    pub fn from_array(a: ArrayRef) -> KeyWords {
+    /// The key column `a`; dictionary codes are widened into `buf` (a block-sized buffer handed back by
+    /// [`KeyWords::into_buffer`], so blocks reuse one allocation instead of faulting in fresh pages).
+    pub fn from_array(a: ArrayRef, mut buf: Vec<u32>) -> KeyWords {
         if let DataType::Dictionary(k, _) = a.data_type() {
             let d = a.as_any_dictionary();
             let values = d.values().clone();
-            let codes: Vec<u32> = match k.as_ref() {
-                DataType::UInt8 => a
-                    .as_dictionary::<UInt8Type>()
-                    .keys()
-                    .values()
-                    .iter()
-                    .map(|c| u32::from(*c))
-                    .collect(),
-                DataType::UInt16 => a
-                    .as_dictionary::<UInt16Type>()
-                    .keys()
-                    .values()
-                    .iter()
-                    .map(|c| u32::from(*c))
-                    .collect(),
-                DataType::UInt32 => a.as_dictionary::<UInt32Type>().keys().values().to_vec(),
-                _ => d.normalized_keys().iter().map(|c| *c as u32).collect(),
+            buf.clear();
+            match k.as_ref() {
+                DataType::UInt8 => buf.extend(
+                    a.as_dictionary::<UInt8Type>()
+                        .keys()
+                        .values()
+                        .iter()
+                        .map(|c| u32::from(*c)),
+                ),
+                DataType::UInt16 => buf.extend(
+                    a.as_dictionary::<UInt16Type>()
+                        .keys()
+                        .values()
+                        .iter()
+                        .map(|c| u32::from(*c)),
+                ),
+                DataType::UInt32 => {
+                    buf.extend_from_slice(a.as_dictionary::<UInt32Type>().keys().values())
+                }
+                _ => buf.extend(d.normalized_keys().iter().map(|c| *c as u32)),
             };
             let valid = a
                 .nulls()
                 .map(|n| BooleanArray::new(n.inner().clone(), None));
             return KeyWords::Codes {
-                codes,
+                codes: buf,
                 valid,
                 values,
             };
@@ -1012,57 +1017,70 @@ impl KeyWords {
         KeyWords::Values(a)
     }
 
+    /// The codes buffer, for the next block's [`KeyWords::from_array`].
+    pub fn into_buffer(self) -> Option<Vec<u32>> {
+        match self {
+            KeyWords::Codes { codes, .. } => Some(codes),
+            KeyWords::Values(_) => None,
+        }
+    }
+
     /// The words of the selected `rows` (one typed loop per block) and, when the column has NULLs, which are
     /// NULL. Strings computed by expressions are interned in `strings`, so their words are exact too.
-    fn words(&self, rows: &[u32], strings: &mut Interner) -> (Vec<u64>, Option<Vec<bool>>) {
-        fn pick(rows: &[u32], f: impl Fn(usize) -> u64) -> Vec<u64> {
-            rows.iter().map(|r| f(*r as usize)).collect()
+    fn words(&self, rows: &[u32], strings: &mut Interner, out: &mut KeyBuffer) {
+        fn pick(out: &mut Vec<u64>, rows: &[u32], f: impl Fn(usize) -> u64) {
+            out.extend(rows.iter().map(|r| f(*r as usize)));
         }
+        let (words, nulls) = (&mut out.words, &mut out.nulls);
+        words.clear();
+        nulls.clear();
+        out.has_nulls = false;
         match self {
-            KeyWords::Codes { codes, valid, .. } => (
-                pick(rows, |r| u64::from(codes[r])),
-                valid
-                    .as_ref()
-                    .map(|v| rows.iter().map(|r| !v.value(*r as usize)).collect()),
-            ),
+            KeyWords::Codes { codes, valid, .. } => {
+                pick(words, rows, |r| u64::from(codes[r]));
+                if let Some(v) = valid {
+                    out.has_nulls = true;
+                    nulls.extend(rows.iter().map(|r| !v.value(*r as usize)));
+                }
+            }
             KeyWords::Values(a) => {
-                let nulls = (a.null_count() > 0)
-                    .then(|| rows.iter().map(|r| a.is_null(*r as usize)).collect());
-                let words = match a.data_type() {
+                if a.null_count() > 0 {
+                    out.has_nulls = true;
+                    nulls.extend(rows.iter().map(|r| a.is_null(*r as usize)));
+                }
+                match a.data_type() {
                     DataType::Int64 => {
                         let v = a.as_primitive::<Int64Type>().values();
-                        pick(rows, |r| v[r] as u64)
+                        pick(words, rows, |r| v[r] as u64)
                     }
                     DataType::Timestamp(_, _) => {
                         let v = a.as_primitive::<TimestampMillisecondType>().values();
-                        pick(rows, |r| v[r] as u64)
+                        pick(words, rows, |r| v[r] as u64)
                     }
                     DataType::Float64 => {
                         let v = a.as_primitive::<Float64Type>().values();
                         // -0.0 and 0.0 are one group.
-                        pick(rows, |r| if v[r] == 0.0 { 0 } else { v[r].to_bits() })
+                        pick(
+                            words,
+                            rows,
+                            |r| if v[r] == 0.0 { 0 } else { v[r].to_bits() },
+                        )
                     }
                     DataType::Boolean => {
                         let v = a.as_boolean();
-                        pick(rows, |r| u64::from(v.value(r)))
+                        pick(words, rows, |r| u64::from(v.value(r)))
                     }
                     DataType::Utf8 => {
                         let v = a.as_string::<i32>();
-                        rows.iter()
-                            .map(|r| strings.id(v.value(*r as usize)))
-                            .collect()
+                        words.extend(rows.iter().map(|r| strings.id(v.value(*r as usize))))
                     }
-                    _ => rows
-                        .iter()
-                        .map(|r| {
-                            let text = scalar_at(a, *r as usize)
-                                .map(|s| format!("{s:?}"))
-                                .unwrap_or_default();
-                            strings.id(&text)
-                        })
-                        .collect(),
-                };
-                (words, nulls)
+                    _ => words.extend(rows.iter().map(|r| {
+                        let text = scalar_at(a, *r as usize)
+                            .map(|s| format!("{s:?}"))
+                            .unwrap_or_default();
+                        strings.id(&text)
+                    })),
+                }
             }
         }
     }
@@ -1358,6 +1376,15 @@ fn same_strings(a: &StringArray, b: &StringArray) -> bool {
 /// Dictionaries up to this size are indexed densely as the second of two keys.
 const SMALL_DICTIONARY: usize = 1024;
 
+/// One key column's words for the selected rows of a block, and which rows are NULL (when `has_nulls`): kept
+/// by the group table and refilled per block.
+#[derive(Default)]
+struct KeyBuffer {
+    words: Vec<u64>,
+    nulls: Vec<bool>,
+    has_nulls: bool,
+}
+
 /// The dictionary size of a dictionary-coded key column, when it is small.
 fn small_codes(k: &KeyWords) -> Option<usize> {
     match k {
@@ -1401,6 +1428,8 @@ pub struct GroupTable {
     dense_values: Option<ArrayRef>,
     /// Some block took another path: keys are decoded as groups appear.
     mixed: bool,
+    /// Per key column, the words of the current block.
+    buffers: Vec<KeyBuffer>,
     pub keys: Vec<KeyRow>,
 }
 
@@ -1430,20 +1459,21 @@ impl GroupTable {
             + key_rows_bytes(&self.keys)
     }
 
-    /// Group ids of the selected `rows`.
+    /// Group ids of the selected `rows`, into `gids` (cleared first).
     pub fn assign(
         &mut self,
         key_cols: &[KeyWords],
         rows: &[u32],
         dict_len: Option<usize>,
-    ) -> Result<Vec<u32>> {
-        let mut gids = Vec::with_capacity(rows.len());
+        gids: &mut Vec<u32>,
+    ) -> Result<()> {
+        gids.clear();
         if key_cols.is_empty() {
             if self.keys.is_empty() {
                 self.keys.push(Vec::new());
             }
             gids.resize(rows.len(), 0);
-            return Ok(gids);
+            return Ok(());
         }
         if let (1, Some(card), Some(KeyWords::Codes { codes, valid, .. })) =
             (key_cols.len(), dict_len, key_cols.first())
@@ -1491,14 +1521,28 @@ impl GroupTable {
                 };
                 gids.push(gid);
             }
-            return Ok(gids);
+            return Ok(());
         }
         self.decode_deferred()?;
-        let cols: Vec<(Vec<u64>, Option<Vec<bool>>)> = key_cols
-            .iter()
-            .map(|c| c.words(rows, &mut self.strings))
-            .collect();
-        let any_nulls = cols.iter().any(|(_, n)| n.is_some());
+        let mut cols = std::mem::take(&mut self.buffers);
+        cols.resize_with(key_cols.len(), KeyBuffer::default);
+        for (c, buf) in key_cols.iter().zip(cols.iter_mut()) {
+            c.words(rows, &mut self.strings, buf);
+        }
+        let result = self.assign_words(key_cols, &cols, rows, gids);
+        self.buffers = cols;
+        result
+    }
+
+    /// Group ids from the words of each key column (the general path of [`GroupTable::assign`]).
+    fn assign_words(
+        &mut self,
+        key_cols: &[KeyWords],
+        cols: &[KeyBuffer],
+        rows: &[u32],
+        gids: &mut Vec<u32>,
+    ) -> Result<()> {
+        let any_nulls = cols.iter().any(|c| c.has_nulls);
         let new_group = |keys: &mut Vec<KeyRow>, i: usize| -> Result<u32> {
             let r = rows[i] as usize;
             let key = key_cols
@@ -1510,8 +1554,8 @@ impl GroupTable {
         };
         // Sorted time and clustered dimensions come in runs: the previous row's group is checked first.
         let second_card = key_cols.get(1).and_then(small_codes);
-        match (cols.as_slice(), any_nulls) {
-            ([(w, _)], false) => {
+        match (cols, any_nulls) {
+            ([KeyBuffer { words: w, .. }], false) => {
                 let mut last = (u64::MAX, u32::MAX);
                 for (i, w) in w.iter().enumerate() {
                     if *w != last.0 || last.1 == u32::MAX {
@@ -1528,7 +1572,9 @@ impl GroupTable {
                     gids.push(last.1);
                 }
             }
-            ([(a, _), (b, _)], false) if second_card.is_some() => {
+            ([KeyBuffer { words: a, .. }, KeyBuffer { words: b, .. }], false)
+                if second_card.is_some() =>
+            {
                 // A first key (often a time bucket, in runs) and a small dictionary-coded second key: one
                 // dense row of group ids per first-key value, indexed by the second key's code.
                 let card = second_card.unwrap_or(0);
@@ -1560,7 +1606,7 @@ impl GroupTable {
                     gids.push(g);
                 }
             }
-            ([(a, _), (b, _)], false) => {
+            ([KeyBuffer { words: a, .. }, KeyBuffer { words: b, .. }], false) => {
                 let mut last = ([u64::MAX; 2], u32::MAX);
                 for (i, (a, b)) in a.iter().zip(b).enumerate() {
                     let w = [*a, *b];
@@ -1583,10 +1629,10 @@ impl GroupTable {
                 let mut word = vec![0u64; k + 1];
                 for i in 0..rows.len() {
                     let mut nulls = 0u64;
-                    for (j, (w, n)) in cols.iter().enumerate() {
-                        let null = n.as_ref().is_some_and(|n| n[i]);
+                    for (j, c) in cols.iter().enumerate() {
+                        let null = c.has_nulls && c.nulls[i];
                         // A NULL's word is 0, told apart from a value 0 by its flag.
-                        word[j] = if null { 0 } else { w[i] };
+                        word[j] = if null { 0 } else { c.words[i] };
                         if null {
                             nulls |= 1 << j.min(63);
                         }
@@ -1604,7 +1650,7 @@ impl GroupTable {
                 }
             }
         }
-        Ok(gids)
+        Ok(())
     }
 }
 

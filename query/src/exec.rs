@@ -265,6 +265,11 @@ impl Scan<'_> {
             ) => src.dictionary(name)?.map(|d| d.len()),
             _ => None,
         };
+        // Block-sized buffers, refilled per block: fresh ones would be page-faulted in for every block (glibc
+        // hands large freed buffers back to the kernel), which was about a third of a time-series query.
+        let mut rows: Vec<u32> = Vec::new();
+        let mut gids: Vec<u32> = Vec::new();
+        let mut code_pool: Vec<Vec<u32>> = Vec::new();
         for block in blocks {
             check(opts)?;
             let range = src.block_range(block);
@@ -289,19 +294,20 @@ impl Scan<'_> {
                 };
                 if n > 0 {
                     local.rows_scanned += range.len() as u64;
-                    groups.assign(&[], &[], None)?;
+                    groups.assign(&[], &[], None, &mut gids)?;
                     accs.iter_mut().try_for_each(|a| a.add_count(n))?;
                 }
                 continue;
             }
-            let mut rows: Vec<u32> = match &index_rows {
+            rows.clear();
+            match &index_rows {
                 Some(bm) => {
                     let mut sub = RoaringBitmap::new();
                     sub.insert_range(range.start as u32..range.end as u32);
-                    (bm & &sub).iter().map(|r| r - range.start as u32).collect()
+                    rows.extend((bm & &sub).iter().map(|r| r - range.start as u32));
                 }
-                None => (0..range.len() as u32).collect(),
-            };
+                None => rows.extend(0..range.len() as u32),
+            }
             if rows.is_empty() {
                 continue;
             }
@@ -319,7 +325,8 @@ impl Scan<'_> {
                 // filter_mask leaves NULL slots' bits false, so the bits alone say which rows pass.
                 let bits = mask.values();
                 if rows.len() == n {
-                    rows = bits.set_indices().map(|i| i as u32).collect();
+                    rows.clear();
+                    rows.extend(bits.set_indices().map(|i| i as u32));
                 } else {
                     rows.retain(|r| bits.value(*r as usize));
                 }
@@ -336,19 +343,26 @@ impl Scan<'_> {
                             Expr::Column { index, .. }
                                 if table.columns[*index].ty == ColumnType::String =>
                             {
-                                Ok(KeyWords::from_array(input[*index].clone().ok_or_else(
-                                    || QueryError::Execution("internal: key not loaded".into()),
-                                )?))
+                                Ok(KeyWords::from_array(
+                                    input[*index].clone().ok_or_else(|| {
+                                        QueryError::Execution("internal: key not loaded".into())
+                                    })?,
+                                    code_pool.pop().unwrap_or_default(),
+                                ))
                             }
-                            e => Ok(KeyWords::from_array(e.eval_key(&input, n)?)),
+                            e => Ok(KeyWords::from_array(
+                                e.eval_key(&input, n)?,
+                                code_pool.pop().unwrap_or_default(),
+                            )),
                         })
                         .collect::<Result<_>>()?;
                     let single = a.group_by.is_empty();
-                    let gids = if single {
-                        groups.assign(&[], &[], None)?
+                    if single {
+                        groups.assign(&[], &[], None, &mut gids)?
                     } else {
-                        groups.assign(&key_cols, &rows, dict_len)?
+                        groups.assign(&key_cols, &rows, dict_len, &mut gids)?
                     };
+                    code_pool.extend(key_cols.into_iter().filter_map(KeyWords::into_buffer));
                     if groups.len() > opts.max_groups {
                         return Err(QueryError::TooManyGroups {
                             limit: opts.max_groups,
