@@ -1,9 +1,10 @@
 //! The read interface every data source implements: committed segment files now, the real-time in-memory index
 //! later. The query engine reads only through [`SegmentSource`], so it never knows which one it reads.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{new_null_array, Array, ArrayRef, StringArray};
@@ -28,16 +29,40 @@ pub struct ColumnInfo {
 }
 
 /// A sorted dictionary of distinct non-null strings; a value's code is its position.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Dictionary {
     values: StringArray,
+    /// Tables a reader derives from the values (at most one per type, see [`Dictionary::derived`]).
+    derived: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Clone for Dictionary {
+    fn clone(&self) -> Self {
+        Dictionary::from_sorted(self.values.clone())
+    }
 }
 
 impl Dictionary {
     /// Wraps values that are sorted ascending (byte order) and distinct, without NULLs.
     pub fn from_sorted(values: StringArray) -> Self {
         debug_assert!(values.null_count() == 0);
-        Dictionary { values }
+        Dictionary {
+            values,
+            derived: Mutex::default(),
+        }
+    }
+
+    /// A table derived from the values (say, a hash per value), built by `build` the first time a `T` is asked
+    /// for and kept as long as the dictionary: a segment's dictionary lives as long as its open reader, so a
+    /// query engine pays for such a table once per segment instead of once per query.
+    pub fn derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&StringArray) -> T) -> Arc<T> {
+        let mut tables = self.derived.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tables.iter().find_map(|t| t.clone().downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(build(&self.values));
+        tables.push(t.clone());
+        t
     }
 
     pub fn len(&self) -> usize {
@@ -444,6 +469,25 @@ impl CodeMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_table_is_built_once_per_type() {
+        let d = Dictionary::from_sorted(StringArray::from(vec!["a", "bb", "ccc"]));
+        let mut builds = 0;
+        let lens = d.derived(|v| {
+            builds += 1;
+            v.iter()
+                .map(|s| s.map_or(0, str::len))
+                .collect::<Vec<usize>>()
+        });
+        let again = d.derived(|_| -> Vec<usize> { unreachable!("built twice") });
+        assert!(Arc::ptr_eq(&lens, &again));
+        assert_eq!(*lens, vec![1, 2, 3]);
+        // Another type is another table; a clone starts without any.
+        assert_eq!(*d.derived(|v| v.len() as u64), 3);
+        assert_eq!(builds, 1);
+        assert_eq!(*d.clone().derived(|_| 7u64), 7);
+    }
 
     #[test]
     fn like_patterns() {
