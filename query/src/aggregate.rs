@@ -278,6 +278,17 @@ impl Acc {
                 c[0] += rows.len() as i64;
                 return Ok(());
             }
+            Acc::Percentile { values: v, .. } if no_nulls => {
+                let v = v.first_mut().ok_or_else(|| internal("no group"))?;
+                let a = as_f64_any(values.ok_or_else(|| internal("PERCENTILE without argument"))?)?;
+                let vals = a.as_primitive::<Float64Type>().values();
+                if all {
+                    v.extend_from_slice(vals);
+                } else {
+                    v.extend(rows.iter().map(|r| vals[*r as usize]));
+                }
+                return Ok(());
+            }
             Acc::MinMaxFloat { values: st, max } if no_nulls && !rows.is_empty() => {
                 let v = values.ok_or_else(|| internal("MIN/MAX without argument"))?;
                 let vals = v.as_primitive::<Float64Type>().values();
@@ -635,7 +646,7 @@ impl Acc {
     }
 
     /// The final values as an array of type `ty`.
-    pub fn finish(&self, ty: &DataType) -> Result<ArrayRef> {
+    pub fn finish(&mut self, ty: &DataType) -> Result<ArrayRef> {
         Ok(match self {
             Acc::Count(v) => Arc::new(Int64Array::from(v.clone())),
             Acc::SumInt(v) => Arc::new(Int64Array::from(v.clone())),
@@ -658,9 +669,10 @@ impl Acc {
                 sets.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
             )),
             Acc::Percentile { values, q, cont } => {
+                // Selection reorders each group's values in place (no copy of them): this is the last use.
                 let out: Vec<Option<f64>> = values
-                    .iter()
-                    .map(|v| percentile_unsorted(&mut v.clone(), *q, *cont))
+                    .iter_mut()
+                    .map(|v| percentile_unsorted(v, *q, *cont))
                     .collect();
                 let a: ArrayRef = Arc::new(Float64Array::from(out));
                 crate::expr::cast_to(&a, ty)?

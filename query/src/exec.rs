@@ -708,7 +708,7 @@ pub fn execute(
                 )?);
                 fields.push(Field::new(format!("group{i}"), ty, true));
             }
-            for (i, (acc, call)) in total.accs.iter().zip(&a.aggs).enumerate() {
+            for (i, (acc, call)) in total.accs.iter_mut().zip(&a.aggs).enumerate() {
                 arrays.push(acc.finish(&call.ty)?);
                 fields.push(Field::new(format!("agg{i}"), call.ty.clone(), true));
             }
