@@ -1257,16 +1257,21 @@ fn add_to_sketch(slot: &mut Option<Box<HllGroup>>, coupon: Coupon) -> Result<()>
     }
 }
 
-/// One group's distinct values for COUNT(DISTINCT). While every value came from one dictionary (the group was
-/// only seen in one segment), its dictionary codes, sorted: the shares of a segment merge by a sorted union and
-/// the count is their number, with no hashing. Values from a second dictionary (or not from a dictionary) turn
-/// the set into hashed keys.
+/// One group's distinct values for COUNT(DISTINCT). While every value came from dictionaries, one run per
+/// dictionary of its codes, sorted and distinct: the shares of a segment merge by a sorted union, and since a
+/// dictionary is sorted, each run lists its strings in order, so the count over several segments is a merge of
+/// sorted string lists (reading each dictionary in order) instead of hashing every string into a table of
+/// millions (82% of a 100M-row distinct-users-per-day query, where a day spans three segments). Values not from
+/// a dictionary, or more than [`MAX_RUNS`] dictionaries, turn the set into hashed keys.
 #[derive(Debug, Clone, Default)]
 pub struct DistinctSet {
-    /// Set only while `keys` is empty.
-    codes: Option<Box<CodeSet>>,
+    /// Set only while `keys` is empty; one per dictionary.
+    runs: Vec<CodeSet>,
     keys: HashSet<DistinctKey>,
 }
+
+/// Dictionaries one distinct set keeps as sorted runs before it hashes them.
+const MAX_RUNS: usize = 256;
 
 #[derive(Debug, Clone)]
 struct CodeSet {
@@ -1276,18 +1281,25 @@ struct CodeSet {
 }
 
 impl DistinctSet {
+    /// The number of distinct values (with several runs, a merge of their sorted strings).
     pub fn len(&self) -> usize {
-        self.codes
-            .as_ref()
-            .map_or(self.keys.len(), |c| c.codes.len())
+        match self.runs.as_slice() {
+            [] => self.keys.len(),
+            [one] => one.codes.len(),
+            runs => distinct_in_runs(runs),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.runs.iter().all(|r| r.codes.is_empty()) && self.keys.is_empty()
     }
 
     fn memory_bytes(&self) -> usize {
-        self.codes.as_ref().map_or(0, |c| c.codes.capacity() * 4)
+        self.runs
+            .iter()
+            .map(|r| r.codes.capacity() * 4)
+            .sum::<usize>()
+            + self.runs.capacity() * std::mem::size_of::<CodeSet>()
             + crate::memory::table_bytes(self.keys.capacity(), std::mem::size_of::<DistinctKey>())
     }
 
@@ -1298,28 +1310,32 @@ impl DistinctSet {
 
     /// Adds sorted, distinct `codes` of dictionary `values`.
     fn add_codes(&mut self, values: &StringArray, codes: &[u32]) {
-        match &mut self.codes {
-            None if self.keys.is_empty() => {
-                self.codes = Some(Box::new(CodeSet {
-                    values: values.clone(),
-                    codes: codes.to_vec(),
-                }));
-            }
-            Some(mine) if same_strings(&mine.values, values) => {
-                mine.codes = sorted_union(&mine.codes, codes);
-            }
-            _ => {
-                self.hash_codes();
-                self.keys.reserve(codes.len());
-                self.keys
-                    .extend(codes.iter().map(|c| string_key(values.value(*c as usize))));
-            }
+        if !self.keys.is_empty() {
+            self.keys.reserve(codes.len());
+            self.keys
+                .extend(codes.iter().map(|c| string_key(values.value(*c as usize))));
+            return;
+        }
+        if let Some(mine) = self
+            .runs
+            .iter_mut()
+            .find(|r| same_strings(&r.values, values))
+        {
+            mine.codes = sorted_union(&mine.codes, codes);
+            return;
+        }
+        self.runs.push(CodeSet {
+            values: values.clone(),
+            codes: codes.to_vec(),
+        });
+        if self.runs.len() > MAX_RUNS {
+            self.hash_codes();
         }
     }
 
-    /// Turns codes into hashed keys.
+    /// Turns runs of codes into hashed keys.
     fn hash_codes(&mut self) {
-        if let Some(c) = self.codes.take() {
+        for c in std::mem::take(&mut self.runs) {
             self.keys.reserve(c.codes.len());
             self.keys.extend(
                 c.codes
@@ -1330,8 +1346,11 @@ impl DistinctSet {
     }
 
     fn merge(&mut self, other: &DistinctSet) {
-        if let Some(theirs) = &other.codes {
-            return self.add_codes(&theirs.values, &theirs.codes);
+        if other.keys.is_empty() {
+            for run in &other.runs {
+                self.add_codes(&run.values, &run.codes);
+            }
+            return;
         }
         self.hash_codes();
         let theirs = &other.keys;
@@ -1344,6 +1363,32 @@ impl DistinctSet {
             self.keys.extend(theirs.iter().copied());
         }
     }
+}
+
+/// The number of distinct strings in several runs, each sorted and distinct: a k-way merge that counts a string
+/// when it differs from the one before.
+fn distinct_in_runs(runs: &[CodeSet]) -> usize {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let at = |run: usize, i: usize| -> Option<&str> {
+        let r = &runs[run];
+        r.codes.get(i).map(|c| r.values.value(*c as usize))
+    };
+    let mut heap: BinaryHeap<Reverse<(&str, usize, usize)>> = (0..runs.len())
+        .filter_map(|run| at(run, 0).map(|s| Reverse((s, run, 0))))
+        .collect();
+    let mut count = 0;
+    let mut last: Option<&str> = None;
+    while let Some(Reverse((s, run, i))) = heap.pop() {
+        if last != Some(s) {
+            count += 1;
+            last = Some(s);
+        }
+        if let Some(next) = at(run, i + 1) {
+            heap.push(Reverse((next, run, i + 1)));
+        }
+    }
+    count
 }
 
 /// A string as COUNT(DISTINCT) keys it.

@@ -182,7 +182,8 @@ fn groups_of_one_string_key_merge_across_segments_with_different_dictionaries() 
                 })
                 .collect()
         };
-        // Groups seen in one segment count codes; groups over several segments (and the total) hash values.
+        // Groups seen in one segment count codes; groups over several segments merge sorted runs of codes
+        // (one per dictionary); the total hashes values.
         let all: std::collections::BTreeSet<&String> = distinct_by_day.iter().flatten().collect();
         assert_eq!(
             ints("SELECT COUNT(DISTINCT k) FROM t"),
