@@ -204,6 +204,8 @@ def worker(a, work, proto_out):
         elif cmd["cmd"] == "finish":
             say(finish())
             return
+    # The runner went away without `finish` (it failed): stop the engine all the same.
+    finish()
 
 
 OPENERS = {"basalt": open_basalt, "duckdb": open_duckdb, "clickhouse": open_clickhouse}
@@ -372,9 +374,15 @@ def main():
             results[e].update(ask(children[e], {"cmd": "finish"}))
     finally:
         for child in children.values():
-            if child.poll() is None:
+            # A finished worker removes its engine's files on the way out: give it the time (killing it at
+            # once left DuckDB's and ClickHouse's copies of the data behind in the temporary directory).
+            if child.stdin:
+                child.stdin.close()
+            try:
+                child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
                 child.kill()
-            child.wait()
+                child.wait()
 
     import duckdb
 
