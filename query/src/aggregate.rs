@@ -990,30 +990,25 @@ pub enum KeyWords {
 }
 
 impl KeyWords {
-    /// The key column `a`; dictionary codes are widened into `buf` (a block-sized buffer handed back by
-    /// [`KeyWords::into_buffer`], so blocks reuse one allocation instead of faulting in fresh pages).
-    pub fn from_array(a: ArrayRef, mut buf: Vec<u32>) -> KeyWords {
+    /// The key column `a`; dictionary codes are widened into a buffer taken from `pool` (block-sized buffers
+    /// handed back by [`KeyWords::into_buffer`], so blocks reuse one allocation instead of faulting in fresh
+    /// pages). Other columns leave the pool as it is.
+    pub fn from_array(a: ArrayRef, pool: &mut Vec<Vec<u32>>) -> KeyWords {
+        fn widen<K: Copy + Into<u32>>(buf: &mut Vec<u32>, keys: &[K]) {
+            buf.extend(keys.iter().map(|k| (*k).into()));
+        }
         if let DataType::Dictionary(k, _) = a.data_type() {
             let d = a.as_any_dictionary();
             let values = d.values().clone();
+            let mut buf = pool.pop().unwrap_or_default();
             buf.clear();
             match k.as_ref() {
-                DataType::UInt8 => buf.extend(
-                    a.as_dictionary::<UInt8Type>()
-                        .keys()
-                        .values()
-                        .iter()
-                        .map(|c| u32::from(*c)),
-                ),
-                DataType::UInt16 => buf.extend(
-                    a.as_dictionary::<UInt16Type>()
-                        .keys()
-                        .values()
-                        .iter()
-                        .map(|c| u32::from(*c)),
-                ),
+                DataType::UInt8 => widen(&mut buf, a.as_dictionary::<UInt8Type>().keys().values()),
+                DataType::UInt16 => {
+                    widen(&mut buf, a.as_dictionary::<UInt16Type>().keys().values())
+                }
                 DataType::UInt32 => {
-                    buf.extend_from_slice(a.as_dictionary::<UInt32Type>().keys().values())
+                    widen(&mut buf, a.as_dictionary::<UInt32Type>().keys().values())
                 }
                 _ => buf.extend(d.normalized_keys().iter().map(|c| *c as u32)),
             };

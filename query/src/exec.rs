@@ -347,13 +347,10 @@ impl Scan<'_> {
                                     input[*index].clone().ok_or_else(|| {
                                         QueryError::Execution("internal: key not loaded".into())
                                     })?,
-                                    code_pool.pop().unwrap_or_default(),
+                                    &mut code_pool,
                                 ))
                             }
-                            e => Ok(KeyWords::from_array(
-                                e.eval_key(&input, n)?,
-                                code_pool.pop().unwrap_or_default(),
-                            )),
+                            e => Ok(KeyWords::from_array(e.eval_key(&input, n)?, &mut code_pool)),
                         })
                         .collect::<Result<_>>()?;
                     let single = a.group_by.is_empty();
