@@ -82,14 +82,26 @@ fn scan(c: &mut Criterion) {
     g.throughput(Throughput::Elements(ROWS as u64));
     g.bench_function("country_in_3", |b| {
         let pred = StringPredicate::In(vec!["C000".into(), "C001".into(), "C017".into()]);
-        b.iter(|| black_box(seg.filter_strings("country", &pred).unwrap().len()))
+        b.iter(|| {
+            black_box(
+                seg.filter_strings("country", &pred, 0..seg.num_blocks())
+                    .unwrap()
+                    .len(),
+            )
+        })
     });
     g.bench_function("path_like_prefix", |b| {
         let pred = StringPredicate::Like {
             pattern: "/p/12%".into(),
             case_insensitive: false,
         };
-        b.iter(|| black_box(seg.filter_strings("path", &pred).unwrap().len()))
+        b.iter(|| {
+            black_box(
+                seg.filter_strings("path", &pred, 0..seg.num_blocks())
+                    .unwrap()
+                    .len(),
+            )
+        })
     });
     g.finish();
 }

@@ -16,7 +16,7 @@ use crate::aggregate::{
 };
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
-use crate::filter::{plan_filter, FilterPlan};
+use crate::filter::{plan_filter, FilterPlan, IndexFilter, SegmentMatches};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::{AggCall, AggFunc, SelectPlan};
 
@@ -157,51 +157,34 @@ impl Scan<'_> {
         &self,
         src: &dyn SegmentSource,
         blocks: std::ops::Range<usize>,
-        shared_state: &SegmentShared,
+        matches: &SegmentMatches,
         opts: &'o ExecOptions,
         stats: &Mutex<ExecStats>,
     ) -> Result<ShareOutput<'o>> {
-        // The segment's index filter is evaluated once, by its first share, and kept for the other shares.
+        // Each share evaluates the index filter over its own blocks, from what the segment's first share
+        // worked out (bitmap unions, matching codes): a scan of codes (a column without an index, or a wide
+        // match) then runs on every core instead of on the one that took a segment's first share while the
+        // others waited for it.
         let index_rows = match &self.fp.index {
             Some(f) => {
-                let mut slot = shared_state.index.lock().unwrap_or_else(|p| p.into_inner());
-                match slot.as_ref() {
-                    Some(b) => Some(b.clone()),
-                    None => {
-                        let b = Arc::new(f.evaluate(src)?);
-                        *slot = Some(b.clone());
-                        let unindexed: Vec<String> = f
-                            .columns()
-                            .into_iter()
-                            .filter(|c| !src.has_bitmap_index(c))
-                            .map(str::to_string)
-                            .collect();
-                        if !unindexed.is_empty() {
-                            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-                            s.code_scan_columns.extend(unindexed);
-                        }
-                        Some(b)
-                    }
+                let b = f.evaluate(src, blocks.clone(), matches)?;
+                let unindexed: Vec<String> = f
+                    .columns()
+                    .into_iter()
+                    .filter(|c| !src.has_bitmap_index(c))
+                    .map(str::to_string)
+                    .collect();
+                if !unindexed.is_empty() {
+                    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                    s.code_scan_columns.extend(unindexed);
                 }
+                Some(b)
             }
             None => None,
         };
         let table = &self.plan.table;
-        // A share of a segment counts the segment once (in its first share) and only its own indexed rows.
+        // A share of a segment counts the segment once (in its first share).
         let whole = blocks.start == 0;
-        let index_rows = match index_rows {
-            Some(b) if blocks != (0..src.num_blocks()) => {
-                let lo = src.block_range(blocks.start).start as u32;
-                let hi = blocks
-                    .end
-                    .checked_sub(1)
-                    .map_or(lo, |last| src.block_range(last).end as u32);
-                let mut mine = RoaringBitmap::new();
-                mine.insert_range(lo..hi);
-                Some(mine & b.as_ref())
-            }
-            other => other.map(Arc::unwrap_or_clone),
-        };
         let mut local = ExecStats {
             segments_scanned: usize::from(whole),
             ..Default::default()
@@ -521,19 +504,12 @@ fn output_schema(plan: &SelectPlan) -> SchemaRef {
     ))
 }
 
-/// A share of a segment: the source, its blocks, and what the segment's shares compute once for all of them.
+/// A share of a segment: the source, its blocks, and what the segment's shares work out once for all of them.
 type WorkUnit = (
     Arc<dyn SegmentSource>,
     std::ops::Range<usize>,
-    Arc<SegmentShared>,
+    Arc<SegmentMatches>,
 );
-
-/// Computed by a segment's first share that needs it, used by all its shares.
-#[derive(Default)]
-struct SegmentShared {
-    /// The index filter's rows.
-    index: Mutex<Option<Arc<RoaringBitmap>>>,
-}
 
 /// The HyperLogLog coupon table of `column`'s dictionary in `src` (`None` when it has no dictionary): built
 /// once per dictionary, so once per open segment, and kept with it.
@@ -553,18 +529,22 @@ const SKETCH_SHARE_BLOCKS: usize = 16;
 /// The scan's work: segments, large ones split into shares of `share_blocks` blocks so that one segment also
 /// keeps several cores busy. The split depends on the data and the query only, never on the thread count, and
 /// units stay in segment and block order: partials (float sums included) merge the same way on every machine.
-fn work_units(live: &[Arc<dyn SegmentSource>], share_blocks: usize) -> Vec<WorkUnit> {
+fn work_units(
+    live: &[Arc<dyn SegmentSource>],
+    share_blocks: usize,
+    filter: Option<&IndexFilter>,
+) -> Vec<WorkUnit> {
     let mut units = Vec::new();
     for s in live {
         let n = s.num_blocks();
-        let index = Arc::new(SegmentShared::default());
+        let matches = Arc::new(SegmentMatches::new(filter));
         // Shares of nearly equal size (22 blocks in 4-block shares: 4, 4, 4, 4, 3, 3).
         let shares = n.div_ceil(share_blocks.max(1)).max(1);
         for i in 0..shares {
             units.push((
                 s.clone(),
                 i * n / shares..(i + 1) * n / shares,
-                index.clone(),
+                matches.clone(),
             ));
         }
     }
@@ -622,6 +602,7 @@ pub fn execute(
         } else {
             SHARE_BLOCKS
         },
+        fp.index.as_ref(),
     );
     let results: Vec<Mutex<Option<Result<ShareOutput>>>> =
         units.iter().map(|_| Mutex::new(None)).collect();
@@ -637,10 +618,10 @@ pub fn execute(
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((src, blocks, index)) = units.get(i) else {
+                let Some((src, blocks, matches)) = units.get(i) else {
                     break;
                 };
-                let r = scan.run(src.as_ref(), blocks.clone(), index, opts, &shared);
+                let r = scan.run(src.as_ref(), blocks.clone(), matches, opts, &shared);
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }

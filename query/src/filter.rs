@@ -2,8 +2,11 @@
 //! bitmaps from the dictionary and the roaring index (never a row loop), time bounds prune segments and blocks,
 //! and the rest is a residual expression evaluated with vectorized kernels.
 
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
 use arrow_schema::DataType;
-use basalt_segment::{SegmentSource, StringPredicate};
+use basalt_segment::{SegmentSource, StringMatch, StringPredicate};
 use roaring::RoaringBitmap;
 
 use crate::error::Result;
@@ -40,11 +43,37 @@ impl IndexFilter {
         out
     }
 
-    pub fn evaluate(&self, src: &dyn SegmentSource) -> Result<RoaringBitmap> {
-        // Every row, as whole containers (collecting the rows one by one would insert each).
+    /// Leaves in the filter.
+    pub fn leaf_count(&self) -> usize {
+        match self {
+            IndexFilter::Leaf { .. } => 1,
+            IndexFilter::And(v) | IndexFilter::Or(v) => v.iter().map(IndexFilter::leaf_count).sum(),
+        }
+    }
+
+    /// The rows of blocks `blocks` of `src` that pass the filter; `matches` holds what the segment's shares
+    /// work out once for all of them.
+    pub fn evaluate(
+        &self,
+        src: &dyn SegmentSource,
+        blocks: Range<usize>,
+        matches: &SegmentMatches,
+    ) -> Result<RoaringBitmap> {
+        self.eval(src, &blocks, matches, &mut 0)
+    }
+
+    /// `leaf`: the number (pre-order) of this node's first leaf; advanced past its leaves.
+    fn eval(
+        &self,
+        src: &dyn SegmentSource,
+        blocks: &Range<usize>,
+        matches: &SegmentMatches,
+        leaf: &mut usize,
+    ) -> Result<RoaringBitmap> {
+        // Every row of the blocks, as whole containers (collecting the rows one by one would insert each).
         let all = || -> RoaringBitmap {
             let mut b = RoaringBitmap::new();
-            b.insert_range(0..src.num_rows() as u32);
+            b.insert_range(src.rows_of(blocks));
             b
         };
         Ok(match self {
@@ -53,7 +82,9 @@ impl IndexFilter {
                 pred,
                 negated,
             } => {
-                let hits = src.filter_strings(column, pred)?;
+                let m = matches.get(*leaf, src, column, pred)?;
+                *leaf += 1;
+                let hits = src.rows_matching(column, &m, blocks.clone())?;
                 if !negated {
                     hits
                 } else if *pred == StringPredicate::IsNull {
@@ -63,27 +94,58 @@ impl IndexFilter {
                 }
             }
             IndexFilter::And(v) => {
-                let mut it = v.iter();
-                let mut acc = match it.next() {
-                    Some(f) => f.evaluate(src)?,
-                    None => all(),
-                };
-                for f in it {
-                    if acc.is_empty() {
-                        break;
+                let mut acc: Option<RoaringBitmap> = None;
+                for f in v {
+                    match &mut acc {
+                        // Nothing left to narrow: skip the leaf numbers of the rest.
+                        Some(a) if a.is_empty() => *leaf += f.leaf_count(),
+                        Some(a) => *a &= f.eval(src, blocks, matches, leaf)?,
+                        None => acc = Some(f.eval(src, blocks, matches, leaf)?),
                     }
-                    acc &= f.evaluate(src)?;
                 }
-                acc
+                acc.unwrap_or_else(all)
             }
             IndexFilter::Or(v) => {
                 let mut acc = RoaringBitmap::new();
                 for f in v {
-                    acc |= f.evaluate(src)?;
+                    acc |= f.eval(src, blocks, matches, leaf)?;
                 }
                 acc
             }
         })
+    }
+}
+
+/// What the shares of one segment work out once for all of them: each index-filter leaf's [`StringMatch`]
+/// (the rows, when the bitmap index answers it; the codes to scan for, when each share scans its own blocks),
+/// by leaf number.
+#[derive(Debug, Default)]
+pub struct SegmentMatches(Vec<Mutex<Option<Arc<StringMatch>>>>);
+
+impl SegmentMatches {
+    pub fn new(filter: Option<&IndexFilter>) -> Self {
+        let n = filter.map_or(0, IndexFilter::leaf_count);
+        SegmentMatches((0..n).map(|_| Mutex::new(None)).collect())
+    }
+
+    /// Leaf `leaf`'s match, worked out by the first share that asks (the others wait for it).
+    fn get(
+        &self,
+        leaf: usize,
+        src: &dyn SegmentSource,
+        column: &str,
+        pred: &StringPredicate,
+    ) -> Result<Arc<StringMatch>> {
+        let Some(slot) = self.0.get(leaf) else {
+            return Ok(Arc::new(src.match_strings(column, pred)?));
+        };
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(src.match_strings(column, pred)?);
+        *slot = Some(m.clone());
+        Ok(m)
     }
 }
 

@@ -26,5 +26,5 @@ pub use live::{LiveIndex, View};
 pub use mem::MemSource;
 pub use reader::Segment;
 pub use schema::{Aggregator, ColumnDef, ColumnRole, ColumnType, TableSchema};
-pub use source::{ColumnInfo, Dictionary, SegmentSource, StringPredicate};
+pub use source::{ColumnInfo, Dictionary, SegmentSource, StringMatch, StringPredicate};
 pub use writer::{SegmentWriter, WriteOptions};

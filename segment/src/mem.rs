@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(dict.len(), 2);
         assert_eq!(dict.lookup("b"), Some(1));
         let rows = src
-            .filter_strings("name", &StringPredicate::Eq("b".into()))
+            .filter_strings("name", &StringPredicate::Eq("b".into()), 0..1)
             .unwrap();
         assert_eq!(rows.iter().collect::<Vec<_>>(), vec![0, 3]);
         assert_eq!(

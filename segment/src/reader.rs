@@ -668,7 +668,9 @@ impl SegmentSource for Segment {
                 } else {
                     // No index on this column: the code's rows come from a scan of the codes.
                     let card = self.footer.columns[ci].stats.distinct.unwrap_or(0) as usize;
-                    Ok(self.scan_codes(column, card, &[code])?.unwrap_or_default())
+                    Ok(self
+                        .scan_codes(column, card, &[code], 0..self.num_blocks())?
+                        .unwrap_or_default())
                 }
             }
             _ => Ok(RoaringBitmap::new()),

@@ -139,6 +139,15 @@ impl Dictionary {
     }
 }
 
+/// How a source answers a [`StringPredicate`] (see [`SegmentSource::match_strings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StringMatch {
+    /// The matching rows of the whole source.
+    Rows(RoaringBitmap),
+    /// The matching dictionary codes, for a scan of the code blocks.
+    Codes { codes: Vec<u32>, dict_len: usize },
+}
+
 /// A predicate on a string column that a source answers with a bitmap of matching rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StringPredicate {
@@ -335,44 +344,102 @@ pub trait SegmentSource: Send + Sync + Debug {
         })
     }
 
-    /// Rows of string column `column` that satisfy `pred`, from the dictionary and the bitmap index (or, for a
-    /// predicate that matches many values, from the dictionary and the code blocks).
-    fn filter_strings(&self, column: &str, pred: &StringPredicate) -> Result<RoaringBitmap> {
+    /// The rows of blocks `blocks`, as a row-number range.
+    fn rows_of(&self, blocks: &Range<usize>) -> Range<u32> {
+        let lo = self.block_range(blocks.start).start as u32;
+        let hi = blocks
+            .end
+            .checked_sub(1)
+            .filter(|last| *last >= blocks.start)
+            .map_or(lo, |last| self.block_range(last).end as u32);
+        lo..hi
+    }
+
+    /// Rows of blocks `blocks` of string column `column` that satisfy `pred`: [`SegmentSource::match_strings`],
+    /// then [`SegmentSource::rows_matching`].
+    fn filter_strings(
+        &self,
+        column: &str,
+        pred: &StringPredicate,
+        blocks: Range<usize>,
+    ) -> Result<RoaringBitmap> {
+        let m = self.match_strings(column, pred)?;
+        self.rows_matching(column, &m, blocks)
+    }
+
+    /// How `pred` on string column `column` is answered, worked out once for the whole source: the rows
+    /// themselves when the bitmap index answers it (a union of a few bitmaps), or the dictionary codes to look
+    /// for in a scan of the code blocks when the column has no index or the predicate matches many values (a
+    /// union of thousands of bitmaps costs more than one pass over the codes).
+    fn match_strings(&self, column: &str, pred: &StringPredicate) -> Result<StringMatch> {
         if *pred == StringPredicate::IsNull {
-            return self.null_bitmap(column);
+            return Ok(StringMatch::Rows(self.null_bitmap(column)?));
         }
         let Some(dict) = self.dictionary(column)? else {
-            return Ok(RoaringBitmap::new());
+            return Ok(StringMatch::Rows(RoaringBitmap::new()));
         };
         let codes = dict.matching_codes(pred);
         if codes.is_empty() {
-            return Ok(RoaringBitmap::new());
+            return Ok(StringMatch::Rows(RoaringBitmap::new()));
         }
         if codes.len() > MAX_BITMAPS_TO_UNION || !self.has_bitmap_index(column) {
-            // A wide match (`LIKE '/shop/%'` over 100,000 paths): one pass over the codes with a table of the
-            // matching ones costs less than a union of thousands of bitmaps.
-            if let Some(rows) = self.scan_codes(column, dict.len(), &codes)? {
-                return Ok(rows);
-            }
+            return Ok(StringMatch::Codes {
+                codes,
+                dict_len: dict.len(),
+            });
         }
-        let mut rows = RoaringBitmap::new();
+        let mut found = RoaringBitmap::new();
         for code in codes {
-            rows |= self.value_bitmap(column, code)?;
+            found |= self.value_bitmap(column, code)?;
         }
-        Ok(rows)
+        Ok(StringMatch::Rows(found))
     }
 
-    /// Rows whose dictionary code is one of `codes`, by scanning the code blocks; `None` when the column's
-    /// blocks are not dictionary-coded.
+    /// The rows of blocks `blocks` that `m` (from [`SegmentSource::match_strings`] on `column`) selects: a scan
+    /// of just those blocks' codes, so the shares of a segment scan in parallel.
+    fn rows_matching(
+        &self,
+        column: &str,
+        m: &StringMatch,
+        blocks: Range<usize>,
+    ) -> Result<RoaringBitmap> {
+        let rows = self.rows_of(&blocks);
+        let mut found = match m {
+            StringMatch::Codes { codes, dict_len } => {
+                if let Some(found) = self.scan_codes(column, *dict_len, codes, blocks)? {
+                    return Ok(found);
+                }
+                // Blocks that are not dictionary-coded: one bitmap per code.
+                let mut found = RoaringBitmap::new();
+                for code in codes {
+                    found |= self.value_bitmap(column, *code)?;
+                }
+                found
+            }
+            StringMatch::Rows(b) => b.clone(),
+        };
+        if rows != (0..self.num_rows() as u32) {
+            found.remove_range(..rows.start);
+            found.remove_range(rows.end..);
+        }
+        Ok(found)
+    }
+
+    /// Rows of blocks `blocks` whose dictionary code is one of `codes`, by scanning the code blocks; `None` when
+    /// the column's blocks are not dictionary-coded. The matches are set as bits, 64 rows to a word, and become
+    /// roaring containers whole (pushing each matching row number cost more than the scan itself when most rows
+    /// match).
     fn scan_codes(
         &self,
         column: &str,
         dict_len: usize,
         codes: &[u32],
+        blocks: Range<usize>,
     ) -> Result<Option<RoaringBitmap>> {
         let matcher = CodeMatcher::new(dict_len, codes);
-        let mut rows = Vec::with_capacity(self.num_rows() / 64);
-        for block in 0..self.num_blocks() {
+        let rows = self.rows_of(&blocks);
+        let mut bits = RowBits::new(rows.clone());
+        for block in blocks {
             let Some(a) = self.read_block(column, block)? else {
                 continue;
             };
@@ -380,32 +447,55 @@ pub trait SegmentSource: Send + Sync + Debug {
                 return Ok(None);
             };
             let start = self.block_range(block).start as u32;
-            let before = rows.len();
             // The segment's code widths read in place (no normalized copy of the keys per block).
             use arrow_array::types::{UInt16Type, UInt32Type, UInt8Type};
             if let Some(k) = a.as_dictionary_opt::<UInt8Type>() {
-                matcher.scan(k.keys().values(), start, &mut rows);
+                matcher.scan(k.keys().values(), start, &mut bits);
             } else if let Some(k) = a.as_dictionary_opt::<UInt16Type>() {
-                matcher.scan(k.keys().values(), start, &mut rows);
+                matcher.scan(k.keys().values(), start, &mut bits);
             } else if let Some(k) = a.as_dictionary_opt::<UInt32Type>() {
-                matcher.scan(k.keys().values(), start, &mut rows);
+                matcher.scan(k.keys().values(), start, &mut bits);
             } else {
                 let keys: Vec<u32> = d.normalized_keys().iter().map(|k| *k as u32).collect();
-                matcher.scan(&keys, start, &mut rows);
-            }
-            // NULL rows hold code 0: drop them when code 0 matched.
-            if let Some(nulls) = a.logical_nulls().filter(|_| matcher.matches(0)) {
-                let mut kept = before;
-                for i in before..rows.len() {
-                    if nulls.is_valid((rows[i] - start) as usize) {
-                        rows[kept] = rows[i];
-                        kept += 1;
-                    }
-                }
-                rows.truncate(kept);
+                matcher.scan(&keys, start, &mut bits);
             }
         }
-        Ok(RoaringBitmap::from_sorted_iter(rows).ok())
+        let mut found = bits.into_bitmap();
+        // NULL rows hold code 0: drop them when code 0 matched.
+        if matcher.matches(0) {
+            found -= self.null_bitmap(column)?;
+        }
+        Ok(Some(found))
+    }
+}
+
+/// One bit per row of a row range, filled 64 rows at a time by a code scan.
+struct RowBits {
+    first: u32,
+    words: Vec<u64>,
+}
+
+impl RowBits {
+    fn new(rows: Range<u32>) -> Self {
+        RowBits {
+            first: rows.start,
+            words: vec![0; (rows.len() / 64) + 2],
+        }
+    }
+
+    /// Sets the bits of `mask` (bit `j` is row `row + j`).
+    fn set(&mut self, row: u32, mask: u64) {
+        let at = (row - self.first) as usize;
+        let (word, shift) = (at / 64, at % 64);
+        self.words[word] |= mask << shift;
+        if shift != 0 {
+            self.words[word + 1] |= mask >> (64 - shift);
+        }
+    }
+
+    fn into_bitmap(self) -> RoaringBitmap {
+        let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        RoaringBitmap::from_lsb0_bytes(self.first, &bytes)
     }
 }
 
@@ -439,9 +529,9 @@ impl CodeMatcher {
         }
     }
 
-    /// Appends `start + i` for every key `i` that matches, in order. Keys are tested 64 at a time into a mask
-    /// (branch-free, so the compiler vectorizes the one-code case), and only set bits are visited.
-    fn scan<K: Copy + Into<u32>>(&self, keys: &[K], start: u32, rows: &mut Vec<u32>) {
+    /// Sets the bit of row `start + i` for every key `i` that matches. Keys are tested 64 at a time into a mask
+    /// (branch-free, so the compiler vectorizes the one-code case).
+    fn scan<K: Copy + Into<u32>>(&self, keys: &[K], start: u32, bits: &mut RowBits) {
         for (chunk_no, chunk) in keys.chunks(64).enumerate() {
             let mut mask = 0u64;
             match self {
@@ -457,10 +547,8 @@ impl CodeMatcher {
                     }
                 }
             }
-            let base = start + (chunk_no * 64) as u32;
-            while mask != 0 {
-                rows.push(base + mask.trailing_zeros());
-                mask &= mask - 1;
+            if mask != 0 {
+                bits.set(start + (chunk_no * 64) as u32, mask);
             }
         }
     }

@@ -74,7 +74,7 @@ fn reads_format_v1() {
         vec!["", "a", "b", "zz", "ü"]
     );
     let rows_b: Vec<u32> = seg
-        .filter_strings("s", &StringPredicate::Eq("b".into()))
+        .filter_strings("s", &StringPredicate::Eq("b".into()), 0..seg.num_blocks())
         .unwrap()
         .iter()
         .collect();

@@ -7,8 +7,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef};
 use basalt_segment::{
-    Codec, ColumnType, Interval, Segment, SegmentSource, SegmentWriter, StatValue, StringPredicate,
-    WriteOptions,
+    Codec, ColumnType, Interval, Segment, SegmentSource, SegmentWriter, StatValue, StringMatch,
+    StringPredicate, WriteOptions,
 };
 use proptest::prelude::*;
 
@@ -151,11 +151,11 @@ proptest! {
         let expected_nulls: Vec<u32> = rows.1.iter().enumerate().filter(|(_, v)| v.is_none()).map(|(i, _)| i as u32).collect();
         prop_assert_eq!(nulls, expected_nulls);
         if let Some(Some(probe)) = rows.1.iter().find(|v| v.is_some()) {
-            let hits: Vec<u32> = seg.filter_strings("s", &StringPredicate::Eq(probe.clone())).unwrap().iter().collect();
+            let hits: Vec<u32> = seg.filter_strings("s", &StringPredicate::Eq(probe.clone()), 0..seg.num_blocks()).unwrap().iter().collect();
             let expected: Vec<u32> = rows.1.iter().enumerate().filter(|(_, v)| v.as_deref() == Some(probe.as_str())).map(|(i, _)| i as u32).collect();
             prop_assert_eq!(hits, expected);
         }
-        let none = seg.filter_strings("s", &StringPredicate::Eq("\u{1}never".into())).unwrap();
+        let none = seg.filter_strings("s", &StringPredicate::Eq("\u{1}never".into()), 0..seg.num_blocks()).unwrap();
         prop_assert!(none.is_empty());
 
         // Statistics.
@@ -172,6 +172,20 @@ proptest! {
         prop_assert_eq!(dict.len(), distinct.len());
         for (code, v) in distinct.iter().enumerate() {
             prop_assert_eq!(dict.lookup(v), Some(code as u32));
+        }
+
+        // A scan of the codes (a column without an index, or a wide match) over any run of blocks selects the
+        // rows of those blocks whose value has a wanted code; NULL rows (code 0 in the file) never match.
+        let wanted: Vec<u32> = (0..dict.len() as u32).step_by(2).collect();
+        let m = StringMatch::Codes { codes: wanted.clone(), dict_len: dict.len() };
+        let nb = seg.num_blocks();
+        for blocks in [0..nb, nb / 3..nb - nb / 3, nb / 2..nb, 0..nb.min(1)] {
+            let got: Vec<u32> = seg.rows_matching("s", &m, blocks.clone()).unwrap().iter().collect();
+            let range = seg.rows_of(&blocks);
+            let expected: Vec<u32> = range
+                .filter(|r| rows.1[*r as usize].as_deref().and_then(|v| dict.lookup(v)).is_some_and(|c| c % 2 == 0))
+                .collect();
+            prop_assert_eq!(got, expected, "blocks {:?}", blocks);
         }
     }
 }
@@ -238,8 +252,12 @@ fn a_near_unique_string_column_has_no_bitmap_index_and_filters_by_scanning_its_c
             .map(|(i, _)| i as u32)
             .collect()
     };
-    let got =
-        |p: StringPredicate| -> Vec<u32> { seg.filter_strings("s", &p).unwrap().iter().collect() };
+    let got = |p: StringPredicate| -> Vec<u32> {
+        seg.filter_strings("s", &p, 0..seg.num_blocks())
+            .unwrap()
+            .iter()
+            .collect()
+    };
     let eq = got(StringPredicate::Eq("u00007".into()));
     assert_eq!(eq, brute(&|v| v == "u00007"));
     assert!(!eq.is_empty());

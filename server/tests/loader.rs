@@ -190,7 +190,10 @@ fn sales_csv_with_us_dates_and_quoted_commas() {
             pattern: "%,%".into(),
             case_insensitive: false,
         };
-        with_commas += seg.filter_strings("address_line1", &pred).unwrap().len();
+        with_commas += seg
+            .filter_strings("address_line1", &pred, 0..seg.num_blocks())
+            .unwrap()
+            .len();
     }
     assert_eq!(with_commas, want["addresses_with_commas"].as_u64().unwrap());
     // Month segments: 2003-01 .. 2005-05.
