@@ -1,7 +1,9 @@
-//! Block compression of fixed-width regions: LZ4 or zstd, one compressed block per `BLOCK_ROWS` rows.
+//! Compression of regions: fixed-width `values` regions block by block (LZ4 or zstd, one compressed block per
+//! `BLOCK_ROWS` rows), dictionaries whole.
 //!
-//! A compressed region is `(n_blocks + 1) x u64 LE` block offsets (relative to the end of that offset table)
-//! followed by the compressed blocks.
+//! A compressed `values` region is `(n_blocks + 1) x u64 LE` block offsets (relative to the end of that offset
+//! table) followed by the compressed blocks. A compressed dictionary is one LZ4 block prefixed with its
+//! decompressed length (u32 LE), or one zstd frame.
 
 use crate::footer::Codec;
 
@@ -85,4 +87,25 @@ pub fn decompress_block(
         ));
     }
     Ok(out)
+}
+
+/// Compresses a whole region (a dictionary); `None` when that saves less than a fifth.
+pub fn compress_whole(raw: &[u8], codec: Codec) -> Option<Vec<u8>> {
+    let out = match codec {
+        Codec::None => return None,
+        Codec::Lz4 => lz4_flex::block::compress_prepend_size(raw),
+        Codec::Zstd => zstd::bulk::compress(raw, 3).ok()?,
+    };
+    (out.len() * 5 <= raw.len() * 4).then_some(out)
+}
+
+/// Decompresses a region written by [`compress_whole`].
+pub fn decompress_whole(src: &[u8], codec: Codec) -> Result<Vec<u8>, String> {
+    match codec {
+        Codec::None => Ok(src.to_vec()),
+        Codec::Lz4 => {
+            lz4_flex::block::decompress_size_prepended(src).map_err(|e| format!("lz4: {e}"))
+        }
+        Codec::Zstd => zstd::stream::decode_all(src).map_err(|e| format!("zstd: {e}")),
+    }
 }

@@ -27,4 +27,4 @@ pub use mem::MemSource;
 pub use reader::Segment;
 pub use schema::{Aggregator, ColumnDef, ColumnRole, ColumnType, TableSchema};
 pub use source::{ColumnInfo, Dictionary, SegmentSource, StringMatch, StringPredicate};
-pub use writer::{SegmentWriter, WriteOptions};
+pub use writer::{IndexPolicy, SegmentWriter, WriteOptions};

@@ -16,7 +16,7 @@ use arrow_array::{ArrayRef, DictionaryArray, PrimitiveArray, StringArray};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use roaring::RoaringBitmap;
 
-use crate::codec::decompress_block;
+use crate::codec::{decompress_block, decompress_whole};
 use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region};
 use crate::format::{
     ALIGNMENT, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, MIN_READ_VERSION, TRAILER_LEN,
@@ -304,7 +304,17 @@ impl Segment {
         }
         let meta = &self.footer.columns[ci];
         let card = meta.stats.distinct.unwrap_or(0) as usize;
-        let buf = self.region(ci, RegionKind::Dictionary)?;
+        let mut buf = self.region(ci, RegionKind::Dictionary)?;
+        if let Some(codec) = meta
+            .dictionary
+            .map(|r| r.codec)
+            .filter(|c| *c != Codec::None)
+        {
+            // A compressed dictionary (version 3) is decompressed once per open segment.
+            let raw = decompress_whole(buf.as_slice(), codec)
+                .map_err(|e| self.corrupt(ci, RegionKind::Dictionary, e))?;
+            buf = Buffer::from_vec(raw);
+        }
         let offsets_len = (card + 1) * 4;
         let data_at = offsets_len.next_multiple_of(8);
         if buf.len() < data_at {
@@ -595,6 +605,17 @@ fn validate_footer(
                     format!("offset {} is not {ALIGNMENT}-byte aligned", r.offset),
                 ));
             }
+        }
+        // Only `values` and (from version 3) `dictionary` regions may be compressed.
+        let dict_codec = c.dictionary.map_or(Codec::None, |r| r.codec);
+        if (dict_codec != Codec::None && footer.format_version < 3)
+            || c.bitmaps.is_some_and(|r| r.codec != Codec::None)
+            || c.nulls.is_some_and(|r| r.codec != Codec::None)
+        {
+            return Err(fail(
+                RegionKind::Dictionary,
+                "only values regions (and, from version 3, dictionaries) may be compressed".into(),
+            ));
         }
         let raw = rows * c.width as usize;
         match c.values.codec {

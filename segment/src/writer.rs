@@ -9,7 +9,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use roaring::RoaringBitmap;
 
-use crate::codec::compress_blocks;
+use crate::codec::{compress_blocks, compress_whole};
 use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region, StatValue};
 use crate::format::{
     align_up, BLOCK_ROWS, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, INDEX_ALL_BELOW_ROWS,
@@ -18,20 +18,37 @@ use crate::format::{
 use crate::schema::{ColumnDef, ColumnType, TableSchema};
 use crate::{Error, Result};
 
+/// Which string columns get a bitmap index (near-unique columns never do; see `FORMAT.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IndexPolicy {
+    /// Those whose bitmaps take no more bytes than their codes uncompressed (and every column of a segment
+    /// with fewer than [`INDEX_ALL_BELOW_ROWS`] rows). Bitmaps of values spread over the time chunk cost more
+    /// than that (two bytes per row of a rare value), and a scan of the codes answers a filter about as fast;
+    /// where rows of a value cluster, run containers make the bitmaps small, and they answer a selective
+    /// filter without a scan.
+    #[default]
+    Auto,
+    /// Every string column with enough rows per value, whatever the bitmaps cost.
+    All,
+}
+
 /// Options of the segment writer.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
-    /// Compression of numeric values and dictionary codes; applied only where it saves a fifth or more.
+    /// Compression of numeric values, dictionary codes and dictionaries; applied only where it saves a fifth
+    /// or more.
     pub codec: Codec,
     /// Rows per block (tests use small blocks to exercise block boundaries).
     pub block_rows: usize,
+    pub index: IndexPolicy,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
-            codec: Codec::Lz4,
+            codec: Codec::Zstd,
             block_rows: BLOCK_ROWS,
+            index: IndexPolicy::default(),
         }
     }
 }
@@ -361,8 +378,10 @@ impl SegmentWriter {
         index.extend_from_slice(&0u64.to_le_bytes());
         for c in (0..card).filter(|_| indexed) {
             let rows = by_code[starts[c]..starts[c + 1]].iter().copied();
-            let bm = RoaringBitmap::from_sorted_iter(rows)
+            let mut bm = RoaringBitmap::from_sorted_iter(rows)
                 .map_err(|e| Error::InvalidInput(format!("column {name:?}: bitmap: {e}")))?;
+            // Runs of rows (a value that clusters in time) as run containers.
+            bm.optimize();
             bm.serialize_into(&mut serialized)
                 .map_err(|e| Error::InvalidInput(format!("column {name:?}: bitmap: {e}")))?;
             index.extend_from_slice(&(serialized.len() as u64).to_le_bytes());
@@ -374,8 +393,15 @@ impl SegmentWriter {
                 Some(c) => buf.region(&c, self.options.codec),
                 None => buf.region(&codes, Codec::None),
             };
-        let dictionary = Some(buf.region(&dict, Codec::None));
-        let bitmaps = indexed.then(|| buf.region(&index, Codec::None));
+        let dictionary = Some(match compress_whole(&dict, self.options.codec) {
+            Some(c) => buf.region(&c, self.options.codec),
+            None => buf.region(&dict, Codec::None),
+        });
+        let small_segment = provisional.len() < INDEX_ALL_BELOW_ROWS;
+        let pays = index.len() <= codes.len();
+        let bitmaps = (indexed
+            && (small_segment || pays || self.options.index == IndexPolicy::All))
+            .then(|| buf.region(&index, Codec::None));
         let stats = ColumnStats {
             null_count: nulls.len(),
             min: order

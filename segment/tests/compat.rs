@@ -24,6 +24,7 @@ fn write_fixture() {
     let bytes = SegmentWriter::new(WriteOptions {
         codec: Codec::Lz4,
         block_rows: 5,
+        ..Default::default()
     })
     .encode(
         &common::schema(),

@@ -15,6 +15,7 @@ fn good_bytes(codec: Codec) -> Vec<u8> {
     SegmentWriter::new(WriteOptions {
         codec,
         block_rows: 128,
+        ..Default::default()
     })
     .encode(&common::schema(), interval, &common::batch(&rows))
     .unwrap()

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use basalt_ingest::{DimensionSpec, IngestSpec, LoadOptions, Loader, MetricSpec, Transform};
-use basalt_segment::{Codec, FileCatalog, Granularity, WriteOptions};
+use basalt_segment::{Codec, FileCatalog, Granularity, IndexPolicy, WriteOptions};
 use clap::Args;
 
 use crate::error::{Error, Result};
@@ -62,9 +62,13 @@ pub struct LoadArgs {
     /// Rows per segment at most.
     #[arg(long)]
     pub max_rows_per_segment: Option<usize>,
-    /// Compression of segment columns: lz4 (default), zstd or none.
-    #[arg(long, default_value = "lz4")]
+    /// Compression of segment columns and dictionaries: zstd (default), lz4 or none.
+    #[arg(long, default_value = "zstd")]
     pub codec: String,
+    /// Which string columns get a bitmap index: auto (where the bitmaps cost no more than the column's codes;
+    /// filters on the others scan their codes) or all (every column with at least 8 rows per value).
+    #[arg(long, default_value = "auto")]
+    pub bitmap_index: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -192,6 +196,15 @@ pub fn run(a: LoadArgs) -> Result<()> {
             )))
         }
     };
+    let index = match a.bitmap_index.as_str() {
+        "auto" => IndexPolicy::Auto,
+        "all" => IndexPolicy::All,
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown bitmap index policy {other:?} (auto or all)"
+            )))
+        }
+    };
     for f in &a.files {
         if !f.is_file() {
             return Err(Error::Usage(format!(
@@ -222,6 +235,7 @@ pub fn run(a: LoadArgs) -> Result<()> {
         replace: a.replace,
         write: WriteOptions {
             codec,
+            index,
             ..WriteOptions::default()
         },
         progress,
