@@ -607,15 +607,19 @@ fn validate_footer(
             }
         }
         // Only `values` and (from version 3) `dictionary` regions may be compressed.
-        let dict_codec = c.dictionary.map_or(Codec::None, |r| r.codec);
-        if (dict_codec != Codec::None && footer.format_version < 3)
-            || c.bitmaps.is_some_and(|r| r.codec != Codec::None)
-            || c.nulls.is_some_and(|r| r.codec != Codec::None)
-        {
-            return Err(fail(
-                RegionKind::Dictionary,
-                "only values regions (and, from version 3, dictionaries) may be compressed".into(),
-            ));
+        for kind in [
+            RegionKind::Dictionary,
+            RegionKind::Bitmaps,
+            RegionKind::Nulls,
+        ] {
+            let compressed = kind.of(c).is_some_and(|r| r.codec != Codec::None);
+            if compressed && !(kind == RegionKind::Dictionary && footer.format_version >= 3) {
+                return Err(fail(
+                    kind,
+                    "only values regions (and, from version 3, dictionaries) may be compressed"
+                        .into(),
+                ));
+            }
         }
         let raw = rows * c.width as usize;
         match c.values.codec {

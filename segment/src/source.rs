@@ -404,24 +404,27 @@ pub trait SegmentSource: Send + Sync + Debug {
         blocks: Range<usize>,
     ) -> Result<RoaringBitmap> {
         let rows = self.rows_of(&blocks);
-        let mut found = match m {
+        let mut found = RoaringBitmap::new();
+        match m {
             StringMatch::Codes { codes, dict_len } => {
-                if let Some(found) = self.scan_codes(column, *dict_len, codes, blocks)? {
-                    return Ok(found);
+                if let Some(scanned) = self.scan_codes(column, *dict_len, codes, blocks)? {
+                    return Ok(scanned);
                 }
                 // Blocks that are not dictionary-coded: one bitmap per code.
-                let mut found = RoaringBitmap::new();
                 for code in codes {
                     found |= self.value_bitmap(column, *code)?;
                 }
-                found
             }
-            StringMatch::Rows(b) => b.clone(),
-        };
-        if rows != (0..self.num_rows() as u32) {
-            found.remove_range(..rows.start);
-            found.remove_range(rows.end..);
+            // The blocks' rows of the segment's rows (copying only the containers in range).
+            StringMatch::Rows(b) if rows != (0..self.num_rows() as u32) => {
+                found.insert_range(rows);
+                found &= b;
+                return Ok(found);
+            }
+            StringMatch::Rows(b) => return Ok(b.clone()),
         }
+        found.remove_range(..rows.start);
+        found.remove_range(rows.end..);
         Ok(found)
     }
 

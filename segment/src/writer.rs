@@ -327,8 +327,8 @@ impl SegmentWriter {
         // A near-unique column (fewer than INDEX_MIN_ROWS_PER_VALUE rows per value) gets no index: its
         // bitmaps would be most of the file, and scanning its codes answers a filter about as fast.
         let non_null = provisional.len() - nulls.len() as usize;
-        let indexed = provisional.len() < INDEX_ALL_BELOW_ROWS
-            || non_null >= card.saturating_mul(INDEX_MIN_ROWS_PER_VALUE);
+        let small_segment = provisional.len() < INDEX_ALL_BELOW_ROWS;
+        let indexed = small_segment || non_null >= card.saturating_mul(INDEX_MIN_ROWS_PER_VALUE);
         let mut starts = vec![0usize; if indexed { card + 1 } else { 1 }];
         for id in provisional.iter().filter(|_| indexed) {
             if *id != u32::MAX {
@@ -397,7 +397,6 @@ impl SegmentWriter {
             Some(c) => buf.region(&c, self.options.codec),
             None => buf.region(&dict, Codec::None),
         });
-        let small_segment = provisional.len() < INDEX_ALL_BELOW_ROWS;
         let pays = index.len() <= codes.len();
         let bitmaps = (indexed
             && (small_segment || pays || self.options.index == IndexPolicy::All))

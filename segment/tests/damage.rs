@@ -172,16 +172,7 @@ fn a_code_beyond_the_dictionary_is_an_error_even_with_valid_checksums() {
     bytes[region.offset as usize + 200] = 0xFF;
     footer.columns[col].values.crc32c =
         crc32c::crc32c(&bytes[region.offset as usize..(region.offset + region.len) as usize]);
-    let old_footer_len =
-        u64::from_le_bytes(bytes[good.len() - TRAILER_LEN..][..8].try_into().unwrap()) as usize;
-    let footer_at = good.len() - TRAILER_LEN - old_footer_len;
-    let json = serde_json::to_vec(&footer).unwrap();
-    let trailer = good[good.len() - TRAILER_LEN..].to_vec();
-    bytes.truncate(footer_at);
-    bytes.extend_from_slice(&json);
-    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
-    bytes.extend_from_slice(&trailer[12..]);
+    let bytes = with_footer(bytes, &footer);
 
     let (_d2, seg) = open_bytes(&bytes);
     let seg = seg.unwrap();
@@ -198,4 +189,58 @@ fn a_code_beyond_the_dictionary_is_an_error_even_with_valid_checksums() {
         );
     }
     seg.read_block("s", 2).unwrap();
+}
+
+/// `bytes` (a whole segment file) with its footer replaced by `footer`, checksummed.
+fn with_footer(mut bytes: Vec<u8>, footer: &basalt_segment::footer::Footer) -> Vec<u8> {
+    let len = bytes.len();
+    let old_footer_len =
+        u64::from_le_bytes(bytes[len - TRAILER_LEN..][..8].try_into().unwrap()) as usize;
+    let footer_at = len - TRAILER_LEN - old_footer_len;
+    let json = serde_json::to_vec(footer).unwrap();
+    let trailer = bytes[len - TRAILER_LEN..].to_vec();
+    bytes.truncate(footer_at);
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
+    bytes.extend_from_slice(&trailer[12..]);
+    bytes
+}
+
+/// Only values regions and (from version 3) dictionaries may be compressed: a footer that says a bitmaps
+/// region is, or a version 2 file whose dictionary is, fails to open with the column and region named.
+#[test]
+fn a_compressed_bitmaps_region_or_a_v2_compressed_dictionary_fails_open() {
+    let good = good_bytes(Codec::Zstd);
+    let (_d, seg) = open_bytes(&good);
+    let footer = seg.unwrap().footer().clone();
+    let col = footer.columns.iter().position(|c| c.name == "s").unwrap();
+
+    let mut bad = footer.clone();
+    bad.columns[col]
+        .bitmaps
+        .as_mut()
+        .expect("a small segment indexes every string column")
+        .codec = Codec::Zstd;
+    let (_d2, seg) = open_bytes(&with_footer(good.clone(), &bad));
+    let err = seg.unwrap_err().to_string();
+    assert!(
+        err.contains("column \"s\", region bitmap index") && err.contains("may be compressed"),
+        "{err}"
+    );
+
+    let mut v2 = footer.clone();
+    v2.format_version = 2;
+    v2.columns[col].dictionary.as_mut().unwrap().codec = Codec::Zstd;
+    let mut bytes = with_footer(good.clone(), &v2);
+    // The version is also in the header and the trailer.
+    let len = bytes.len();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[len - 12..len - 8].copy_from_slice(&2u32.to_le_bytes());
+    let (_d3, seg) = open_bytes(&bytes);
+    let err = seg.unwrap_err().to_string();
+    assert!(
+        err.contains("column \"s\", region dictionary") && err.contains("may be compressed"),
+        "{err}"
+    );
 }
