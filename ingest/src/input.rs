@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
+
 use crate::record::{Record, Rejection};
 use crate::spec::InputFormat;
 use crate::{Error, Result};
@@ -92,6 +94,44 @@ fn open_text(path: &Path, counter: &ByteCounter) -> Result<Box<dyn BufRead>> {
     } else {
         Box::new(BufReader::with_capacity(1 << 16, counted))
     })
+}
+
+/// What [`read_chunks`] hands over: one row, or a whole Arrow batch of Parquet input with the row number of its
+/// first row (which [`batch_rows`] turns into rows when the caller cannot take it whole).
+pub enum Chunk<'a> {
+    Row(Item<'a>),
+    Batch(u64, &'a RecordBatch),
+}
+
+/// As [`read_file`], but Parquet input comes as whole batches.
+pub fn read_chunks(
+    path: &Path,
+    format: InputFormat,
+    counter: &ByteCounter,
+    f: &mut dyn FnMut(Chunk<'_>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    if resolve_format(path, format)? != InputFormat::Parquet {
+        return read_file(path, format, counter, &mut |item| f(Chunk::Row(item)));
+    }
+    parquet::read_batches(path, counter, &mut |first_line, batch| {
+        f(Chunk::Batch(first_line, batch))
+    })
+    .map_err(|e| match e {
+        Error::Input { .. } | Error::Io { .. } => e,
+        other => Error::Input {
+            file: PathBuf::from(path),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// Calls `f` with each row of a Parquet batch (numbered from `first_line`) until it breaks.
+pub fn batch_rows(
+    batch: &RecordBatch,
+    first_line: u64,
+    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+) -> Result<ControlFlow<()>> {
+    parquet::each_row(batch, first_line, f)
 }
 
 /// Reads every row of `path` in `format`, calling `f` for each until it breaks.

@@ -12,7 +12,7 @@ use basalt_segment::{Catalog, Commit, TableSchema, WriteOptions};
 
 use crate::build::SegmentBuilder;
 use crate::infer::{self, Sampler};
-use crate::input::{self, ByteCounter};
+use crate::input::{self, ByteCounter, Chunk, Item};
 use crate::record::Rejection;
 use crate::rollup::{rollup, sort_rows};
 use crate::rows::{RowBuffer, RowPlan};
@@ -187,16 +187,31 @@ impl<'a> Loader<'a> {
             for file in files {
                 let counter = ByteCounter::default();
                 let mut since_report = 0u32;
-                input::read_file(file, self.spec.format, &counter, &mut |item| {
-                    progress.summary.rows_read += 1;
-                    match item.row {
-                        Ok(record) => {
-                            if let Err(rej) = buffer.push(record) {
-                                progress.reject(file, item.line, rej)?;
-                            }
+                input::read_chunks(file, self.spec.format, &counter, &mut |chunk| {
+                    let rows = match chunk {
+                        Chunk::Row(item) => {
+                            take_row(&mut buffer, &mut progress, file, item)?;
+                            1
                         }
-                        Err(rej) => progress.reject(file, item.line, rej)?,
-                    }
+                        Chunk::Batch(first_line, batch) => {
+                            match buffer.push_arrow(batch) {
+                                Some(rejected) => {
+                                    progress.summary.rows_read += batch.num_rows() as u64;
+                                    for (row, rej) in rejected {
+                                        progress.reject(file, first_line + row as u64, rej)?;
+                                    }
+                                }
+                                None => {
+                                    // (`take_row` never breaks: every row is read.)
+                                    let _ = input::batch_rows(batch, first_line, &mut |item| {
+                                        take_row(&mut buffer, &mut progress, file, item)?;
+                                        Ok(ControlFlow::Continue(()))
+                                    })?;
+                                }
+                            }
+                            batch.num_rows() as u32
+                        }
+                    };
                     if buffer.len() >= tuning.max_rows_in_memory || buffer.bytes() >= run_budget {
                         let path = scratch.path().join(format!("run-{}.arrow", runs.len()));
                         row_bytes = buffer.bytes() / buffer.len().max(1);
@@ -211,7 +226,7 @@ impl<'a> Loader<'a> {
                             write_run(&path, &sort_batch(&batch, &schema)?, batch_rows)
                         }));
                     }
-                    since_report += 1;
+                    since_report += rows;
                     if since_report >= 65_536 {
                         since_report = 0;
                         if let Some(p) = &self.options.progress {
@@ -307,6 +322,25 @@ impl<'a> Loader<'a> {
         summary.elapsed = started.elapsed();
         Ok(progress.summary)
     }
+}
+
+/// Converts one row into `buffer`, or records why it was rejected.
+fn take_row(
+    buffer: &mut RowBuffer,
+    progress: &mut Progress,
+    file: &Path,
+    item: Item<'_>,
+) -> Result<()> {
+    progress.summary.rows_read += 1;
+    match item.row {
+        Ok(record) => {
+            if let Err(rej) = buffer.push(record) {
+                progress.reject(file, item.line, rej)?;
+            }
+        }
+        Err(rej) => progress.reject(file, item.line, rej)?,
+    }
+    Ok(())
 }
 
 fn sorted(buffer: &mut RowBuffer) -> Result<arrow_array::RecordBatch> {

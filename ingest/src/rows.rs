@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
 use basalt_segment::schema::COUNT_COLUMN;
 use basalt_segment::{Aggregator, ColumnType, Granularity, TableSchema};
 
@@ -120,6 +122,10 @@ pub struct RowBuffer {
     plan: RowPlan,
     time: Vec<i64>,
     builders: Vec<Builder>,
+    /// Whole converted batches (time first, then the plan's columns), in arrival order after any rows the
+    /// builders held when each came.
+    chunks: Vec<Vec<ArrayRef>>,
+    rows: usize,
     bytes: usize,
 }
 
@@ -146,6 +152,8 @@ impl RowBuffer {
             plan,
             time: Vec::new(),
             builders,
+            chunks: Vec::new(),
+            rows: 0,
             bytes: 0,
         }
     }
@@ -155,11 +163,11 @@ impl RowBuffer {
     }
 
     pub fn len(&self) -> usize {
-        self.time.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.time.is_empty()
+        self.rows == 0
     }
 
     /// Estimated bytes held.
@@ -277,6 +285,7 @@ impl RowBuffer {
             self.widen(i);
         }
         self.time.push(time);
+        self.rows += 1;
         self.bytes += 8;
         for (cell, builder) in cells.into_iter().zip(&mut self.builders) {
             self.bytes += 9;
@@ -305,6 +314,9 @@ impl RowBuffer {
                 .for_each(|v| nb.append_option(v.map(|v| v as f64)));
             self.builders[i] = Builder::Double(nb);
         }
+        for chunk in &mut self.chunks {
+            chunk[i + 1] = widen_array(&chunk[i + 1]);
+        }
         let col = &mut self.plan.columns[i];
         col.ty = ColumnType::Double;
         col.widenable = false;
@@ -319,8 +331,8 @@ impl RowBuffer {
         }
     }
 
-    /// Takes the buffered rows as a batch of the plan's schema (time as Int64), leaving the buffer empty.
-    pub fn take_batch(&mut self) -> Result<RecordBatch> {
+    /// The rows the builders hold, as arrays (time first), leaving the builders empty.
+    fn finish_builders(&mut self) -> Vec<ArrayRef> {
         let mut arrays: Vec<ArrayRef> =
             vec![Arc::new(Int64Array::from(std::mem::take(&mut self.time)))];
         for b in &mut self.builders {
@@ -330,11 +342,199 @@ impl RowBuffer {
                 Builder::Str(b) => Arc::new(b.finish()),
             });
         }
+        arrays
+    }
+
+    /// Appends a whole Arrow batch (Parquet input) converted column by column, when every column the table
+    /// takes from it converts to its table type with no check per value (see [`convert_batch`]). Returns the
+    /// rows it rejected (a missing time), by row of `batch`; `None` (nothing appended) when the batch must go
+    /// row by row through [`RowBuffer::push`].
+    pub fn push_arrow(&mut self, batch: &RecordBatch) -> Option<Rejected> {
+        let (arrays, rejected) = convert_batch(&self.plan, batch)?;
+        let rows = arrays[0].len();
+        if rows == 0 {
+            return Some(rejected);
+        }
+        if !self.time.is_empty() {
+            let earlier = self.finish_builders();
+            self.chunks.push(earlier);
+        }
+        self.rows += rows;
+        self.bytes += rows * (8 + 9 * self.builders.len());
+        for a in &arrays[1..] {
+            if let Some(s) = a.as_string_opt::<i32>() {
+                let offsets = s.value_offsets();
+                self.bytes += (offsets[offsets.len() - 1] - offsets[0]) as usize;
+            }
+        }
+        self.chunks.push(arrays);
+        Some(rejected)
+    }
+
+    /// Takes the buffered rows as a batch of the plan's schema (time as Int64), leaving the buffer empty.
+    pub fn take_batch(&mut self) -> Result<RecordBatch> {
+        let mut arrays = self.finish_builders();
+        let chunks = std::mem::take(&mut self.chunks);
+        if !chunks.is_empty() {
+            let internal = |e: arrow_schema::ArrowError| {
+                Error::Spec(format!("internal: joining converted batches: {e}"))
+            };
+            for (i, slot) in arrays.iter_mut().enumerate() {
+                let mut parts: Vec<&dyn arrow_array::Array> =
+                    chunks.iter().map(|c| c[i].as_ref()).collect();
+                if !slot.is_empty() {
+                    parts.push(slot.as_ref());
+                }
+                *slot = arrow_select::concat::concat(&parts).map_err(internal)?;
+            }
+        }
+        self.rows = 0;
         self.bytes = 0;
         let schema = Arc::new(self.plan.schema.arrow_schema());
         RecordBatch::try_new(schema, arrays)
             .map_err(|e| Error::Spec(format!("internal: building a batch: {e}")))
     }
+}
+
+/// Rejected rows of a batch, by row.
+pub type Rejected = Vec<(usize, Rejection)>;
+
+/// Converts a whole Arrow batch to the plan's columns (time first, as epoch ms), with the rows whose time is
+/// missing left out and returned as rejections. `None` when some column would need a check per value (a
+/// transform, a count metric, a float into a long column, a number into a string column, a time in seconds or
+/// text...): such a batch goes row by row, and comes out the same.
+fn convert_batch(plan: &RowPlan, batch: &RecordBatch) -> Option<(Vec<ArrayRef>, Rejected)> {
+    if !plan.transforms.is_empty() || matches!(plan.time_format, TimeFormat::EpochSeconds) {
+        return None;
+    }
+    let Source::Field(time_field) = &plan.time else {
+        return None;
+    };
+    let time = epoch_millis(batch.column_by_name(time_field)?.as_ref())?;
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(plan.columns.len() + 1);
+    for col in &plan.columns {
+        let Source::Field(field) = &col.source else {
+            return None;
+        };
+        if col.count_values {
+            return None;
+        }
+        let target = match col.ty {
+            ColumnType::Double => DataType::Float64,
+            ColumnType::String => DataType::Utf8,
+            _ => DataType::Int64,
+        };
+        let Some(input) = batch.column_by_name(field) else {
+            arrays.push(arrow_array::new_null_array(&target, batch.num_rows()));
+            continue;
+        };
+        let from = input.data_type();
+        let converted = match col.ty {
+            ColumnType::String if is_text(from) => {
+                let text = arrow_cast::cast(input, &DataType::Utf8).ok()?;
+                null_markers(text.as_string::<i32>(), &plan.null_values)
+            }
+            ColumnType::Double
+                if from.is_integer()
+                    || matches!(
+                        from,
+                        DataType::Float32 | DataType::Float64 | DataType::Boolean
+                    ) =>
+            {
+                arrow_cast::cast(input, &DataType::Float64).ok()?
+            }
+            ColumnType::Long
+                if (from.is_integer() && from != &DataType::UInt64)
+                    || from == &DataType::Boolean =>
+            {
+                arrow_cast::cast(input, &DataType::Int64).ok()?
+            }
+            ColumnType::Long if from.is_temporal() => Arc::new(epoch_millis(input.as_ref())?),
+            _ => return None,
+        };
+        arrays.push(converted);
+    }
+    let floored: Int64Array = time.unary(|ms| plan.truncate.floor(ms));
+    let mut rejected = Vec::new();
+    if floored.null_count() == 0 {
+        arrays.insert(0, Arc::new(floored));
+        return Some((arrays, rejected));
+    }
+    let time_name = &plan.schema.time_column;
+    for row in (0..floored.len()).filter(|r| floored.is_null(*r)) {
+        rejected.push((
+            row,
+            Rejection::new(
+                RejectReason::MissingTimestamp,
+                format!("no value in time column {time_name:?}"),
+            ),
+        ));
+    }
+    let keep = arrow_array::BooleanArray::from(
+        (0..floored.len())
+            .map(|r| floored.is_valid(r))
+            .collect::<Vec<bool>>(),
+    );
+    let values: Vec<i64> = floored.iter().flatten().collect();
+    let mut kept: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(values))];
+    for a in &arrays {
+        kept.push(arrow_select::filter::filter(a.as_ref(), &keep).ok()?);
+    }
+    Some((kept, rejected))
+}
+
+/// Whether values of type `t` are text.
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
+}
+
+/// A temporal or integer column as epoch milliseconds, as [`crate::input`] reads one value (dates at midnight
+/// UTC); `None` for other types.
+fn epoch_millis(a: &dyn arrow_array::Array) -> Option<Int64Array> {
+    use arrow_array::types::*;
+    Some(match a.data_type() {
+        DataType::Timestamp(unit, _) => {
+            let ticks = arrow_cast::cast(a, &DataType::Int64).ok()?;
+            let ticks = ticks.as_primitive::<Int64Type>();
+            match unit {
+                TimeUnit::Second => ticks.unary(|v| v.saturating_mul(1000)),
+                TimeUnit::Millisecond => ticks.clone(),
+                TimeUnit::Microsecond => ticks.unary(|v| v.div_euclid(1000)),
+                TimeUnit::Nanosecond => ticks.unary(|v| v.div_euclid(1_000_000)),
+            }
+        }
+        DataType::Date32 => a
+            .as_primitive::<Date32Type>()
+            .unary(|d| d as i64 * 86_400_000),
+        DataType::Date64 => a.as_primitive::<Date64Type>().unary(|v| v),
+        t if t.is_integer() && t != &DataType::UInt64 => {
+            let ints = arrow_cast::cast(a, &DataType::Int64).ok()?;
+            ints.as_primitive::<Int64Type>().clone()
+        }
+        _ => return None,
+    })
+}
+
+/// `text` with the values spelled as a NULL marker (the empty string by default) made NULL.
+fn null_markers(text: &arrow_array::StringArray, markers: &[String]) -> ArrayRef {
+    let marked = |i: usize| text.is_valid(i) && markers.iter().any(|m| m == text.value(i));
+    if markers.is_empty() || !(0..text.len()).any(marked) {
+        return Arc::new(text.clone());
+    }
+    let valid = arrow_buffer::NullBuffer::from(
+        (0..text.len())
+            .map(|i| text.is_valid(i) && !marked(i))
+            .collect::<Vec<bool>>(),
+    );
+    Arc::new(arrow_array::StringArray::new(
+        text.offsets().clone(),
+        text.values().clone(),
+        Some(valid),
+    ))
 }
 
 enum Widen {
@@ -394,7 +594,6 @@ fn show(v: &FieldValue<'_>) -> String {
 
 /// Converts column `name` of a batch from Int64 to Float64 (used when runs spilled before a column widened).
 pub fn widen_array(a: &ArrayRef) -> ArrayRef {
-    use arrow_array::cast::AsArray;
     let longs = a.as_primitive::<arrow_array::types::Int64Type>();
     Arc::new(
         longs

@@ -508,3 +508,160 @@ fn shuffled_input_larger_than_the_memory_budget_loads_in_bounded_memory() {
     assert_eq!(st.min_time, Some(1_704_067_200_000));
     ok(&basalt(&["verify", "--data-dir", d.to_str().unwrap()]));
 }
+
+/// Writes `rows` generated events to a Parquet file: the time (in microseconds, or in seconds as a plain
+/// integer when `seconds`) missing on every 1000th row, text with NULLs and empty strings, a dictionary-encoded
+/// text column, and integer, float, boolean and date columns.
+fn write_events_parquet(path: &std::path::Path, rows: usize, seconds: bool) {
+    use arrow_array::*;
+    use std::sync::Arc;
+    let t0 = 1_700_000_000i64; // 2023-11-14T22:13:20Z
+    let secs: Vec<Option<i64>> = (0..rows as i64)
+        .map(|i| (i % 1000 != 0).then_some(t0 + (i * 37) % 200_000))
+        .collect();
+    let ts: ArrayRef = if seconds {
+        Arc::new(Int64Array::from(secs))
+    } else {
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                secs.iter()
+                    .map(|s| s.map(|s| s * 1_000_000))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        )
+    };
+    let country: ArrayRef = Arc::new(StringArray::from(
+        (0..rows)
+            .map(|i| match (i % 7, i % 11) {
+                (0, _) => Some(String::new()),
+                (_, 0) => None,
+                _ => Some(format!("c{}", i % 5)),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let device: ArrayRef = Arc::new(
+        (0..rows)
+            .map(|i| ["ios", "android", "web"][i % 3])
+            .collect::<DictionaryArray<arrow_array::types::Int32Type>>(),
+    );
+    let n: ArrayRef = Arc::new(Int32Array::from(
+        (0..rows as i32).map(|i| i % 100).collect::<Vec<_>>(),
+    ));
+    let price: ArrayRef = Arc::new(Float32Array::from(
+        (0..rows).map(|i| (i % 10) as f32 * 0.5).collect::<Vec<_>>(),
+    ));
+    let flag: ArrayRef = Arc::new(BooleanArray::from(
+        (0..rows).map(|i| i % 3 == 0).collect::<Vec<_>>(),
+    ));
+    let day: ArrayRef = Arc::new(Date32Array::from(
+        (0..rows as i32).map(|i| 19_000 + i % 4).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_from_iter([
+        ("ts", ts),
+        ("country", country),
+        ("device", device),
+        ("n", n),
+        ("price", price),
+        ("flag", flag),
+        ("day", day),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn parquet_loads_whole_batches_as_row_by_row_would() {
+    // Timestamps in microseconds convert a batch at a time; the same times as epoch seconds go row by row
+    // (a time in seconds is checked per value). Both loads must store the same table, and the numbers below
+    // are worked out from the generator, not read from basalt.
+    let rows = 20_000usize;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let ds = d.to_str().unwrap();
+    let whole = dir.path().join("events.parquet");
+    let by_row = dir.path().join("seconds.parquet");
+    write_events_parquet(&whole, rows, false);
+    write_events_parquet(&by_row, rows, true);
+    let load = |table: &str, file: &std::path::Path, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "load",
+            "--data-dir",
+            ds,
+            "--table",
+            table,
+            "--time-column",
+            "ts",
+            "--max-errors",
+            "100",
+            "--json",
+            // Runs spill and merge (an input batch holds 8,192 rows).
+            "--max-rows-in-memory",
+            "6000",
+        ];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        serde_json::from_str(&ok(&basalt(&args))).unwrap()
+    };
+    let a = load("whole", &whole, &[]);
+    let b = load("by_row", &by_row, &["--time-format", "epoch_s"]);
+    let kept: Vec<usize> = (0..rows).filter(|i| i % 1000 != 0).collect();
+    for s in [&a, &b] {
+        assert_eq!(s["rows_read"], rows as u64);
+        assert_eq!(s["rows_rejected"], 20);
+        assert_eq!(s["rejected_by_reason"]["missing_timestamp"], 20);
+        assert!(s["spilled_runs"].as_u64().unwrap() >= 2, "{s}");
+    }
+    let first = a["first_rejections"].to_string();
+    assert!(
+        first.contains("events.parquet:1: missing_timestamp: no value in time column \\\"ts\\\""),
+        "{first}"
+    );
+    assert!(
+        first.contains("events.parquet:1001: missing_timestamp"),
+        "{first}"
+    );
+    assert!(
+        first.contains("events.parquet:9001: missing_timestamp"),
+        "{first}"
+    );
+
+    let (sa, sb) = (table_stats(&d, "whole"), table_stats(&d, "by_row"));
+    assert_eq!(sa.rows, kept.len() as u64);
+    let sum = |f: &dyn Fn(usize) -> i64| kept.iter().map(|i| f(*i)).sum::<i64>();
+    assert_eq!(sa.long_sums["n"], sum(&|i| (i % 100) as i64));
+    assert_eq!(sa.long_sums["flag"], sum(&|i| i64::from(i % 3 == 0)));
+    assert_eq!(
+        sa.long_sums["day"],
+        sum(&|i| (19_000 + (i % 4) as i64) * 86_400_000)
+    );
+    let price: f64 = kept.iter().map(|i| (i % 10) as f64 * 0.5).sum();
+    assert!((sa.double_sums["price"] - price).abs() < 1e-6);
+    let null_countries = kept.iter().filter(|i| *i % 7 == 0 || *i % 11 == 0).count();
+    assert_eq!(sa.nulls["country"], null_countries as u64);
+    assert_eq!(sa.nulls["ts"], 0);
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        sa.distinct["country"],
+        names(&["c0", "c1", "c2", "c3", "c4"])
+    );
+    assert_eq!(sa.distinct["device"], names(&["android", "ios", "web"]));
+    let t0 = 1_700_000_000_000i64;
+    let times = || {
+        kept.iter()
+            .map(|i| t0 + ((*i as i64 * 37) % 200_000) * 1000)
+    };
+    assert_eq!(sa.min_time, times().min());
+    assert_eq!(sa.max_time, times().max());
+
+    assert_eq!(sa.rows, sb.rows);
+    assert_eq!(sa.long_sums, sb.long_sums);
+    assert_eq!(sa.double_sums, sb.double_sums);
+    assert_eq!(sa.nulls, sb.nulls);
+    assert_eq!(sa.distinct, sb.distinct);
+    assert_eq!(sa.rows_per_chunk, sb.rows_per_chunk);
+    assert_eq!((sa.min_time, sa.max_time), (sb.min_time, sb.max_time));
+}

@@ -94,10 +94,11 @@ pub fn value(a: &dyn Array, i: usize) -> FieldValue<'_> {
     }
 }
 
-pub(super) fn read(
+/// Reads `path` batch by batch, calling `f` with each batch and the 1-based row number of its first row.
+pub(super) fn read_batches(
     path: &Path,
     counter: &ByteCounter,
-    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+    f: &mut dyn FnMut(u64, &RecordBatch) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -116,27 +117,50 @@ pub(super) fn read(
     let mut reported = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| input_error(format!("row {}: {e}", line + 1)))?;
-        let index: FieldIndex = batch
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, fl)| (fl.name().clone(), i))
-            .collect();
-        for row in 0..batch.num_rows() {
-            line += 1;
-            let r = ParquetRow {
-                batch: &batch,
-                index: &index,
-                row,
-            };
-            if f(Item { line, row: Ok(&r) })?.is_break() {
-                return Ok(());
-            }
+        if f(line + 1, &batch)?.is_break() {
+            return Ok(());
         }
+        line += batch.num_rows() as u64;
         let done = size * line / total_rows;
         counter.add((done - reported) as usize);
         reported = done;
     }
     Ok(())
+}
+
+/// Calls `f` with each row of `batch` in turn (numbered from `first_line`) until it breaks.
+pub(super) fn each_row(
+    batch: &RecordBatch,
+    first_line: u64,
+    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+) -> Result<ControlFlow<()>> {
+    let index: FieldIndex = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, fl)| (fl.name().clone(), i))
+        .collect();
+    for row in 0..batch.num_rows() {
+        let r = ParquetRow {
+            batch,
+            index: &index,
+            row,
+        };
+        let line = first_line + row as u64;
+        if f(Item { line, row: Ok(&r) })?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+pub(super) fn read(
+    path: &Path,
+    counter: &ByteCounter,
+    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    read_batches(path, counter, &mut |first_line, batch| {
+        each_row(batch, first_line, f)
+    })
 }
