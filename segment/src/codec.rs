@@ -7,6 +7,9 @@
 
 use crate::footer::Codec;
 
+/// The zstd level of values and dictionaries.
+const ZSTD_LEVEL: i32 = 1;
+
 /// Compresses `raw` (`width` bytes per value) block by block; returns `None` when that saves less than a fifth.
 pub fn compress_blocks(
     raw: &[u8],
@@ -18,12 +21,17 @@ pub fn compress_blocks(
         return None;
     }
     let block_bytes = block_rows * width;
+    // One zstd context serves every block (making one per block cost more than compressing a small block).
+    let mut zstd = match codec {
+        Codec::Zstd => zstd::bulk::Compressor::new(ZSTD_LEVEL).ok(),
+        _ => None,
+    };
     let blocks: Vec<Vec<u8>> = raw
         .chunks(block_bytes)
-        .map(|chunk| match codec {
-            Codec::Lz4 => lz4_flex::block::compress(chunk),
-            Codec::Zstd => zstd::bulk::compress(chunk, 3).unwrap_or_else(|_| chunk.to_vec()),
-            Codec::None => chunk.to_vec(),
+        .map(|chunk| match (codec, &mut zstd) {
+            (Codec::Lz4, _) => lz4_flex::block::compress(chunk),
+            (Codec::Zstd, Some(z)) => z.compress(chunk).unwrap_or_else(|_| chunk.to_vec()),
+            _ => chunk.to_vec(),
         })
         .collect();
     let data_len: usize = blocks.iter().map(Vec::len).sum();
@@ -94,7 +102,7 @@ pub fn compress_whole(raw: &[u8], codec: Codec) -> Option<Vec<u8>> {
     let out = match codec {
         Codec::None => return None,
         Codec::Lz4 => lz4_flex::block::compress_prepend_size(raw),
-        Codec::Zstd => zstd::bulk::compress(raw, 3).ok()?,
+        Codec::Zstd => zstd::bulk::compress(raw, ZSTD_LEVEL).ok()?,
     };
     (out.len() * 5 <= raw.len() * 4).then_some(out)
 }
@@ -107,5 +115,55 @@ pub fn decompress_whole(src: &[u8], codec: Codec) -> Result<Vec<u8>, String> {
             lz4_flex::block::decompress_size_prepended(src).map_err(|e| format!("lz4: {e}"))
         }
         Codec::Zstd => zstd::stream::decode_all(src).map_err(|e| format!("zstd: {e}")),
+    }
+}
+
+/// Replaces each block of `raw` (8-byte LE integers, `block_rows` to a block) with its first value followed by
+/// the wrapping differences of consecutive values ([`crate::footer::Encoding::Delta`]).
+pub fn delta_encode(raw: &[u8], block_rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for block in raw.chunks(block_rows * 8) {
+        let mut prev = 0i64;
+        for v in block.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(v);
+            let v = i64::from_le_bytes(b);
+            out.extend_from_slice(&v.wrapping_sub(prev).to_le_bytes());
+            prev = v;
+        }
+    }
+    out
+}
+
+/// Undoes [`delta_encode`] on one decompressed block, in place.
+pub fn delta_decode(block: &mut [u8]) {
+    let mut acc = 0i64;
+    for v in block.chunks_exact_mut(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(v);
+        acc = acc.wrapping_add(i64::from_le_bytes(b));
+        v.copy_from_slice(&acc.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_round_trips_extremes_block_by_block() {
+        let values = [i64::MIN, i64::MAX, 0, -1, i64::MIN, 5, 5, i64::MAX, 7];
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let encoded = delta_encode(&raw, 4);
+        // Each block of 4 starts with its own first value.
+        assert_eq!(encoded[32..40], i64::MIN.to_le_bytes());
+        assert_eq!(encoded[64..72], 7i64.to_le_bytes());
+        let mut decoded = Vec::new();
+        for block in encoded.chunks(32) {
+            let mut b = block.to_vec();
+            delta_decode(&mut b);
+            decoded.extend_from_slice(&b);
+        }
+        assert_eq!(decoded, raw);
     }
 }

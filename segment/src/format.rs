@@ -1,11 +1,11 @@
-//! Constants of segment format v3. `FORMAT.md` quotes these numbers; `tests/format_constants.rs` asserts them.
+//! Constants of segment format v4. `FORMAT.md` quotes these numbers; `tests/format_constants.rs` asserts them.
 
 /// The first eight bytes of every segment file.
 pub const HEADER_MAGIC: [u8; 8] = *b"BASALTSG";
 /// The last eight bytes of every segment file.
 pub const TRAILER_MAGIC: [u8; 8] = *b"BSLTEND1";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build reads.
 pub const MIN_READ_VERSION: u32 = 1;
 /// Header: magic (8) + version (u32 LE) + zero padding up to [`ALIGNMENT`].

@@ -16,8 +16,8 @@ use arrow_array::{ArrayRef, DictionaryArray, PrimitiveArray, StringArray};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use roaring::RoaringBitmap;
 
-use crate::codec::{decompress_block, decompress_whole};
-use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region};
+use crate::codec::{decompress_block, decompress_whole, delta_decode};
+use crate::footer::{Codec, ColumnMeta, ColumnStats, Encoding, Footer, Interval, Region};
 use crate::format::{
     ALIGNMENT, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, MIN_READ_VERSION, TRAILER_LEN,
     TRAILER_MAGIC,
@@ -403,7 +403,7 @@ impl Segment {
         match meta.values.codec {
             Codec::None => Ok(buf.slice_with_length(range.start * width, range.len() * width)),
             codec => crate::cache::get_or_load((self.number, ci as u32, block as u32), || {
-                let bytes = decompress_block(
+                let mut bytes = decompress_block(
                     buf.as_slice(),
                     self.num_blocks(),
                     block,
@@ -411,6 +411,9 @@ impl Segment {
                     codec,
                 )
                 .map_err(|e| self.corrupt(ci, RegionKind::Values, e))?;
+                if meta.encoding == Encoding::Delta {
+                    delta_decode(&mut bytes);
+                }
                 Ok(Buffer::from_vec(bytes))
             }),
         }
@@ -620,6 +623,17 @@ fn validate_footer(
                         .into(),
                 ));
             }
+        }
+        if c.encoding == Encoding::Delta
+            && (footer.format_version < 4
+                || c.width != 8
+                || !matches!(c.ty, ColumnType::Timestamp | ColumnType::Long)
+                || c.values.codec == Codec::None)
+        {
+            return Err(fail(
+                RegionKind::Values,
+                "delta encoding is for compressed 8-byte integer values (format 4)".into(),
+            ));
         }
         let raw = rows * c.width as usize;
         match c.values.codec {

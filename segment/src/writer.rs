@@ -9,8 +9,10 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use roaring::RoaringBitmap;
 
-use crate::codec::{compress_blocks, compress_whole};
-use crate::footer::{Codec, ColumnMeta, ColumnStats, Footer, Interval, Region, StatValue};
+use crate::codec::{compress_blocks, compress_whole, delta_encode};
+use crate::footer::{
+    Codec, ColumnMeta, ColumnStats, Encoding, Footer, Interval, Region, StatValue,
+};
 use crate::format::{
     align_up, BLOCK_ROWS, FORMAT_VERSION, HEADER_LEN, HEADER_MAGIC, INDEX_ALL_BELOW_ROWS,
     INDEX_MIN_ROWS_PER_VALUE, TRAILER_MAGIC,
@@ -162,6 +164,7 @@ impl SegmentWriter {
                 self.numeric_column(
                     &mut buf,
                     &def.name,
+                    true,
                     values.iter().map(|v| Some(*v)),
                     StatValue::Long,
                     |v: i64| v.to_le_bytes(),
@@ -172,9 +175,14 @@ impl SegmentWriter {
                     DataType::Int64 => array.as_primitive::<Int64Type>(),
                     other => return Err(type_error(&def.name, def.ty, other)),
                 };
-                self.numeric_column(&mut buf, &def.name, a.iter(), StatValue::Long, |v: i64| {
-                    v.to_le_bytes()
-                })?
+                self.numeric_column(
+                    &mut buf,
+                    &def.name,
+                    false,
+                    a.iter(),
+                    StatValue::Long,
+                    |v: i64| v.to_le_bytes(),
+                )?
             }
             ColumnType::Double => {
                 let a = match array.data_type() {
@@ -184,6 +192,7 @@ impl SegmentWriter {
                 self.numeric_column(
                     &mut buf,
                     &def.name,
+                    false,
                     a.iter(),
                     StatValue::Double,
                     |v: f64| v.to_le_bytes(),
@@ -223,10 +232,12 @@ impl SegmentWriter {
         Ok(bytes.len() as u64)
     }
 
+    /// A numeric column; `delta`: store its blocks delta-encoded when they are compressed (8-byte integers).
     fn numeric_column<T: Copy + PartialOrd, const N: usize>(
         &self,
         buf: &mut FileBuf,
         name: &str,
+        delta: bool,
         values: impl Iterator<Item = Option<T>>,
         stat: impl Fn(T) -> StatValue,
         to_le: impl Fn(T) -> [u8; N],
@@ -258,9 +269,25 @@ impl SegmentWriter {
         if !raw.is_empty() {
             block_stats.push(block.finish(&stat));
         }
-        let values = match compress_blocks(&raw, N, block_rows, self.options.codec) {
-            Some(c) => buf.region(&c, self.options.codec),
-            None => buf.region(&raw, Codec::None),
+        let mut encoding = Encoding::Plain;
+        let delta = (delta && N == 8 && self.options.codec != Codec::None)
+            .then(|| {
+                compress_blocks(
+                    &delta_encode(&raw, block_rows),
+                    N,
+                    block_rows,
+                    self.options.codec,
+                )
+            })
+            .flatten();
+        let values = if let Some(c) = delta {
+            encoding = Encoding::Delta;
+            buf.region(&c, self.options.codec)
+        } else {
+            match compress_blocks(&raw, N, block_rows, self.options.codec) {
+                Some(c) => buf.region(&c, self.options.codec),
+                None => buf.region(&raw, Codec::None),
+            }
         };
         let nulls = null_region(buf, &nulls)?;
         Ok(ColumnMeta {
@@ -271,6 +298,7 @@ impl SegmentWriter {
             stats: stats.finish(&stat),
             values,
             width: N as u8,
+            encoding,
             dictionary: None,
             bitmaps: None,
             nulls,
@@ -421,6 +449,7 @@ impl SegmentWriter {
             stats,
             values,
             width: width as u8,
+            encoding: Encoding::Plain,
             dictionary,
             bitmaps,
             nulls,

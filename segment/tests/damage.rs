@@ -4,6 +4,7 @@
 
 mod common;
 
+use basalt_segment::footer::Encoding;
 use basalt_segment::format::{HEADER_LEN, TRAILER_LEN};
 use basalt_segment::reader::RegionKind;
 use basalt_segment::{Codec, Error, Interval, Segment, SegmentSource, SegmentWriter, WriteOptions};
@@ -207,6 +208,48 @@ fn with_footer(mut bytes: Vec<u8>, footer: &basalt_segment::footer::Footer) -> V
     bytes
 }
 
+/// `bytes` (with `footer` saying `version` too) rewritten to say format `version` in header and trailer.
+fn as_version(mut bytes: Vec<u8>, version: u32) -> Vec<u8> {
+    let len = bytes.len();
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
+    bytes[len - 12..len - 8].copy_from_slice(&version.to_le_bytes());
+    bytes
+}
+
+/// Delta encoding is for the compressed 8-byte integer values of a format 4 file: a footer that claims it for
+/// a double column, for an uncompressed time column, or in a version 3 file, fails to open with the column and
+/// region named.
+#[test]
+fn delta_encoding_only_where_format_4_allows_it() {
+    let good = good_bytes(Codec::Zstd);
+    let footer = open_bytes(&good).1.unwrap().footer().clone();
+    let at = |name: &str| footer.columns.iter().position(|c| c.name == name).unwrap();
+    assert_eq!(footer.columns[at("ts")].encoding, Encoding::Delta);
+    assert_eq!(footer.columns[at("l")].encoding, Encoding::Plain);
+    let refused = |bytes: Vec<u8>, column: &str| {
+        let err = open_bytes(&bytes).1.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("column \"{column}\", region values"))
+                && err.contains("delta encoding"),
+            "{err}"
+        );
+    };
+
+    let mut double = footer.clone();
+    double.columns[at("d")].encoding = Encoding::Delta;
+    refused(with_footer(good.clone(), &double), "d");
+
+    let mut v3 = footer.clone();
+    v3.format_version = 3;
+    refused(as_version(with_footer(good.clone(), &v3), 3), "ts");
+
+    let plain = good_bytes(Codec::None);
+    let mut raw = open_bytes(&plain).1.unwrap().footer().clone();
+    assert_eq!(raw.columns[at("ts")].encoding, Encoding::Plain);
+    raw.columns[at("ts")].encoding = Encoding::Delta;
+    refused(with_footer(plain, &raw), "ts");
+}
+
 /// Only values regions and (from version 3) dictionaries may be compressed: a footer that says a bitmaps
 /// region is, or a version 2 file whose dictionary is, fails to open with the column and region named.
 #[test]
@@ -232,12 +275,11 @@ fn a_compressed_bitmaps_region_or_a_v2_compressed_dictionary_fails_open() {
     let mut v2 = footer.clone();
     v2.format_version = 2;
     v2.columns[col].dictionary.as_mut().unwrap().codec = Codec::Zstd;
-    let mut bytes = with_footer(good.clone(), &v2);
-    // The version is also in the header and the trailer.
-    let len = bytes.len();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    bytes[len - 12..len - 8].copy_from_slice(&2u32.to_le_bytes());
-    let (_d3, seg) = open_bytes(&bytes);
+    // (Version 2 knew no delta encoding either.)
+    for c in &mut v2.columns {
+        c.encoding = Encoding::Plain;
+    }
+    let (_d3, seg) = open_bytes(&as_version(with_footer(good.clone(), &v2), 2));
     let err = seg.unwrap_err().to_string();
     assert!(
         err.contains("column \"s\", region dictionary") && err.contains("may be compressed"),
