@@ -1,5 +1,8 @@
 //! [`SegmentBuilder`]: cuts a time-sorted stream of rows into segments (one or more per time chunk) and writes
 //! them through the catalog's storage. Nothing is published here; the caller commits the returned entries.
+//!
+//! A segment is encoded and written on a thread of its own while the caller goes on producing the next one's
+//! rows (at most one write in flight, so at most one finished segment's rows are held besides the pending ones).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -12,7 +15,7 @@ use crate::{Error, Result};
 pub struct SegmentBuilder<'a> {
     catalog: &'a dyn Catalog,
     schema: TableSchema,
-    writer: SegmentWriter,
+    options: WriteOptions,
     max_rows: usize,
     max_bytes: usize,
     chunk: Option<Interval>,
@@ -20,6 +23,8 @@ pub struct SegmentBuilder<'a> {
     pending_rows: usize,
     pending_bytes: usize,
     written: Vec<SegmentEntry>,
+    /// The segment being written, and the thread writing it (which returns its size in bytes).
+    in_flight: Option<(SegmentEntry, std::thread::JoinHandle<Result<u64>>)>,
 }
 
 impl<'a> SegmentBuilder<'a> {
@@ -33,7 +38,7 @@ impl<'a> SegmentBuilder<'a> {
         SegmentBuilder {
             catalog,
             schema,
-            writer: SegmentWriter::new(options),
+            options,
             max_rows: max_rows.max(1),
             max_bytes: max_bytes.max(1),
             chunk: None,
@@ -41,12 +46,41 @@ impl<'a> SegmentBuilder<'a> {
             pending_rows: 0,
             pending_bytes: 0,
             written: Vec::new(),
+            in_flight: None,
         }
     }
 
-    /// Segments written so far (for cleanup if the load fails before it commits).
-    pub fn written(&self) -> &[SegmentEntry] {
-        &self.written
+    /// Gives up: waits for a write in flight and returns every segment written or started, whose files the
+    /// caller discards (the load failed before it committed).
+    pub fn abandon(&mut self) -> Vec<SegmentEntry> {
+        if let Some((entry, handle)) = self.in_flight.take() {
+            let _ = handle.join();
+            self.written.push(entry);
+        }
+        std::mem::take(&mut self.written)
+    }
+
+    /// Waits for the write in flight, if any, and records its segment.
+    fn land(&mut self) -> Result<()> {
+        let Some((mut entry, handle)) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let result = handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Spec("internal: a segment writer panicked".into())));
+        match result {
+            Ok(bytes) => {
+                entry.bytes = bytes;
+                tracing::debug!(segment = %entry.id, rows = entry.num_rows, bytes, "wrote segment");
+                self.written.push(entry);
+                Ok(())
+            }
+            Err(e) => {
+                // (The file may be partly written: it is discarded with the rest.)
+                self.written.push(entry);
+                Err(e)
+            }
+        }
     }
 
     /// Adds time-sorted rows (time must not go backwards across calls).
@@ -107,22 +141,43 @@ impl<'a> SegmentBuilder<'a> {
             batch
         };
         let (id, path) = self.catalog.new_segment_path(&self.schema.name, chunk)?;
-        let bytes = self.writer.write(&path, &self.schema, chunk, &batch)?;
-        tracing::debug!(segment = %id, rows = batch.num_rows(), bytes, "wrote segment");
-        self.written.push(SegmentEntry {
+        self.land()?;
+        let entry = SegmentEntry {
             id,
             table: self.schema.name.clone(),
             interval: chunk,
             num_rows: batch.num_rows() as u64,
-            bytes,
+            bytes: 0,
             version: 0,
+        };
+        let (writer, schema) = (SegmentWriter::new(self.options), self.schema.clone());
+        let handle = std::thread::spawn(move || -> Result<u64> {
+            Ok(writer.write(&path, &schema, chunk, &batch)?)
         });
+        self.in_flight = Some((entry, handle));
         Ok(())
     }
 
     /// Writes what is pending and returns every segment written.
+    /// On failure the segments it wrote are discarded.
     pub fn finish(mut self) -> Result<Vec<SegmentEntry>> {
-        self.flush()?;
-        Ok(self.written)
+        match self.flush().and_then(|()| self.land()) {
+            Ok(()) => Ok(std::mem::take(&mut self.written)),
+            Err(e) => {
+                let written = self.abandon();
+                self.catalog.discard(&written);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for SegmentBuilder<'_> {
+    /// A builder dropped with a write in flight (neither finished nor abandoned) waits for it and removes its file.
+    fn drop(&mut self) {
+        if let Some((entry, handle)) = self.in_flight.take() {
+            let _ = handle.join();
+            self.catalog.discard(&[entry]);
+        }
     }
 }

@@ -104,7 +104,7 @@ pub fn compact_chunk(
         usize::MAX,
     );
     if let Err(e) = builder.push(batch) {
-        catalog.discard(builder.written());
+        catalog.discard(&builder.abandon());
         return Err(e);
     }
     let written = builder.finish()?;

@@ -283,7 +283,7 @@ impl<'a> Loader<'a> {
         let entries = match result {
             Ok(()) => builder.finish(),
             Err(e) => {
-                self.catalog.discard(builder.written());
+                self.catalog.discard(&builder.abandon());
                 return Err(e);
             }
         };

@@ -662,7 +662,7 @@ impl Worker {
                 Ok(())
             })();
             if let Err(e) = built {
-                self.catalog.discard(builder.written());
+                self.catalog.discard(&builder.abandon());
                 return Err(e);
             }
             entries = builder.finish()?;
