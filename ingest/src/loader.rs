@@ -22,6 +22,8 @@ use crate::{Error, Result};
 
 /// Rows per file read to discover columns and types.
 pub const SAMPLE_ROWS: usize = 10_000;
+/// Full buffers sorted and spilled at once, each on its own thread, while reading goes on.
+const SPILLS_IN_FLIGHT: usize = 2;
 /// How many rejected rows the summary quotes.
 pub const QUOTED_REJECTIONS: usize = 10;
 
@@ -178,12 +180,14 @@ impl<'a> Loader<'a> {
         let tuning = &self.spec.tuning;
         let mut done_before = 0u64;
         let mut row_bytes = 64usize;
-        let run_budget = tuning.max_bytes_in_memory / 3;
-        // A full buffer is sorted and spilled on a thread of its own while reading goes on; at most one spill is
-        // in flight (so at most two buffers, 2/3 of the memory budget, are held), and every spill has ended,
-        // one way or the other, when the scope does.
+        let run_budget = tuning.max_bytes_in_memory / (SPILLS_IN_FLIGHT + 1);
+        // A full buffer is sorted and spilled on a thread of its own while reading goes on; at most
+        // SPILLS_IN_FLIGHT spills run at once (so at most that many buffers and the one filling, the memory
+        // budget, are held), and every spill has ended, one way or the other, when the scope does.
         std::thread::scope(|scope| -> Result<()> {
-            let mut pending: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
+            let mut pending: std::collections::VecDeque<
+                std::thread::ScopedJoinHandle<'_, Result<()>>,
+            > = std::collections::VecDeque::new();
             for file in files {
                 let counter = ByteCounter::default();
                 let mut since_report = 0u32;
@@ -218,11 +222,13 @@ impl<'a> Loader<'a> {
                         let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
                         let schema = buffer.plan().schema().clone();
                         let batch = buffer.take_batch()?;
-                        if let Some(h) = pending.take() {
-                            joined(h)?;
+                        if pending.len() >= SPILLS_IN_FLIGHT {
+                            if let Some(h) = pending.pop_front() {
+                                joined(h)?;
+                            }
                         }
                         runs.push(Run::File(path.clone()));
-                        pending = Some(scope.spawn(move || {
+                        pending.push_back(scope.spawn(move || {
                             write_run(&path, &sort_batch(&batch, &schema)?, batch_rows)
                         }));
                     }
@@ -237,7 +243,7 @@ impl<'a> Loader<'a> {
                 })?;
                 done_before += counter.get();
             }
-            if let Some(h) = pending.take() {
+            while let Some(h) = pending.pop_front() {
                 joined(h)?;
             }
             Ok(())
