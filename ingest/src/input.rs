@@ -113,10 +113,19 @@ pub fn read_chunks(
     if resolve_format(path, format)? != InputFormat::Parquet {
         return read_file(path, format, counter, &mut |item| f(Chunk::Row(item)));
     }
-    parquet::read_batches(path, counter, &mut |first_line, batch| {
+    parquet_batches(path, counter, &mut |first_line, batch| {
         f(Chunk::Batch(first_line, batch))
     })
-    .map_err(|e| match e {
+}
+
+/// Reads a Parquet file batch by batch; an error that is not already about the input or I/O is reported as one
+/// about this file.
+fn parquet_batches(
+    path: &Path,
+    counter: &ByteCounter,
+    f: &mut dyn FnMut(u64, &RecordBatch) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    parquet::read_batches(path, counter, f).map_err(|e| match e {
         Error::Input { .. } | Error::Io { .. } => e,
         other => Error::Input {
             file: PathBuf::from(path),
@@ -149,9 +158,8 @@ pub fn read_file(
         InputFormat::Csv => csv::read(open_text(path, counter)?, path, f),
         InputFormat::Json => json::read(open_text(path, counter)?, path, true, f),
         InputFormat::Ndjson => json::read(open_text(path, counter)?, path, false, f),
-        InputFormat::Parquet => parquet::read(path, counter, f).map_err(|e| match e {
-            Error::Input { .. } | Error::Io { .. } => e,
-            other => input_error(other.to_string()),
+        InputFormat::Parquet => parquet_batches(path, counter, &mut |first_line, batch| {
+            parquet::each_row(batch, first_line, f)
         }),
         InputFormat::Auto => Err(input_error("format could not be resolved".into())),
     }

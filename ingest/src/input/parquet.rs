@@ -154,13 +154,3 @@ pub(super) fn each_row(
     }
     Ok(ControlFlow::Continue(()))
 }
-
-pub(super) fn read(
-    path: &Path,
-    counter: &ByteCounter,
-    f: &mut dyn FnMut(Item<'_>) -> Result<ControlFlow<()>>,
-) -> Result<()> {
-    read_batches(path, counter, &mut |first_line, batch| {
-        each_row(batch, first_line, f)
-    })
-}
