@@ -1937,17 +1937,29 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
         .into_iter()
         .map(Partial::decoded)
         .collect::<Result<Vec<_>>>()?;
-    if partials.len() > 1 && partials.iter().all(|p| p.keys.iter().all(Vec::is_empty)) {
+    if partials.len() > 1
+        && partials.iter().all(|p| p.keys.iter().all(Vec::is_empty))
+        && partials
+            .iter()
+            .any(|p| p.accs.iter().any(|a| matches!(a, Acc::Distinct(_))))
+    {
         // One group over several segments: every segment's distinct codes will become hashed keys in the
         // merge, so hash them now, a segment per thread, instead of one after another in the merge.
         let chunk = partials.len().div_ceil(threads.max(1));
+        let hash = |part: &mut [Partial]| {
+            part.iter_mut()
+                .flat_map(|p| p.accs.iter_mut())
+                .for_each(Acc::hash_codes)
+        };
         std::thread::scope(|s| {
-            for part in partials.chunks_mut(chunk) {
-                s.spawn(move || {
-                    part.iter_mut()
-                        .flat_map(|p| p.accs.iter_mut())
-                        .for_each(Acc::hash_codes)
-                });
+            let mut parts = partials.chunks_mut(chunk);
+            let mine = parts.next();
+            for part in parts {
+                s.spawn(move || hash(part));
+            }
+            // The calling thread hashes the first chunk itself.
+            if let Some(part) = mine {
+                hash(part);
             }
         });
     }
@@ -2024,15 +2036,19 @@ where
         return merge_part(0);
     }
     let merged: Vec<Partial> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..parts)
+        let handles: Vec<_> = (1..parts)
             .map(|i| {
                 let merge_part = &merge_part;
                 s.spawn(move || merge_part(i))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        // The calling thread merges partition 0 itself.
+        std::iter::once(merge_part(0))
+            .chain(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+            )
             .collect()
     });
     // Partitions hold disjoint keys: concatenate them.

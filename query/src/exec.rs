@@ -41,10 +41,17 @@ pub struct ExecOptions {
     pub describe_only: bool,
 }
 
+/// The cores this process may use, asked once: `available_parallelism` reads cgroup files on every call, which
+/// cost a short query more than its answer did.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: cores(),
             deadline: None,
             timeout_ms: 0,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -551,6 +558,9 @@ fn work_units(
     units
 }
 
+/// A scan over at most this many rows is not worth a second thread.
+const SMALL_SCAN_ROWS: usize = 65_536;
+
 /// Executes `plan` over `sources` (the table's segments and real-time snapshot, in time order).
 pub fn execute(
     plan: &SelectPlan,
@@ -607,27 +617,39 @@ pub fn execute(
     let results: Vec<Mutex<Option<Result<ShareOutput>>>> =
         units.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    let workers = opts.threads.clamp(1, units.len().max(1));
+    // Starting a thread costs more than a small scan: one answered from segment metadata (no column read, no
+    // filter) or over few rows runs on the calling thread alone.
+    let rows: usize = live.iter().map(|s| s.num_rows()).sum();
+    let small = rows <= SMALL_SCAN_ROWS
+        || (scan.cols.is_empty() && fp.index.is_none() && fp.residual.is_none());
+    let workers = if small {
+        1
+    } else {
+        opts.threads.clamp(1, units.len().max(1))
+    };
     // After one share fails, the others take no new work (the caller's cancel flag stays untouched: the options
     // may serve another query).
     let failed = AtomicBool::new(false);
-    std::thread::scope(|sc| {
-        for _ in 0..workers {
-            sc.spawn(|| loop {
-                if failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((src, blocks, matches)) = units.get(i) else {
-                    break;
-                };
-                let r = scan.run(src.as_ref(), blocks.clone(), matches, opts, &shared);
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            });
+    let work = || loop {
+        if failed.load(Ordering::Relaxed) {
+            break;
         }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((src, blocks, matches)) = units.get(i) else {
+            break;
+        };
+        let r = scan.run(src.as_ref(), blocks.clone(), matches, opts, &shared);
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    };
+    // The calling thread is one of the workers: a query with one unit of work starts no thread.
+    std::thread::scope(|sc| {
+        for _ in 1..workers {
+            sc.spawn(work);
+        }
+        work();
     });
     let s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     stats.segments_scanned = s.segments_scanned;

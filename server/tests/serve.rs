@@ -146,6 +146,25 @@ fn http_api_formats_errors_and_status() {
         75691
     );
 
+    // A small answer goes out whole, with its length; a large one streams in chunks.
+    let framing = |q: &str| {
+        let r = agent()
+            .post(&format!("{}/v1/sql", s.http))
+            .header("content-type", "application/json")
+            .send(&serde_json::json!({"query": q, "format": "json"}).to_string())
+            .unwrap();
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        (h("content-length"), h("transfer-encoding"))
+    };
+    let (len, te) = framing("SELECT COUNT(*) FROM births");
+    assert!(len.is_some() && te.is_none(), "{len:?} {te:?}");
+    let (len, te) = framing("SELECT name, num FROM births");
+    assert_eq!((len, te.as_deref()), (None, Some("chunked")));
+
     // CSV with a header; NDJSON one object per line; Arrow IPC stream magic.
     let (_, _, csv) = sql(
         "SELECT gender, COUNT(*) AS n FROM births GROUP BY 1 ORDER BY 1",

@@ -25,6 +25,8 @@ type AppState = Arc<Server>;
 
 /// Rows encoded per chunk of a streamed response.
 const CHUNK_ROWS: usize = 4096;
+/// An answer of at most this many chunks is sent whole rather than streamed.
+const WHOLE_CHUNKS: usize = 3;
 
 pub fn router(server: AppState) -> Router {
     Router::new()
@@ -256,8 +258,20 @@ fn stream_response(
     chunks: impl Iterator<Item = String> + Send + 'static,
     content_type: &'static str,
 ) -> Response {
-    let stream = futures::stream::iter(chunks.map(|c| Ok::<_, Infallible>(Bytes::from(c))));
-    let mut r = Response::new(Body::from_stream(stream));
+    // A small answer (a header, one chunk of rows, a trailer) goes out whole, with a Content-Length: one write
+    // instead of a chunked stream's several. Dashboards ask mostly such questions.
+    let mut chunks = chunks.into_iter();
+    let head: Vec<String> = chunks.by_ref().take(WHOLE_CHUNKS).collect();
+    let body = match chunks.next() {
+        None => Body::from(head.concat()),
+        Some(more) => {
+            let all = head.into_iter().chain(std::iter::once(more)).chain(chunks);
+            Body::from_stream(futures::stream::iter(
+                all.map(|c| Ok::<_, Infallible>(Bytes::from(c))),
+            ))
+        }
+    };
+    let mut r = Response::new(body);
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
