@@ -1221,6 +1221,9 @@ fn add_coupons<K: Copy + Into<u32>>(
     rows: &[u32],
     nulls: Option<arrow_buffer::NullBuffer>,
 ) -> Result<()> {
+    // Two passes: first every row's coupon (loads from a table the size of the dictionary that do not depend on
+    // one another, so the CPU overlaps their cache misses), then the sketch updates.
+    let mut picked: Vec<(u32, Coupon)> = Vec::with_capacity(rows.len());
     for (g, r) in gids.iter().zip(rows) {
         let r = *r as usize;
         if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
@@ -1231,10 +1234,34 @@ fn add_coupons<K: Copy + Into<u32>>(
             .and_then(|c| coupons.get(c))
             .copied()
             .ok_or_else(|| internal("a dictionary code past the segment's dictionary"))?;
-        let slot = groups
-            .get_mut(*g as usize)
+        picked.push((*g, c));
+    }
+    // Then the updates group by group (a counting sort), so each group's sketch stays in cache while its rows
+    // go in, instead of every row touching another group's sketch.
+    let mut starts = vec![0u32; groups.len() + 1];
+    for (g, _) in &picked {
+        let s = starts
+            .get_mut(*g as usize + 1)
             .ok_or_else(|| internal("a group id past the sketches"))?;
-        add_to_sketch(slot, c)?;
+        *s += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let Some(&(_, fill)) = picked.first() else {
+        return Ok(());
+    };
+    let mut sorted = vec![fill; picked.len()];
+    let mut at = starts.clone();
+    for (g, c) in &picked {
+        let i = &mut at[*g as usize];
+        sorted[*i as usize] = *c;
+        *i += 1;
+    }
+    for (g, slot) in groups.iter_mut().enumerate() {
+        for c in &sorted[starts[g] as usize..starts[g + 1] as usize] {
+            add_to_sketch(slot, *c)?;
+        }
     }
     Ok(())
 }
