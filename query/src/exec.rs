@@ -17,6 +17,7 @@ use crate::aggregate::{
 use crate::error::{QueryError, Result};
 use crate::expr::{filter_mask, Expr};
 use crate::filter::{plan_filter, FilterPlan, IndexFilter, SegmentMatches};
+use crate::key_limit::{KeyLimit, SeenKeys};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::{AggCall, AggFunc, SelectPlan};
 
@@ -150,6 +151,8 @@ struct Scan<'a> {
     fp: &'a FilterPlan,
     cols: Vec<usize>,
     time_name: String,
+    /// `ORDER BY key LIMIT n` over a GROUP BY of that key: rows of keys past the first n are dropped early.
+    key_limit: Option<KeyLimit>,
 }
 
 enum SegmentOutput {
@@ -255,6 +258,12 @@ impl Scan<'_> {
             ) => src.dictionary(name)?.map(|d| d.len()),
             _ => None,
         };
+        let mut seen_keys = match self.key_limit {
+            Some(kl) => src
+                .dictionary(&table.columns[kl.column].name)?
+                .map(|d| SeenKeys::new(kl, d.values().clone())),
+            None => None,
+        };
         // Block-sized buffers, refilled per block: fresh ones would be page-faulted in for every block (glibc
         // hands large freed buffers back to the kernel), which was about a third of a time-series query.
         let mut rows: Vec<u32> = Vec::new();
@@ -322,6 +331,14 @@ impl Scan<'_> {
                 }
                 if rows.is_empty() {
                     continue;
+                }
+            }
+            if let (Some(seen), Some(kl)) = (seen_keys.as_mut(), self.key_limit) {
+                if let Some(keys) = &input[kl.column] {
+                    seen.execute(keys, &mut rows);
+                    if rows.is_empty() {
+                        continue;
+                    }
                 }
             }
             match agg {
@@ -599,6 +616,7 @@ pub fn execute(
         fp: &fp,
         cols,
         time_name: plan.table.time_column.clone(),
+        key_limit: KeyLimit::of(plan),
     };
     let shared = Mutex::new(ExecStats::default());
     let sketches = plan

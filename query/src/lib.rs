@@ -11,6 +11,7 @@ pub mod expr;
 pub mod filter;
 pub mod functions;
 pub mod join;
+pub mod key_limit;
 pub mod memory;
 pub mod nested;
 pub mod params;
