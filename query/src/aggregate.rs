@@ -481,16 +481,27 @@ impl Acc {
                 let v = values.ok_or_else(|| internal("APPROX_QUANTILE without argument"))?;
                 let v = as_f64(v)?;
                 let a = v.as_primitive::<Float64Type>();
-                for (g, r) in gids.iter().zip(rows) {
-                    let r = *r as usize;
-                    if a.is_null(r) {
+                // Each group's values go in sorted: the digest sorts its buffer (with the centroids it keeps)
+                // before it compresses it, and a buffer of sorted runs sorts in linear time, where the rows'
+                // order cost half of an hourly p95 query. Sorting plain floats here is the cheaper sort.
+                let pairs: Vec<(u32, f64)> = gids
+                    .iter()
+                    .zip(rows)
+                    .filter(|(_, r)| a.is_valid(**r as usize))
+                    .map(|(g, r)| (*g, a.value(*r as usize)))
+                    .collect();
+                let (starts, mut sorted) = by_group(digests.len(), &pairs)?;
+                for (g, slot) in digests.iter_mut().enumerate() {
+                    let part = &mut sorted[starts[g]..starts[g + 1]];
+                    if part.is_empty() {
                         continue;
                     }
-                    let d = match &mut digests[*g as usize] {
+                    part.sort_unstable_by(f64::total_cmp);
+                    let d = match slot {
                         Some(d) => d,
                         slot => slot.insert(Box::new(new_digest()?)),
                     };
-                    d.update(a.value(r));
+                    part.iter().for_each(|x| d.update(*x));
                 }
             }
         }
@@ -1236,34 +1247,41 @@ fn add_coupons<K: Copy + Into<u32>>(
             .ok_or_else(|| internal("a dictionary code past the segment's dictionary"))?;
         picked.push((*g, c));
     }
-    // Then the updates group by group (a counting sort), so each group's sketch stays in cache while its rows
-    // go in, instead of every row touching another group's sketch.
-    let mut starts = vec![0u32; groups.len() + 1];
-    for (g, _) in &picked {
+    // Then the updates group by group, so each group's sketch stays in cache while its rows go in, instead of
+    // every row touching another group's sketch.
+    let (starts, sorted) = by_group(groups.len(), &picked)?;
+    for (g, slot) in groups.iter_mut().enumerate() {
+        for c in &sorted[starts[g]..starts[g + 1]] {
+            add_to_sketch(slot, *c)?;
+        }
+    }
+    Ok(())
+}
+
+/// `(group, value)` pairs regrouped by a counting sort: group `g`'s values are `sorted[starts[g]..starts[g + 1]]`,
+/// in their order in `pairs`.
+fn by_group<T: Copy>(groups: usize, pairs: &[(u32, T)]) -> Result<(Vec<usize>, Vec<T>)> {
+    let mut starts = vec![0usize; groups + 1];
+    for (g, _) in pairs {
         let s = starts
             .get_mut(*g as usize + 1)
-            .ok_or_else(|| internal("a group id past the sketches"))?;
+            .ok_or_else(|| internal("a group id past the groups"))?;
         *s += 1;
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
-    let Some(&(_, fill)) = picked.first() else {
-        return Ok(());
+    let Some(&(_, fill)) = pairs.first() else {
+        return Ok((starts, Vec::new()));
     };
-    let mut sorted = vec![fill; picked.len()];
+    let mut sorted = vec![fill; pairs.len()];
     let mut at = starts.clone();
-    for (g, c) in &picked {
+    for (g, v) in pairs {
         let i = &mut at[*g as usize];
-        sorted[*i as usize] = *c;
+        sorted[*i] = *v;
         *i += 1;
     }
-    for (g, slot) in groups.iter_mut().enumerate() {
-        for c in &sorted[starts[g] as usize..starts[g + 1] as usize] {
-            add_to_sketch(slot, *c)?;
-        }
-    }
-    Ok(())
+    Ok((starts, sorted))
 }
 
 /// Adds `coupon` to a group's HyperLogLog, creating its sketch on the first value.
