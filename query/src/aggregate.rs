@@ -1997,14 +1997,8 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
                 .for_each(Acc::hash_codes)
         };
         std::thread::scope(|s| {
-            let mut parts = partials.chunks_mut(chunk);
-            let mine = parts.next();
-            for part in parts {
+            for part in partials.chunks_mut(chunk) {
                 s.spawn(move || hash(part));
-            }
-            // The calling thread hashes the first chunk itself.
-            if let Some(part) = mine {
-                hash(part);
             }
         });
     }
@@ -2081,19 +2075,15 @@ where
         return merge_part(0);
     }
     let merged: Vec<Partial> = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..parts)
+        let handles: Vec<_> = (0..parts)
             .map(|i| {
                 let merge_part = &merge_part;
                 s.spawn(move || merge_part(i))
             })
             .collect();
-        // The calling thread merges partition 0 itself.
-        std::iter::once(merge_part(0))
-            .chain(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
-            )
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
     // Partitions hold disjoint keys: concatenate them.

@@ -662,13 +662,18 @@ pub fn execute(
         }
         *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     };
-    // The calling thread is one of the workers: a query with one unit of work starts no thread.
-    std::thread::scope(|sc| {
-        for _ in 1..workers {
-            sc.spawn(work);
-        }
+    // One worker runs on the calling thread. Several are all started afresh, the calling thread waiting: when it
+    // worked as one of them, a 6-hour panel over one segment took 5.7 instead of 4.8 ms (the scheduler was slower
+    // to put the new thread on the other core while its parent kept running).
+    if workers == 1 {
         work();
-    });
+    } else {
+        std::thread::scope(|sc| {
+            for _ in 0..workers {
+                sc.spawn(work);
+            }
+        });
+    }
     let s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     stats.segments_scanned = s.segments_scanned;
     stats.rows_scanned = s.rows_scanned;
