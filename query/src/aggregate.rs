@@ -315,10 +315,8 @@ impl Acc {
     pub fn update(&mut self, gids: &[u32], rows: &[u32], values: Option<&ArrayRef>) -> Result<()> {
         match self {
             Acc::Count(counts) => match values {
-                None => gids.iter().for_each(|g| counts[*g as usize] += 1),
-                Some(v) if v.null_count() == 0 => {
-                    gids.iter().for_each(|g| counts[*g as usize] += 1)
-                }
+                None => count_runs(gids, counts)?,
+                Some(v) if v.null_count() == 0 => count_runs(gids, counts)?,
                 Some(v) => {
                     for (g, r) in gids.iter().zip(rows) {
                         counts[*g as usize] += i64::from(v.is_valid(*r as usize));
@@ -330,14 +328,39 @@ impl Acc {
                 let a = v.as_primitive::<Int64Type>();
                 let vals = a.values();
                 let valid = |r: usize| a.null_count() == 0 || a.is_valid(r);
-                for (g, r) in gids.iter().zip(rows) {
-                    if valid(*r as usize) {
-                        let s = &mut sums[*g as usize];
-                        let x = vals[*r as usize];
+                let overflow = || QueryError::Execution("bigint out of range in SUM".into());
+                // A run of rows of one group is summed in a register, then added to the group's sum: rows in
+                // time order come in long runs, and adding to memory row by row waits on the last store.
+                if !long_runs(gids) {
+                    for (g, r) in gids.iter().zip(rows) {
+                        if valid(*r as usize) {
+                            let s = &mut sums[*g as usize];
+                            let x = vals[*r as usize];
+                            *s = Some(match s {
+                                Some(p) => p.checked_add(x).ok_or_else(overflow)?,
+                                None => x,
+                            });
+                        }
+                    }
+                    return Ok(());
+                }
+                for (g, run) in runs(gids) {
+                    let mut total: Option<i64> = None;
+                    for r in &rows[run] {
+                        if valid(*r as usize) {
+                            let x = vals[*r as usize];
+                            total = Some(match total {
+                                Some(p) => p.checked_add(x).ok_or_else(overflow)?,
+                                None => x,
+                            });
+                        }
+                    }
+                    if let Some(x) = total {
+                        let s = sums
+                            .get_mut(g as usize)
+                            .ok_or_else(|| internal("a group id past the sums"))?;
                         *s = Some(match s {
-                            Some(p) => p.checked_add(x).ok_or_else(|| {
-                                QueryError::Execution("bigint out of range in SUM".into())
-                            })?,
+                            Some(p) => p.checked_add(x).ok_or_else(overflow)?,
                             None => x,
                         });
                     }
@@ -1254,6 +1277,44 @@ fn add_coupons<K: Copy + Into<u32>>(
         for c in &sorted[starts[g]..starts[g + 1]] {
             add_to_sketch(slot, *c)?;
         }
+    }
+    Ok(())
+}
+
+/// The runs of equal group ids in `gids`: each run's group and its positions.
+fn runs(gids: &[u32]) -> impl Iterator<Item = (u32, std::ops::Range<usize>)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let g = *gids.get(i)?;
+        let start = i;
+        i += 1;
+        while gids.get(i) == Some(&g) {
+            i += 1;
+        }
+        Some((g, start..i))
+    })
+}
+
+/// Whether `gids` comes in runs long enough (8 rows on average) to be worth adding up a run at a time: time
+/// buckets over rows in time order do; a key like country does not, and there the run loop's branch costs more
+/// than it saves (a day-by-device count went 80 -> 96 ms).
+/// Judged on the first 1024 ids, so the check costs next to nothing per row.
+fn long_runs(gids: &[u32]) -> bool {
+    let sample = &gids[..gids.len().min(1024)];
+    let changes = sample.windows(2).filter(|w| w[0] != w[1]).count();
+    changes.saturating_mul(8) < sample.len()
+}
+
+/// Adds each row to its group's count, a run of one group at a time when runs are long (see [`runs`]).
+fn count_runs(gids: &[u32], counts: &mut [i64]) -> Result<()> {
+    if !long_runs(gids) {
+        gids.iter().for_each(|g| counts[*g as usize] += 1);
+        return Ok(());
+    }
+    for (g, run) in runs(gids) {
+        *counts
+            .get_mut(g as usize)
+            .ok_or_else(|| internal("a group id past the counts"))? += run.len() as i64;
     }
     Ok(())
 }
@@ -2182,5 +2243,52 @@ mod percentile_tests {
             let got = percentile_unsorted(&mut values.clone(), q, cont);
             prop_assert_eq!(want.map(f64::to_bits), got.map(f64::to_bits));
         }
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::{count_runs, Acc};
+    use arrow_array::{ArrayRef, Int64Array};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    proptest! {
+        /// COUNT and SUM added a run at a time (long runs) or row by row (short ones) give the row-by-row sums.
+        #[test]
+        fn counts_and_sums_match_row_by_row(
+            runs in proptest::collection::vec((0u32..5, 1usize..40), 1..60),
+            nulls in any::<bool>(),
+        ) {
+            let gids: Vec<u32> = runs.iter().flat_map(|(g, n)| std::iter::repeat_n(*g, *n)).collect();
+            let rows: Vec<u32> = (0..gids.len() as u32).collect();
+            let values: Vec<Option<i64>> =
+                rows.iter().map(|r| (!nulls || r % 3 != 0).then_some(*r as i64 * 7 - 50)).collect();
+            let mut want_counts = [0i64; 5];
+            let mut want_sums = [None::<i64>; 5];
+            for (g, v) in gids.iter().zip(&values) {
+                want_counts[*g as usize] += 1;
+                if let Some(v) = v {
+                    let s = &mut want_sums[*g as usize];
+                    *s = Some(s.unwrap_or(0) + v);
+                }
+            }
+            let mut counts = [0i64; 5];
+            count_runs(&gids, &mut counts).unwrap();
+            prop_assert_eq!(counts, want_counts);
+            let mut acc = Acc::SumInt(vec![None; 5]);
+            let a: ArrayRef = Arc::new(Int64Array::from(values));
+            acc.update(&gids, &rows, Some(&a)).unwrap();
+            let Acc::SumInt(sums) = acc else { unreachable!() };
+            prop_assert_eq!(sums, want_sums.to_vec());
+        }
+    }
+
+    #[test]
+    fn a_sum_past_bigint_is_still_an_error_in_a_run() {
+        let mut acc = Acc::SumInt(vec![None]);
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![i64::MAX; 64]));
+        let err = acc.update(&[0; 64], &(0..64).collect::<Vec<u32>>(), Some(&a));
+        assert!(err.is_err_and(|e| e.to_string().contains("bigint out of range")));
     }
 }
