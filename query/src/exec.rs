@@ -77,6 +77,8 @@ pub struct ExecStats {
     pub bytes_scanned: u64,
     /// Rows a bitmap index selected (before residual filters).
     pub rows_from_index: u64,
+    /// Rows the early LIMIT on a sorted group key dropped (see [`crate::key_limit`]).
+    pub rows_past_key_limit: u64,
     pub index_filter: Option<String>,
     /// Columns of the index filter that some scanned segment has no bitmap index for (near-unique values):
     /// there the filter scanned the column's dictionary codes.
@@ -335,7 +337,9 @@ impl Scan<'_> {
             }
             if let (Some(seen), Some(kl)) = (seen_keys.as_mut(), self.key_limit) {
                 if let Some(keys) = &input[kl.column] {
+                    let before = rows.len();
                     seen.execute(keys, &mut rows);
+                    local.rows_past_key_limit += (before - rows.len()) as u64;
                     if rows.is_empty() {
                         continue;
                     }
@@ -459,6 +463,7 @@ impl Scan<'_> {
         s.rows_scanned += local.rows_scanned;
         s.bytes_scanned += local.bytes_scanned;
         s.rows_from_index += local.rows_from_index;
+        s.rows_past_key_limit += local.rows_past_key_limit;
         s.blocks_skipped += local.blocks_skipped;
         drop(s);
         if agg.is_some() {
@@ -679,6 +684,7 @@ pub fn execute(
     stats.rows_scanned = s.rows_scanned;
     stats.bytes_scanned = s.bytes_scanned;
     stats.rows_from_index = s.rows_from_index;
+    stats.rows_past_key_limit = s.rows_past_key_limit;
     stats.blocks_skipped = s.blocks_skipped;
     stats.code_scan_columns = s.code_scan_columns;
     let mut outputs = Vec::new();

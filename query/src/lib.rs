@@ -292,6 +292,15 @@ fn explain_batch(plan: &plan::SelectPlan, stats: &ExecStats) -> RecordBatch {
             a.group_by.len(),
             a.aggs.len()
         ));
+        if let Some(kl) = key_limit::KeyLimit::of(plan) {
+            lines.push(format!(
+                "  early limit: only the first {} keys of {:?} ({}) aggregated; {} rows past them dropped",
+                kl.n,
+                plan.table.columns[kl.column].name,
+                if kl.descending { "DESC" } else { "ASC" },
+                stats.rows_past_key_limit
+            ));
+        }
     }
     if !plan.order_by.is_empty() {
         lines.push(format!(

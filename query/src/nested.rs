@@ -172,6 +172,7 @@ fn add_stats(total: &mut ExecStats, s: &ExecStats) {
     total.rows_scanned += s.rows_scanned;
     total.bytes_scanned += s.bytes_scanned;
     total.rows_from_index += s.rows_from_index;
+    total.rows_past_key_limit += s.rows_past_key_limit;
     if total.index_filter.is_none() {
         total.index_filter = s.index_filter.clone();
     }

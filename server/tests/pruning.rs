@@ -107,6 +107,29 @@ fn time_filters_prune_segments_and_string_filters_use_the_bitmap_index() {
     let text = text.join("\n");
     assert!(text.contains("35 pruned"), "{text}");
     assert!(text.contains("bitmap index filter: state In"), "{text}");
+
+    // The early LIMIT on a sorted group key shows, with the rows it spared; HAVING turns it off.
+    let explain = |sql: &str| {
+        let r = run_sql(&catalog, sql, &opts).unwrap();
+        let col = arrow_array::cast::AsArray::as_string::<i32>(r.batch.column(0)).clone();
+        col.iter().flatten().collect::<Vec<_>>().join("\n")
+    };
+    let text = explain("EXPLAIN ANALYZE SELECT name, SUM(num) FROM births GROUP BY name ORDER BY name DESC LIMIT 5");
+    let line = text
+        .lines()
+        .find(|l| l.contains("early limit"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("first 5 keys of \"name\" (DESC)"), "{line}");
+    let dropped: u64 = line
+        .split(';')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped > 60_000, "{line}");
+    let text = explain("EXPLAIN SELECT name, SUM(num) FROM births GROUP BY name HAVING SUM(num) > 1 ORDER BY name LIMIT 5");
+    assert!(!text.contains("early limit"), "{text}");
 }
 
 #[test]
