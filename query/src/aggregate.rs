@@ -328,18 +328,12 @@ impl Acc {
                 let a = v.as_primitive::<Int64Type>();
                 let vals = a.values();
                 let valid = |r: usize| a.null_count() == 0 || a.is_valid(r);
-                let overflow = || QueryError::Execution("bigint out of range in SUM".into());
                 // A run of rows of one group is summed in a register, then added to the group's sum: rows in
                 // time order come in long runs, and adding to memory row by row waits on the last store.
                 if !long_runs(gids) {
                     for (g, r) in gids.iter().zip(rows) {
                         if valid(*r as usize) {
-                            let s = &mut sums[*g as usize];
-                            let x = vals[*r as usize];
-                            *s = Some(match s {
-                                Some(p) => p.checked_add(x).ok_or_else(overflow)?,
-                                None => x,
-                            });
+                            add_checked(&mut sums[*g as usize], vals[*r as usize])?;
                         }
                     }
                     return Ok(());
@@ -348,21 +342,14 @@ impl Acc {
                     let mut total: Option<i64> = None;
                     for r in &rows[run] {
                         if valid(*r as usize) {
-                            let x = vals[*r as usize];
-                            total = Some(match total {
-                                Some(p) => p.checked_add(x).ok_or_else(overflow)?,
-                                None => x,
-                            });
+                            add_checked(&mut total, vals[*r as usize])?;
                         }
                     }
                     if let Some(x) = total {
                         let s = sums
                             .get_mut(g as usize)
                             .ok_or_else(|| internal("a group id past the sums"))?;
-                        *s = Some(match s {
-                            Some(p) => p.checked_add(x).ok_or_else(overflow)?,
-                            None => x,
-                        });
+                        add_checked(s, x)?;
                     }
                 }
             }
@@ -1281,6 +1268,19 @@ fn add_coupons<K: Copy + Into<u32>>(
     Ok(())
 }
 
+/// Adds `x` to an integer SUM's state (`None` until its first value); past the bigint range is an error, as in
+/// PostgreSQL.
+#[inline]
+fn add_checked(sum: &mut Option<i64>, x: i64) -> Result<()> {
+    *sum = Some(match *sum {
+        Some(p) => p
+            .checked_add(x)
+            .ok_or_else(|| QueryError::Execution("bigint out of range in SUM".into()))?,
+        None => x,
+    });
+    Ok(())
+}
+
 /// The runs of equal group ids in `gids`: each run's group and its positions.
 fn runs(gids: &[u32]) -> impl Iterator<Item = (u32, std::ops::Range<usize>)> + '_ {
     let mut i = 0;
@@ -1525,7 +1525,7 @@ fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
 
 /// Whether two string arrays are the same buffers (a segment's dictionary handed to every block): pointers
 /// compared, nothing copied.
-fn same_strings(a: &StringArray, b: &StringArray) -> bool {
+pub(crate) fn same_strings(a: &StringArray, b: &StringArray) -> bool {
     a.len() == b.len()
         && a.values().as_ptr() == b.values().as_ptr()
         && a.offsets().as_ptr() == b.offsets().as_ptr()

@@ -15,6 +15,7 @@ use arrow_array::{Array, ArrayRef, StringArray};
 use arrow_buffer::NullBuffer;
 use basalt_segment::ColumnType;
 
+use crate::aggregate::same_strings;
 use crate::expr::Expr;
 use crate::plan::SelectPlan;
 
@@ -82,11 +83,10 @@ impl SeenKeys {
         let Some(d) = keys.as_any_dictionary_opt() else {
             return;
         };
-        let same = d.values().as_string_opt::<i32>().is_some_and(|v| {
-            v.len() == self.dictionary.len()
-                && v.offsets().as_ptr() == self.dictionary.offsets().as_ptr()
-                && v.values().as_ptr() == self.dictionary.values().as_ptr()
-        });
+        let same = d
+            .values()
+            .as_string_opt::<i32>()
+            .is_some_and(|v| same_strings(v, &self.dictionary));
         if !same {
             return;
         }
