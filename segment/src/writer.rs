@@ -198,13 +198,22 @@ impl SegmentWriter {
                     |v: f64| v.to_le_bytes(),
                 )?
             }
-            ColumnType::String => {
-                let a = match array.data_type() {
-                    DataType::Utf8 => array.as_string::<i32>(),
-                    other => return Err(type_error(&def.name, def.ty, other)),
-                };
-                self.string_column(&mut buf, &def.name, a.iter())?
-            }
+            ColumnType::String => match array.data_type() {
+                DataType::Utf8 => {
+                    self.string_column(&mut buf, &def.name, array.as_string::<i32>().iter())?
+                }
+                DataType::Dictionary(k, _) if **k == DataType::UInt32 => self.dictionary_column(
+                    &mut buf,
+                    &def.name,
+                    array.as_dictionary::<arrow_array::types::UInt32Type>(),
+                )?,
+                DataType::Dictionary(k, _) if **k == DataType::Int32 => self.dictionary_column(
+                    &mut buf,
+                    &def.name,
+                    array.as_dictionary::<arrow_array::types::Int32Type>(),
+                )?,
+                other => return Err(type_error(&def.name, def.ty, other)),
+            },
         };
         meta.ty = def.ty;
         meta.role = def.role;
@@ -306,13 +315,14 @@ impl SegmentWriter {
         })
     }
 
+    /// A string column from its values, one by one: each value hashed to find its provisional id.
     fn string_column<'a>(
         &self,
         buf: &mut FileBuf,
         name: &str,
         values: impl Iterator<Item = Option<&'a str>>,
     ) -> Result<ColumnMeta> {
-        // First pass: provisional codes in order of appearance.
+        // Provisional ids in order of appearance.
         let mut ids: hashbrown::HashMap<&'a str, u32, foldhash::fast::FixedState> =
             hashbrown::HashMap::default();
         let mut distinct: Vec<&'a str> = Vec::new();
@@ -333,14 +343,72 @@ impl SegmentWriter {
                 }
             }
         }
-        // Sort the dictionary and remap provisional ids to sorted codes.
+        self.coded_string_column(buf, name, provisional, &distinct, nulls)
+    }
+
+    /// A string column from dictionary keys into `values` (an Arrow dictionary array): each key looked up in a
+    /// table as long as the dictionary, so no value is hashed or compared per row. The dictionary may hold
+    /// values no row uses, and the same string more than once.
+    fn dictionary_column<K: arrow_array::types::ArrowDictionaryKeyType>(
+        &self,
+        buf: &mut FileBuf,
+        name: &str,
+        array: &arrow_array::DictionaryArray<K>,
+    ) -> Result<ColumnMeta> {
+        let Some(values) = array.values().as_string_opt::<i32>() else {
+            return Err(Error::InvalidInput(format!(
+                "column {name:?}: a dictionary of {} cannot be stored as strings",
+                array.values().data_type()
+            )));
+        };
+        let mut id_of = vec![u32::MAX; values.len()];
+        let mut distinct: Vec<&str> = Vec::new();
+        let mut provisional: Vec<u32> = Vec::with_capacity(array.len());
+        let mut nulls = RoaringBitmap::new();
+        for (row, key) in array.keys().values().iter().enumerate() {
+            let k = arrow_buffer::ArrowNativeType::as_usize(*key);
+            let null = array.is_null(row) || k >= values.len() || values.is_null(k);
+            if null {
+                append(&mut nulls, row as u32);
+                provisional.push(u32::MAX);
+                continue;
+            }
+            let id = &mut id_of[k];
+            if *id == u32::MAX {
+                *id = distinct.len() as u32;
+                distinct.push(values.value(k));
+            }
+            provisional.push(*id);
+        }
+        self.coded_string_column(buf, name, provisional, &distinct, nulls)
+    }
+
+    /// Encodes a string column given each row's provisional id into `distinct` (`u32::MAX` for NULL, also in
+    /// `nulls`): sorts the dictionary (merging equal values), then writes codes, dictionary and bitmap index.
+    fn coded_string_column(
+        &self,
+        buf: &mut FileBuf,
+        name: &str,
+        provisional: Vec<u32>,
+        distinct: &[&str],
+        nulls: RoaringBitmap,
+    ) -> Result<ColumnMeta> {
+        // Sort the dictionary and remap provisional ids to sorted codes; equal values share one code.
         let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
         order.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
         let mut remap = vec![0u32; distinct.len()];
-        for (code, id) in order.iter().enumerate() {
-            remap[*id as usize] = code as u32;
+        let mut unique: Vec<u32> = Vec::with_capacity(order.len());
+        for id in &order {
+            if unique
+                .last()
+                .is_none_or(|u| distinct[*u as usize] != distinct[*id as usize])
+            {
+                unique.push(*id);
+            }
+            remap[*id as usize] = (unique.len() - 1) as u32;
         }
-        let card = distinct.len();
+        let order = unique;
+        let card = order.len();
         let width: usize = if card <= 1 << 8 {
             1
         } else if card <= 1 << 16 {
