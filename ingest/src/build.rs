@@ -9,6 +9,9 @@ use arrow_array::types::Int64Type;
 use arrow_array::RecordBatch;
 use basalt_segment::{Catalog, Interval, SegmentEntry, SegmentWriter, TableSchema, WriteOptions};
 
+use std::sync::Arc;
+
+use crate::intern::{decode, Dictionaries};
 use crate::rollup::{rollup, sort_rows};
 use crate::{Error, Result};
 
@@ -25,6 +28,8 @@ pub struct SegmentBuilder<'a> {
     written: Vec<SegmentEntry>,
     /// The segment being written, and the thread writing it (which returns its size in bytes).
     in_flight: Option<(SegmentEntry, std::thread::JoinHandle<Result<u64>>)>,
+    /// String columns that arrive as ids into these dictionaries (a bulk load's, see [`crate::intern`]).
+    dictionaries: Arc<Dictionaries>,
 }
 
 impl<'a> SegmentBuilder<'a> {
@@ -47,7 +52,14 @@ impl<'a> SegmentBuilder<'a> {
             pending_bytes: 0,
             written: Vec::new(),
             in_flight: None,
+            dictionaries: Arc::default(),
         }
+    }
+
+    /// Rows pushed from now on carry their string columns as ids into `dictionaries`.
+    pub fn with_dictionaries(mut self, dictionaries: Arc<Dictionaries>) -> Self {
+        self.dictionaries = dictionaries;
+        self
     }
 
     /// Gives up: waits for a write in flight and returns every segment written or started, whose files the
@@ -151,7 +163,13 @@ impl<'a> SegmentBuilder<'a> {
             version: 0,
         };
         let (writer, schema) = (SegmentWriter::new(self.options), self.schema.clone());
+        let dictionaries = self.dictionaries.clone();
         let handle = std::thread::spawn(move || -> Result<u64> {
+            let batch = if dictionaries.is_empty() {
+                batch
+            } else {
+                decode(&batch, &dictionaries)?
+            };
             Ok(writer.write(&path, &schema, chunk, &batch)?)
         });
         self.in_flight = Some((entry, handle));

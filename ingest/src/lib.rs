@@ -9,6 +9,7 @@ pub mod compact;
 pub mod error;
 pub mod infer;
 pub mod input;
+pub mod intern;
 pub mod kafka;
 pub mod loader;
 pub mod realtime;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use basalt_segment::catalog::fault;
@@ -13,6 +13,7 @@ use basalt_segment::{Catalog, Commit, TableSchema, WriteOptions};
 use crate::build::SegmentBuilder;
 use crate::infer::{self, Sampler};
 use crate::input::{self, ByteCounter, Chunk, Item};
+use crate::intern::{lock, Interner};
 use crate::record::Rejection;
 use crate::rollup::{rollup, sort_rows};
 use crate::rows::{RowBuffer, RowPlan};
@@ -163,7 +164,15 @@ impl<'a> Loader<'a> {
                 .len();
         }
         let (schema, fixed) = self.plan_schema(files)?;
-        let mut buffer = RowBuffer::new(RowPlan::new(&self.spec, &schema, &fixed)?);
+        // String columns travel as ids into load-wide dictionaries (see `crate::intern`).
+        let tuning = &self.spec.tuning;
+        let dictionary_budget = tuning.max_bytes_in_memory / 4;
+        let interner = Arc::new(Mutex::new(Interner::new(
+            &self.spec.null_values,
+            dictionary_budget,
+        )));
+        let mut buffer = RowBuffer::new(RowPlan::new(&self.spec, &schema, &fixed)?)
+            .with_interner(interner.clone());
         let scratch = tempfile::Builder::new()
             .prefix("load-")
             .tempdir_in(&self.scratch)
@@ -177,10 +186,10 @@ impl<'a> Loader<'a> {
             max_errors: self.spec.max_errors,
         };
         let mut runs: Vec<Run> = Vec::new();
-        let tuning = &self.spec.tuning;
+        let interner = &*interner;
         let mut done_before = 0u64;
         let mut row_bytes = 64usize;
-        let run_budget = tuning.max_bytes_in_memory / (SPILLS_IN_FLIGHT + 1);
+        let run_budget = (tuning.max_bytes_in_memory - dictionary_budget) / (SPILLS_IN_FLIGHT + 1);
         // A full buffer is sorted and spilled on a thread of its own while reading goes on; at most
         // SPILLS_IN_FLIGHT spills run at once (so at most that many buffers and the one filling, the memory
         // budget, are held), and every spill has ended, one way or the other, when the scope does.
@@ -221,7 +230,7 @@ impl<'a> Loader<'a> {
                         row_bytes = buffer.bytes() / buffer.len().max(1);
                         let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
                         let schema = buffer.plan().schema().clone();
-                        let batch = buffer.take_batch()?;
+                        let rows = buffer.take_rows();
                         if pending.len() >= SPILLS_IN_FLIGHT {
                             if let Some(h) = pending.pop_front() {
                                 joined(h)?;
@@ -229,6 +238,7 @@ impl<'a> Loader<'a> {
                         }
                         runs.push(Run::File(path.clone()));
                         pending.push_back(scope.spawn(move || {
+                            let batch = rows.into_batch()?;
                             write_run(&path, &sort_batch(&batch, &schema)?, batch_rows)
                         }));
                     }
@@ -260,9 +270,12 @@ impl<'a> Loader<'a> {
             if runs.is_empty() {
                 row_bytes = buffer.bytes() / buffer.len().max(1);
             }
-            runs.push(Run::Memory(sorted(&mut buffer)?));
+            let batch = buffer.take_batch()?;
+            runs.push(Run::Memory(sort_batch(&batch, &final_schema)?));
         }
         drop(buffer);
+        let target = lock(interner).encoded_schema(&final_schema.arrow_schema());
+        let dictionaries = Arc::new(std::mem::take(&mut *lock(interner)).finish());
 
         // Merge the runs in time order into segments.
         let mut builder = SegmentBuilder::new(
@@ -271,16 +284,12 @@ impl<'a> Loader<'a> {
             self.options.write,
             tuning.max_rows_per_segment,
             tuning.max_bytes_in_memory / 4,
-        );
+        )
+        .with_dictionaries(dictionaries.clone());
         let result = (|| -> Result<()> {
             if !runs.is_empty() {
                 let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
-                for batch in Merge::new(
-                    runs,
-                    Arc::new(final_schema.arrow_schema()),
-                    batch_rows,
-                    scratch.path(),
-                )? {
+                for batch in Merge::new(runs, target, batch_rows, scratch.path(), dictionaries)? {
                     builder.push(batch?)?;
                 }
             }
@@ -347,12 +356,6 @@ fn take_row(
         Err(rej) => progress.reject(file, item.line, rej)?,
     }
     Ok(())
-}
-
-fn sorted(buffer: &mut RowBuffer) -> Result<arrow_array::RecordBatch> {
-    let schema = buffer.plan().schema().clone();
-    let batch = buffer.take_batch()?;
-    sort_batch(&batch, &schema)
 }
 
 /// The result of a spill thread (a panic in it is reported, not propagated).

@@ -3,7 +3,7 @@
 //! Each row is converted completely before anything is appended, so a rejected row leaves no trace. A long column
 //! that was inferred (not fixed by the table) widens to double when a fractional value arrives.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
@@ -12,6 +12,7 @@ use arrow_schema::{DataType, TimeUnit};
 use basalt_segment::schema::COUNT_COLUMN;
 use basalt_segment::{Aggregator, ColumnType, Granularity, TableSchema};
 
+use crate::intern::{lock, Interner};
 use crate::record::{FieldValue, Record, RejectReason, Rejection};
 use crate::spec::{IngestSpec, TimeFormat};
 use crate::timeparse;
@@ -127,6 +128,8 @@ pub struct RowBuffer {
     chunks: Vec<Vec<ArrayRef>>,
     rows: usize,
     bytes: usize,
+    /// Where string columns of whole batches become ids (a bulk load's dictionaries, see [`crate::intern`]).
+    interner: Option<Arc<Mutex<Interner>>>,
 }
 
 enum Builder {
@@ -155,7 +158,16 @@ impl RowBuffer {
             chunks: Vec::new(),
             rows: 0,
             bytes: 0,
+            interner: None,
         }
+    }
+
+    /// String columns of whole batches are kept as ids into `interner`'s dictionaries (a dictionary input,
+    /// such as Parquet's, interned once per dictionary value rather than per row). A taken batch may then hold
+    /// a string column as ids (`UInt32`) or, where only rows came, as strings still.
+    pub fn with_interner(mut self, interner: Arc<Mutex<Interner>>) -> RowBuffer {
+        self.interner = Some(interner);
+        self
     }
 
     pub fn plan(&self) -> &RowPlan {
@@ -350,7 +362,7 @@ impl RowBuffer {
     /// rows it rejected (a missing time), by row of `batch`; `None` (nothing appended) when the batch must go
     /// row by row through [`RowBuffer::push`].
     pub fn push_arrow(&mut self, batch: &RecordBatch) -> Option<Rejected> {
-        let (arrays, rejected) = convert_batch(&self.plan, batch)?;
+        let (arrays, rejected) = convert_batch(&self.plan, batch, self.interner.is_some())?;
         let rows = arrays[0].len();
         if rows == 0 {
             return Some(rejected);
@@ -371,27 +383,76 @@ impl RowBuffer {
         Some(rejected)
     }
 
-    /// Takes the buffered rows as a batch of the plan's schema (time as Int64), leaving the buffer empty.
+    /// Takes the buffered rows as a batch of the plan's schema (time as Int64; with an interner, string columns
+    /// as ids, see [`RowBuffer::with_interner`]), leaving the buffer empty.
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
-        let mut arrays = self.finish_builders();
-        let chunks = std::mem::take(&mut self.chunks);
-        if !chunks.is_empty() {
-            let internal = |e: arrow_schema::ArrowError| {
-                Error::Spec(format!("internal: joining converted batches: {e}"))
-            };
-            for (i, slot) in arrays.iter_mut().enumerate() {
-                let mut parts: Vec<&dyn arrow_array::Array> =
-                    chunks.iter().map(|c| c[i].as_ref()).collect();
-                if !slot.is_empty() {
-                    parts.push(slot.as_ref());
-                }
-                *slot = arrow_select::concat::concat(&parts).map_err(internal)?;
-            }
+        self.take_rows().into_batch()
+    }
+
+    /// Takes the buffered rows as they are held (cheap: no value is copied); [`TakenRows::into_batch`] joins them,
+    /// perhaps on another thread.
+    pub fn take_rows(&mut self) -> TakenRows {
+        let last = self.finish_builders();
+        let mut chunks = std::mem::take(&mut self.chunks);
+        if chunks.is_empty() || !last[0].is_empty() {
+            chunks.push(last);
         }
         self.rows = 0;
         self.bytes = 0;
-        let schema = Arc::new(self.plan.schema.arrow_schema());
-        RecordBatch::try_new(schema, arrays)
+        TakenRows {
+            chunks,
+            schema: self.plan.schema.clone(),
+            interner: self.interner.clone(),
+        }
+    }
+}
+
+/// Rows taken from a [`RowBuffer`], still in the parts they arrived in.
+pub struct TakenRows {
+    /// Each part: time first, then the plan's columns.
+    chunks: Vec<Vec<ArrayRef>>,
+    schema: TableSchema,
+    interner: Option<Arc<Mutex<Interner>>>,
+}
+
+impl TakenRows {
+    /// The rows as one batch. With an interner, string columns become ids (a dictionary part is interned once
+    /// per dictionary value), or strings where the column's dictionary is full.
+    pub fn into_batch(self) -> Result<RecordBatch> {
+        let internal = |e: arrow_schema::ArrowError| {
+            Error::Spec(format!("internal: joining converted batches: {e}"))
+        };
+        let fields = self.schema.arrow_schema().fields().clone();
+        let mut guard = self.interner.as_ref().map(|i| lock(i));
+        let mut arrays = Vec::with_capacity(fields.len());
+        for (i, field) in fields.iter().enumerate() {
+            let mut parts: Vec<ArrayRef> = self.chunks.iter().map(|c| c[i].clone()).collect();
+            if let (Some(interner), DataType::Utf8) = (guard.as_mut(), field.data_type()) {
+                // Twice at most: a dictionary that fills up midway leaves ids in the first parts.
+                for _ in 0..2 {
+                    for p in &mut parts {
+                        *p = interner.encode_column(field.name(), p)?;
+                    }
+                    if parts.iter().all(|p| p.data_type() == parts[0].data_type()) {
+                        break;
+                    }
+                }
+            }
+            arrays.push(match parts.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                    arrow_select::concat::concat(&refs).map_err(internal)?
+                }
+            });
+        }
+        drop(guard);
+        let fields: Vec<arrow_schema::Field> = fields
+            .iter()
+            .zip(&arrays)
+            .map(|(f, a)| f.as_ref().clone().with_data_type(a.data_type().clone()))
+            .collect();
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
             .map_err(|e| Error::Spec(format!("internal: building a batch: {e}")))
     }
 }
@@ -403,7 +464,14 @@ pub type Rejected = Vec<(usize, Rejection)>;
 /// missing left out and returned as rejections. `None` when some column would need a check per value (a
 /// transform, a count metric, a float into a long column, a number into a string column, a time in seconds or
 /// text...): such a batch goes row by row, and comes out the same.
-fn convert_batch(plan: &RowPlan, batch: &RecordBatch) -> Option<(Vec<ArrayRef>, Rejected)> {
+///
+/// With `keep_dictionaries`, a dictionary of strings stays one (its NULL markers are then the interner's to
+/// apply, once per dictionary value).
+fn convert_batch(
+    plan: &RowPlan,
+    batch: &RecordBatch,
+    keep_dictionaries: bool,
+) -> Option<(Vec<ArrayRef>, Rejected)> {
     if !plan.transforms.is_empty() || matches!(plan.time_format, TimeFormat::EpochSeconds) {
         return None;
     }
@@ -430,6 +498,13 @@ fn convert_batch(plan: &RowPlan, batch: &RecordBatch) -> Option<(Vec<ArrayRef>, 
         };
         let from = input.data_type();
         let converted = match col.ty {
+            ColumnType::String
+                if keep_dictionaries
+                    && matches!(from, DataType::Dictionary(k, v)
+                        if **v == DataType::Utf8 && matches!(**k, DataType::Int32 | DataType::UInt32)) =>
+            {
+                input.clone()
+            }
             ColumnType::String if is_text(from) => {
                 let text = arrow_cast::cast(input, &DataType::Utf8).ok()?;
                 null_markers(text.as_string::<i32>(), &plan.null_values)
@@ -520,7 +595,7 @@ fn epoch_millis(a: &dyn arrow_array::Array) -> Option<Int64Array> {
 }
 
 /// `text` with the values spelled as a NULL marker (the empty string by default) made NULL.
-fn null_markers(text: &arrow_array::StringArray, markers: &[String]) -> ArrayRef {
+pub(crate) fn null_markers(text: &arrow_array::StringArray, markers: &[String]) -> ArrayRef {
     let marked = |i: usize| text.is_valid(i) && markers.iter().any(|m| m == text.value(i));
     if markers.is_empty() || !(0..text.len()).any(marked) {
         return Arc::new(text.clone());

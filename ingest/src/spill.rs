@@ -13,6 +13,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 
+use crate::intern::Dictionaries;
 use crate::{Error, Result};
 
 /// Rows per batch in the merged stream, at most.
@@ -73,11 +74,16 @@ fn write_batches(
 
 type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>>>;
 
-fn open_run(run: Run, target: SchemaRef, batch_rows: usize) -> Result<BatchIter> {
+fn open_run(
+    run: Run,
+    target: SchemaRef,
+    batch_rows: usize,
+    dictionaries: Arc<Dictionaries>,
+) -> Result<BatchIter> {
     match run {
         Run::Memory(batch) => {
             let n = batch.num_rows();
-            let batch = conform(&batch, &target)?;
+            let batch = conform(&batch, &target, &dictionaries)?;
             Ok(Box::new(
                 (0..n)
                     .step_by(batch_rows)
@@ -97,15 +103,20 @@ fn open_run(run: Run, target: SchemaRef, batch_rows: usize) -> Result<BatchIter>
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-                conform(&b, &target)
+                conform(&b, &target, &dictionaries)
             })))
         }
     }
 }
 
 /// Makes a batch written under an older schema fit `target`: missing columns become NULL, longs that have since
-/// widened become doubles.
-pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+/// widened become doubles, ids of a string column whose dictionary has since filled up become strings (see
+/// [`crate::intern`]).
+pub fn conform(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    dictionaries: &Dictionaries,
+) -> Result<RecordBatch> {
     if batch.schema() == *target {
         return Ok(batch.clone());
     }
@@ -116,6 +127,17 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
             Some(c) if c.data_type() == f.data_type() => c.clone(),
             Some(c) if *c.data_type() == DataType::Int64 && *f.data_type() == DataType::Float64 => {
                 crate::rows::widen_array(c)
+            }
+            Some(c) if *c.data_type() == DataType::UInt32 && *f.data_type() == DataType::Utf8 => {
+                let values = dictionaries.get(f.name()).ok_or_else(|| {
+                    Error::Spec(format!("internal: no dictionary for column {:?}", f.name()))
+                })?;
+                arrow_select::take::take(
+                    values,
+                    c.as_primitive::<arrow_array::types::UInt32Type>(),
+                    None,
+                )
+                .map_err(|e| Error::Spec(format!("internal: ids back into strings: {e}")))?
             }
             Some(c) => {
                 return Err(Error::Spec(format!(
@@ -158,25 +180,33 @@ pub struct Merge {
 impl Merge {
     /// Merges `runs`, emitting batches of at most `batch_rows` rows. With more than [`MAX_FAN_IN`] runs, groups
     /// of runs are first merged into longer runs under `scratch`.
+    /// String columns that are ids in some runs and strings in `target` are looked up in `dictionaries`.
     pub fn new(
         mut runs: Vec<Run>,
         target: SchemaRef,
         batch_rows: usize,
         scratch: &Path,
+        dictionaries: Arc<Dictionaries>,
     ) -> Result<Merge> {
         let batch_rows = batch_rows.clamp(1, MERGE_BATCH_ROWS);
         let mut pass = 0;
         while runs.len() > MAX_FAN_IN {
             let rest = runs.split_off(MAX_FAN_IN);
             let path = scratch.join(format!("merged-{pass}.arrow"));
-            let merged = Merge::new(runs, target.clone(), batch_rows, scratch)?;
+            let merged = Merge::new(
+                runs,
+                target.clone(),
+                batch_rows,
+                scratch,
+                dictionaries.clone(),
+            )?;
             write_batches(&path, &target, merged)?;
             runs = std::iter::once(Run::File(path)).chain(rest).collect();
             pass += 1;
         }
         let mut sources: Vec<BatchIter> = runs
             .into_iter()
-            .map(|r| open_run(r, target.clone(), batch_rows))
+            .map(|r| open_run(r, target.clone(), batch_rows, dictionaries.clone()))
             .collect::<Result<_>>()?;
         let mut merge = Merge {
             target,

@@ -206,10 +206,10 @@ proptest! {
         let mut k = 0usize;
         let keys: Vec<Option<u32>> = rows.1.iter().enumerate().map(|(i, v)| {
             v.as_ref().map(|_| {
-                let key = if (i as u64 ^ seed) % 2 == 0 { first + k } else { second + k };
+                let key = if (i as u64 ^ seed).is_multiple_of(2) { first + k } else { second + k };
                 k += 1;
                 key as u32
-            }).or_else(|| ((i as u64 + seed) % 3 == 0).then_some(0))
+            }).or_else(|| (i as u64).wrapping_add(seed).is_multiple_of(3).then_some(0))
         }).collect();
         let dict = DictionaryArray::<UInt32Type>::try_new(UInt32Array::from(keys), std::sync::Arc::new(StringArray::from(values))).unwrap();
         let mut cols = plain.columns().to_vec();

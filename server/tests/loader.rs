@@ -6,7 +6,10 @@ mod common;
 
 use std::io::Write;
 
-use basalt_segment::{FileCatalog, SegmentSource, StringPredicate};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+
+use basalt_segment::{Catalog, FileCatalog, SegmentSource, StringPredicate};
 use common::*;
 
 #[test]
@@ -506,6 +509,31 @@ fn shuffled_input_larger_than_the_memory_budget_loads_in_bounded_memory() {
     assert_eq!(st.long_sums["k"], expected_sum);
     assert_eq!(st.rows_per_chunk.len(), 3);
     assert_eq!(st.min_time, Some(1_704_067_200_000));
+    // Every row's strings belong to its k: "page" (near-unique) outgrew the load's dictionary budget midway,
+    // so its early runs carried ids and its later ones strings; "user" kept ids throughout.
+    let catalog = FileCatalog::open_read_only(&d).unwrap();
+    let mut checked = 0u64;
+    for entry in catalog.snapshot().segments_of("t") {
+        let seg = catalog.open_segment(entry).unwrap();
+        for b in 0..seg.num_blocks() {
+            let text = |name: &str| {
+                let a = seg.read_block(name, b).unwrap().unwrap();
+                let a = arrow_cast::cast(&a, &arrow_schema::DataType::Utf8).unwrap();
+                a.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            };
+            let (pages, users) = (text("page"), text("user"));
+            let k = seg.read_block("k", b).unwrap().unwrap();
+            for (i, k) in k.as_primitive::<Int64Type>().values().iter().enumerate() {
+                assert_eq!(pages[i], format!("/p/{}/{k}", k % 97));
+                assert_eq!(users[i], format!("user-{}", k % 5000));
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, n);
     ok(&basalt(&["verify", "--data-dir", d.to_str().unwrap()]));
 }
 

@@ -2,12 +2,16 @@
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_buffer::ArrowNativeType;
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use super::{ByteCounter, Item};
 use crate::record::{FieldValue, Record};
@@ -82,12 +86,21 @@ pub fn value(a: &dyn Array, i: usize) -> FieldValue<'_> {
                 .value(i)
                 .div_euclid(1_000_000),
         }),
-        DataType::Dictionary(_, _) => {
+        DataType::Dictionary(k, _) => {
             let d = a.as_any_dictionary();
-            if d.values().is_empty() {
+            let key = match **k {
+                DataType::Int8 => a.as_dictionary::<Int8Type>().keys().value(i).as_usize(),
+                DataType::Int16 => a.as_dictionary::<Int16Type>().keys().value(i).as_usize(),
+                DataType::Int32 => a.as_dictionary::<Int32Type>().keys().value(i).as_usize(),
+                DataType::Int64 => a.as_dictionary::<Int64Type>().keys().value(i).as_usize(),
+                DataType::UInt8 => a.as_dictionary::<UInt8Type>().keys().value(i).as_usize(),
+                DataType::UInt16 => a.as_dictionary::<UInt16Type>().keys().value(i).as_usize(),
+                DataType::UInt32 => a.as_dictionary::<UInt32Type>().keys().value(i).as_usize(),
+                _ => a.as_dictionary::<UInt64Type>().keys().value(i).as_usize(),
+            };
+            if key >= d.values().len() {
                 return FieldValue::Null;
             }
-            let key = d.normalized_keys()[i];
             value(d.values().as_ref(), key)
         }
         other => FieldValue::Unsupported(format!("a Parquet value of type {other}")),
@@ -106,8 +119,30 @@ pub(super) fn read_batches(
         file: path.to_path_buf(),
         reason,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| input_error(format!("not a readable Parquet file: {e}")))?;
+    let unreadable =
+        |e: parquet::errors::ParquetError| input_error(format!("not a readable Parquet file: {e}"));
+    // Strings are read as Arrow dictionaries: a dictionary-encoded column chunk's values then come once, with
+    // keys per row, and a load interns each value once instead of each row's copy (see `crate::intern`).
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
+    let hint: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8),
+            )),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
+        hint,
+        meta.schema().metadata().clone(),
+    )));
+    let meta =
+        ArrowReaderMetadata::try_new(meta.metadata().clone(), options).map_err(unreadable)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
     let reader = builder
         .with_batch_size(8192)
