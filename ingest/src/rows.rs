@@ -373,10 +373,20 @@ impl RowBuffer {
         }
         self.rows += rows;
         self.bytes += rows * (8 + 9 * self.builders.len());
-        for a in &arrays[1..] {
+        for (i, a) in arrays.iter().enumerate().skip(1) {
             if let Some(s) = a.as_string_opt::<i32>() {
                 let offsets = s.value_offsets();
                 self.bytes += (offsets[offsets.len() - 1] - offsets[0]) as usize;
+            } else if let Some(d) = a.as_any_dictionary_opt() {
+                // A dictionary is counted once however many batches share it (a Parquet column chunk's).
+                let shared = self
+                    .chunks
+                    .last()
+                    .and_then(|c| c[i].as_any_dictionary_opt())
+                    .is_some_and(|prev| Arc::ptr_eq(prev.values(), d.values()));
+                if !shared {
+                    self.bytes += d.values().get_array_memory_size();
+                }
             }
         }
         self.chunks.push(arrays);
