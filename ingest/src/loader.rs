@@ -18,7 +18,7 @@ use crate::record::Rejection;
 use crate::rollup::{rollup, sort_rows};
 use crate::rows::{RowBuffer, RowPlan};
 use crate::spec::{IngestSpec, InputFormat};
-use crate::spill::{batch_rows_for, write_run, Merge, Run};
+use crate::spill::{batch_rows_for, write_run, Merge, Run, PLAIN_SPILL_BYTES};
 use crate::{Error, Result};
 
 /// Rows per file read to discover columns and types.
@@ -188,6 +188,7 @@ impl<'a> Loader<'a> {
         let mut runs: Vec<Run> = Vec::new();
         let interner = &*interner;
         let mut done_before = 0u64;
+        let mut buffered = 0u64;
         let mut row_bytes = 64usize;
         let run_budget = (tuning.max_bytes_in_memory - dictionary_budget) / (SPILLS_IN_FLIGHT + 1);
         // A full buffer is sorted and spilled on a thread of its own while reading goes on; at most
@@ -230,6 +231,12 @@ impl<'a> Loader<'a> {
                         row_bytes = buffer.bytes() / buffer.len().max(1);
                         let batch_rows = batch_rows_for(tuning.max_bytes_in_memory, row_bytes);
                         let schema = buffer.plan().schema().clone();
+                        // Spill plain unless the whole load's spill, projected from what was read so far,
+                        // would pass PLAIN_SPILL_BYTES.
+                        buffered += buffer.bytes() as u64;
+                        let read = (done_before + counter.get()).max(1);
+                        let compress = buffered as f64 * total.max(read) as f64 / read as f64
+                            > PLAIN_SPILL_BYTES as f64;
                         let rows = buffer.take_rows();
                         if pending.len() >= SPILLS_IN_FLIGHT {
                             if let Some(h) = pending.pop_front() {
@@ -239,7 +246,7 @@ impl<'a> Loader<'a> {
                         runs.push(Run::File(path.clone()));
                         pending.push_back(scope.spawn(move || {
                             let batch = rows.into_batch()?;
-                            write_run(&path, &sort_batch(&batch, &schema)?, batch_rows)
+                            write_run(&path, &sort_batch(&batch, &schema)?, batch_rows, compress)
                         }));
                     }
                     since_report += rows;
