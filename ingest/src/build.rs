@@ -123,7 +123,7 @@ impl<'a> SegmentBuilder<'a> {
             let part = rest.slice(0, take);
             rest = rest.slice(take, rest.num_rows() - take);
             self.pending_rows += part.num_rows();
-            self.pending_bytes += part.get_array_memory_size();
+            self.pending_bytes += slice_bytes(&part);
             if part.num_rows() > 0 {
                 self.pending.push(part);
             }
@@ -190,6 +190,20 @@ impl<'a> SegmentBuilder<'a> {
     }
 }
 
+/// The bytes of the rows of `batch` (a slice of a larger batch, such as a merged stretch of a spilled run, counts
+/// its own rows, not the buffers it shares).
+fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 impl Drop for SegmentBuilder<'_> {
     /// A builder dropped with a write in flight (neither finished nor abandoned) waits for it and removes its file.
     fn drop(&mut self) {
@@ -197,5 +211,31 @@ impl Drop for SegmentBuilder<'_> {
             let _ = handle.join();
             self.catalog.discard(&[entry]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stretch of a larger batch (as the merge hands over, sliced from a spilled run) counts its own rows.
+    #[test]
+    fn a_slice_counts_its_own_rows_not_the_buffers_it_shares() {
+        let n = 100_000i64;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "t",
+                Arc::new(arrow_array::Int64Array::from_iter_values(0..n)) as _,
+            ),
+            (
+                "v",
+                Arc::new(arrow_array::Float64Array::from_iter_values(
+                    (0..n).map(|v| v as f64),
+                )) as _,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(slice_bytes(&batch), 16 * n as usize);
+        assert_eq!(slice_bytes(&batch.slice(10, 1000)), 16_000);
     }
 }

@@ -629,6 +629,9 @@ fn parquet_loads_whole_batches_as_row_by_row_would() {
             // Runs spill and merge (an input batch holds 8,192 rows).
             "--max-rows-in-memory",
             "6000",
+            // A segment holds at most 2 MiB of rows (a quarter): a day's ~0.5 MiB fits in one.
+            "--max-bytes-in-memory",
+            "8M",
         ];
         args.extend_from_slice(extra);
         args.push(file.to_str().unwrap());
@@ -659,6 +662,16 @@ fn parquet_loads_whole_batches_as_row_by_row_would() {
 
     let (sa, sb) = (table_stats(&d, "whole"), table_stats(&d, "by_row"));
     assert_eq!(sa.rows, kept.len() as u64);
+    // One segment per day: merged stretches of spilled runs count their own rows' bytes, not the buffers
+    // they share with the rest of their run.
+    for st in [&sa, &sb] {
+        assert_eq!(
+            st.segments,
+            st.rows_per_chunk.len(),
+            "{:?}",
+            st.rows_per_chunk
+        );
+    }
     let sum = |f: &dyn Fn(usize) -> i64| kept.iter().map(|i| f(*i)).sum::<i64>();
     assert_eq!(sa.long_sums["n"], sum(&|i| (i % 100) as i64));
     assert_eq!(sa.long_sums["flag"], sum(&|i| i64::from(i % 3 == 0)));
