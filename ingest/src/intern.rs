@@ -160,16 +160,6 @@ impl Interner {
         Arc::new(Schema::new(fields))
     }
 
-    /// The batch with each string column (plain, or a dictionary of strings) replaced by ids; NULL stays NULL.
-    pub fn encode(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            columns.push(self.encode_column(field.name(), column)?);
-        }
-        RecordBatch::try_new(self.encoded_schema(&batch.schema()), columns)
-            .map_err(|e| Error::Spec(format!("internal: encoding strings as ids: {e}")))
-    }
-
     /// String column `name` as it now travels: ids, or strings once its dictionary is full (ids of earlier
     /// batches then turned back). A column of other values is returned as it is.
     pub fn encode_column(&mut self, name: &str, column: &ArrayRef) -> Result<ArrayRef> {
@@ -212,15 +202,8 @@ impl Interner {
         };
         match column.data_type() {
             DataType::UInt32 => {
-                let values = self
-                    .columns
-                    .get(name)
-                    .and_then(|s| s.frozen.as_ref())
-                    .ok_or_else(|| {
-                        Error::Spec(format!("internal: no dictionary for column {name:?}"))
-                    })?;
-                arrow_select::take::take(values, column.as_primitive::<UInt32Type>(), None)
-                    .map_err(internal)
+                let values = self.columns.get(name).and_then(|s| s.frozen.as_ref());
+                ids_to_strings(name, values.map(|v| v as &dyn Array), column)
             }
             DataType::Dictionary(..) => {
                 let text = arrow_cast::cast(column, &DataType::Utf8).map_err(internal)?;
@@ -275,6 +258,14 @@ impl Interner {
             .map(|(name, mut s)| (name, Arc::new(s.take_array()) as ArrayRef))
             .collect()
     }
+}
+
+/// Ids of column `name` (`UInt32`) looked up in its dictionary `values`: the strings again, NULL kept.
+pub fn ids_to_strings(name: &str, values: Option<&dyn Array>, ids: &ArrayRef) -> Result<ArrayRef> {
+    let values = values
+        .ok_or_else(|| Error::Spec(format!("internal: no dictionary for column {name:?}")))?;
+    arrow_select::take::take(values, ids.as_primitive::<UInt32Type>(), None)
+        .map_err(|e| Error::Spec(format!("internal: ids back into strings: {e}")))
 }
 
 /// Whether a column of this type travels as ids: strings, plain or as a dictionary.
@@ -383,8 +374,8 @@ mod tests {
         )
         .unwrap();
         let mut interner = Interner::new(&["-".to_string()], 1 << 20);
-        let ids = interner.encode(&plain).unwrap();
-        let got: Vec<Option<u32>> = ids.column(1).as_primitive::<UInt32Type>().iter().collect();
+        let ids = interner.encode_column("s", plain.column(1)).unwrap();
+        let got: Vec<Option<u32>> = ids.as_primitive::<UInt32Type>().iter().collect();
         assert_eq!(got, vec![Some(0), None, Some(1), Some(0)]);
         // A dictionary input (values in another order, one unused, one NULL key, one NULL marker) reuses the ids.
         let keyed = DictionaryArray::<Int32Type>::try_new(
@@ -404,11 +395,19 @@ mod tests {
             ],
         )
         .unwrap();
-        let ids2 = interner.encode(&batch).unwrap();
-        let got: Vec<Option<u32>> = ids2.column(1).as_primitive::<UInt32Type>().iter().collect();
+        let ids2 = interner.encode_column("s", batch.column(1)).unwrap();
+        let got: Vec<Option<u32>> = ids2.as_primitive::<UInt32Type>().iter().collect();
         assert_eq!(got, vec![Some(0), None, Some(1), None]);
         let dictionaries = interner.finish();
-        let back = decode(&ids, &dictionaries).unwrap();
+        let id_batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("t", DataType::Int64, false),
+                Field::new("s", DataType::UInt32, true),
+            ])),
+            vec![plain.column(0).clone(), ids],
+        )
+        .unwrap();
+        let back = decode(&id_batch, &dictionaries).unwrap();
         let strings = arrow_cast::cast(back.column(1), &DataType::Utf8).unwrap();
         assert_eq!(strings.as_ref(), plain.column(1).as_ref());
         assert_eq!(dictionaries["s"].len(), 3, "a, b and the unused zz");

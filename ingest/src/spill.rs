@@ -141,15 +141,8 @@ pub fn conform(
                 crate::rows::widen_array(c)
             }
             Some(c) if *c.data_type() == DataType::UInt32 && *f.data_type() == DataType::Utf8 => {
-                let values = dictionaries.get(f.name()).ok_or_else(|| {
-                    Error::Spec(format!("internal: no dictionary for column {:?}", f.name()))
-                })?;
-                arrow_select::take::take(
-                    values,
-                    c.as_primitive::<arrow_array::types::UInt32Type>(),
-                    None,
-                )
-                .map_err(|e| Error::Spec(format!("internal: ids back into strings: {e}")))?
+                let values = dictionaries.get(f.name()).map(|v| v.as_ref());
+                crate::intern::ids_to_strings(f.name(), values, c)?
             }
             Some(c) => {
                 return Err(Error::Spec(format!(
