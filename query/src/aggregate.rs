@@ -1305,9 +1305,33 @@ fn long_runs(gids: &[u32]) -> bool {
     changes.saturating_mul(8) < sample.len()
 }
 
+/// Up to this many groups, a block's counts are tallied in four lanes (see [`count_runs`]).
+const SPLIT_COUNT_GROUPS: usize = 4096;
+
 /// Adds each row to its group's count, a run of one group at a time when runs are long (see [`runs`]).
 fn count_runs(gids: &[u32], counts: &mut [i64]) -> Result<()> {
     if !long_runs(gids) {
+        if counts.len() <= SPLIT_COUNT_GROUPS && gids.len() >= 4 * counts.len() {
+            // Four tallies, one per lane of four rows: a frequent group's next row adds to another tally
+            // instead of waiting on the store to the one it just added to.
+            let n = counts.len();
+            let mut lanes = vec![0u32; 4 * n];
+            let (a, rest) = lanes.split_at_mut(n);
+            let (b, rest) = rest.split_at_mut(n);
+            let (c, d) = rest.split_at_mut(n);
+            let mut quads = gids.chunks_exact(4);
+            for q in &mut quads {
+                a[q[0] as usize] += 1;
+                b[q[1] as usize] += 1;
+                c[q[2] as usize] += 1;
+                d[q[3] as usize] += 1;
+            }
+            quads.remainder().iter().for_each(|g| a[*g as usize] += 1);
+            for (i, total) in counts.iter_mut().enumerate() {
+                *total += i64::from(a[i]) + i64::from(b[i]) + i64::from(c[i]) + i64::from(d[i]);
+            }
+            return Ok(());
+        }
         gids.iter().for_each(|g| counts[*g as usize] += 1);
         return Ok(());
     }
@@ -1652,6 +1676,44 @@ impl GroupTable {
                 && values.len() == card;
             if defer && self.dense_values.is_none() {
                 self.dense_values = Some(values.clone());
+            }
+            if valid.is_none() {
+                // Known codes take a plain gather; rows of codes not seen before are given groups after it,
+                // in row order (new groups are rare after a segment's first block).
+                let dense = &self.dense;
+                gids.extend(rows.iter().map(|r| {
+                    dense
+                        .get(codes[*r as usize] as usize)
+                        .copied()
+                        .unwrap_or(u32::MAX)
+                }));
+                if !gids.contains(&u32::MAX) {
+                    return Ok(());
+                }
+                for (g, r) in gids.iter_mut().zip(rows) {
+                    if *g != u32::MAX {
+                        continue;
+                    }
+                    let slot = codes[*r as usize] as usize;
+                    *g = match self.dense.get(slot).copied() {
+                        Some(g) if g != u32::MAX => g,
+                        _ => {
+                            let g = self.keys.len() as u32;
+                            if defer {
+                                self.keys.push(Vec::new());
+                                self.dense_codes.push(slot as u32);
+                            } else {
+                                self.decode_deferred()?;
+                                self.keys.push(vec![key_cols[0].scalar(*r as usize)?]);
+                            }
+                            if let Some(d) = self.dense.get_mut(slot) {
+                                *d = g;
+                            }
+                            g
+                        }
+                    };
+                }
+                return Ok(());
             }
             for r in rows {
                 let r = *r as usize;
