@@ -20,6 +20,7 @@ use datasketches::tdigest::TDigestMut;
 use crate::error::{QueryError, Result};
 use crate::expr::{Scalar, TS};
 use crate::plan::{AggCall, AggFunc};
+use crate::time_runs::TimeRuns;
 
 /// A key value, decoded (segment independent).
 pub type KeyRow = Vec<Scalar>;
@@ -185,6 +186,25 @@ impl Acc {
     }
 
     /// Makes room for `n` groups.
+    /// The number of groups the states are sized for.
+    pub fn len(&self) -> usize {
+        match self {
+            Acc::Count(v) => v.len(),
+            Acc::SumInt(v) | Acc::MinMaxInt { values: v, .. } => v.len(),
+            Acc::SumFloat(v) | Acc::MinMaxFloat { values: v, .. } => v.len(),
+            Acc::Avg(s, _) => s.len(),
+            Acc::MinMax { values, .. } => values.len(),
+            Acc::Distinct(v) => v.len(),
+            Acc::Percentile { values, .. } => values.len(),
+            Acc::Hll(v) => v.len(),
+            Acc::Quantile { digests, .. } => digests.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn resize(&mut self, n: usize) {
         match self {
             Acc::Count(v) => v.resize(n, 0),
@@ -239,16 +259,29 @@ impl Acc {
         }
     }
 
-    /// Adds the selected `rows` to the one group of an aggregate without GROUP BY: typed loops over the value
-    /// slice, with no group ids and (when the column has no NULLs) no validity checks. `rows` covering the
-    /// whole block (`rows.len() == len`) reads the slice straight through.
+    /// Adds the selected `rows` to the one group of an aggregate without GROUP BY (see [`Acc::update_group`]).
     pub fn update_single(&mut self, rows: &[u32], values: Option<&ArrayRef>) -> Result<()> {
         self.resize(1);
+        self.update_group(0, rows, values)
+    }
+
+    /// Adds the selected `rows`, all of group `g` (the states already sized past it): typed loops over the value
+    /// slice, with no group ids and (when the column has no NULLs) no validity checks. `rows` covering the
+    /// whole block (`rows.len() == len`) reads the slice straight through.
+    pub fn update_group(
+        &mut self,
+        g: usize,
+        rows: &[u32],
+        values: Option<&ArrayRef>,
+    ) -> Result<()> {
+        if g >= self.len() {
+            return Err(internal("a group past the states"));
+        }
         let no_nulls = values.is_none_or(|v| v.null_count() == 0);
         let all = values.is_some_and(|v| rows.len() == v.len());
         match self {
             Acc::Count(c) if no_nulls => {
-                c[0] += rows.len() as i64;
+                c[g] += rows.len() as i64;
                 return Ok(());
             }
             Acc::SumInt(s) if no_nulls && !rows.is_empty() => {
@@ -259,8 +292,8 @@ impl Acc {
                 } else {
                     rows.iter().map(|r| i128::from(vals[*r as usize])).sum()
                 };
-                let total = part + i128::from(s[0].unwrap_or(0));
-                s[0] = Some(
+                let total = part + i128::from(s[g].unwrap_or(0));
+                s[g] = Some(
                     i64::try_from(total)
                         .map_err(|_| QueryError::Execution("bigint out of range in SUM".into()))?,
                 );
@@ -269,17 +302,17 @@ impl Acc {
             Acc::SumFloat(s) if no_nulls && !rows.is_empty() => {
                 let v = as_f64(values.ok_or_else(|| internal("SUM without argument"))?)?;
                 let part = sum_f64(v.as_primitive::<Float64Type>().values(), rows, all);
-                s[0] = Some(s[0].unwrap_or(0.0) + part);
+                s[g] = Some(s[g].unwrap_or(0.0) + part);
                 return Ok(());
             }
             Acc::Avg(s, c) if no_nulls => {
                 let v = as_f64(values.ok_or_else(|| internal("AVG without argument"))?)?;
-                s[0] += sum_f64(v.as_primitive::<Float64Type>().values(), rows, all);
-                c[0] += rows.len() as i64;
+                s[g] += sum_f64(v.as_primitive::<Float64Type>().values(), rows, all);
+                c[g] += rows.len() as i64;
                 return Ok(());
             }
             Acc::Percentile { values: v, .. } if no_nulls => {
-                let v = v.first_mut().ok_or_else(|| internal("no group"))?;
+                let v = v.get_mut(g).ok_or_else(|| internal("no group"))?;
                 let a = as_f64_any(values.ok_or_else(|| internal("PERCENTILE without argument"))?)?;
                 let vals = a.as_primitive::<Float64Type>().values();
                 if all {
@@ -302,12 +335,12 @@ impl Acc {
                 } else {
                     rows.iter().fold(first, |a, r| pick(a, vals[*r as usize]))
                 };
-                st[0] = Some(st[0].map_or(m, |c| pick(c, m)));
+                st[g] = Some(st[g].map_or(m, |c| pick(c, m)));
                 return Ok(());
             }
             _ => {}
         }
-        let gids = vec![0u32; rows.len()];
+        let gids = vec![g as u32; rows.len()];
         self.update(&gids, rows, values)
     }
 
@@ -1612,6 +1645,10 @@ pub struct GroupTable {
     mixed: bool,
     /// Per key column, the words of the current block.
     buffers: Vec<KeyBuffer>,
+    /// Shares grouped stretch by stretch ([`TimeRuns`]): the time keys of a stretch to a row of `run_rows`,
+    /// which holds the group of each code of the string key (its last slot for NULL), or the one group.
+    run_index: hashbrown::HashMap<Vec<i64>, usize>,
+    run_rows: Vec<Vec<u32>>,
     pub keys: Vec<KeyRow>,
 }
 
@@ -1638,6 +1675,12 @@ impl GroupTable {
             + table_bytes(self.strings.0.capacity(), size_of::<Box<str>>() + 8)
             + self.strings.0.keys().map(|k| k.len()).sum::<usize>()
             + self.dense.capacity() * 4
+            + table_bytes(self.run_index.capacity(), size_of::<Vec<i64>>() + 8)
+            + self
+                .run_rows
+                .iter()
+                .map(|r| r.capacity() * 4 + 8 * 4)
+                .sum::<usize>()
             + key_rows_bytes(&self.keys)
     }
 
@@ -1752,6 +1795,66 @@ impl GroupTable {
         let result = self.assign_words(key_cols, &cols, rows, gids);
         self.buffers = cols;
         result
+    }
+
+    /// Groups of a stretch of rows whose time keys are `buckets` (a share grouped by [`TimeRuns`]): the
+    /// stretch's one group when the keys are all time keys; otherwise each row's group, appended to `gids`, from
+    /// the codes of the string key (`card` codes in its dictionary).
+    pub fn assign_run(
+        &mut self,
+        shape: &TimeRuns,
+        buckets: &[i64],
+        codes: Option<(&KeyWords, usize)>,
+        rows: &[u32],
+        gids: &mut Vec<u32>,
+    ) -> Result<Option<u32>> {
+        let slots = codes.map_or(1, |(_, card)| card + 1);
+        let at = match self.run_index.get(buckets) {
+            Some(i) => *i,
+            None => {
+                self.run_index.insert(buckets.to_vec(), self.run_rows.len());
+                self.run_rows.push(vec![u32::MAX; slots]);
+                self.run_rows.len() - 1
+            }
+        };
+        let keys = &mut self.keys;
+        let mut new_group = |code: Option<Scalar>| -> u32 {
+            let mut times = buckets.iter();
+            let key = (0..buckets.len() + usize::from(code.is_some()))
+                .map(|pos| match (&code, shape.code_position()) {
+                    (Some(c), Some(p)) if p == pos => c.clone(),
+                    _ => Scalar::Timestamp(times.next().copied().unwrap_or_default()),
+                })
+                .collect();
+            keys.push(key);
+            keys.len() as u32 - 1
+        };
+        let row = &mut self.run_rows[at];
+        let Some((words, card)) = codes else {
+            if row[0] == u32::MAX {
+                row[0] = new_group(None);
+            }
+            return Ok(Some(row[0]));
+        };
+        let KeyWords::Codes { codes, valid, .. } = words else {
+            return Err(internal("a stretch's string key without codes"));
+        };
+        for r in rows {
+            let r = *r as usize;
+            let slot = if valid.as_ref().is_some_and(|v| !v.value(r)) {
+                card
+            } else {
+                codes[r] as usize
+            };
+            let cell = row
+                .get_mut(slot)
+                .ok_or_else(|| internal("a code past the dictionary"))?;
+            if *cell == u32::MAX {
+                *cell = new_group(Some(words.scalar(r)?));
+            }
+            gids.push(*cell);
+        }
+        Ok(None)
     }
 
     /// Group ids from the words of each key column (the general path of [`GroupTable::assign`]).

@@ -20,6 +20,7 @@ use crate::filter::{plan_filter, FilterPlan, IndexFilter, SegmentMatches};
 use crate::key_limit::{KeyLimit, SeenKeys};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::{AggCall, AggFunc, SelectPlan};
+use crate::time_runs::TimeRuns;
 
 /// Limits and controls of one query.
 #[derive(Debug, Clone)]
@@ -266,6 +267,23 @@ impl Scan<'_> {
                 .map(|d| SeenKeys::new(kl, d.values().clone())),
             None => None,
         };
+        // A GROUP BY of time buckets over a segment (rows in time order) goes stretch by stretch.
+        let time_runs = match agg {
+            Some(a) if src.sorted_by_time() => table
+                .columns
+                .iter()
+                .position(|c| c.name == self.time_name)
+                .and_then(|t| TimeRuns::new(&a.group_by, t)),
+            _ => None,
+        };
+        let run_card = match time_runs.as_ref().and_then(TimeRuns::code_column) {
+            Some(c) => src.dictionary(&table.columns[c].name)?.map(|d| d.len()),
+            None => Some(0),
+        };
+        let time_runs = time_runs.filter(|_| run_card.is_some_and(|c| c <= MAX_RUN_CODES));
+        let run_card = run_card.unwrap_or(0);
+        let mut stretches: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+        let mut iota: Vec<u32> = Vec::new();
         // Block-sized buffers, refilled per block: fresh ones would be page-faulted in for every block (glibc
         // hands large freed buffers back to the kernel), which was about a third of a time-series query.
         let mut rows: Vec<u32> = Vec::new();
@@ -346,6 +364,76 @@ impl Scan<'_> {
                 }
             }
             match agg {
+                Some(a) if time_runs.is_some() => {
+                    let Some(tr) = time_runs.as_ref() else {
+                        continue;
+                    };
+                    let codes = match tr.code_column() {
+                        Some(c) => Some(KeyWords::from_array(
+                            input[c].clone().ok_or_else(|| {
+                                QueryError::Execution("internal: key not loaded".into())
+                            })?,
+                            &mut code_pool,
+                        )),
+                        None => None,
+                    };
+                    gids.clear();
+                    stretches.clear();
+                    tr.execute(&input, &rows, |buckets, range| {
+                        let words = codes.as_ref().map(|c| (c, run_card));
+                        let stretch = &rows[range.clone()];
+                        if let Some(g) =
+                            groups.assign_run(tr, buckets, words, stretch, &mut gids)?
+                        {
+                            stretches.push((g, range));
+                        }
+                        Ok(())
+                    })?;
+                    code_pool.extend(codes.into_iter().filter_map(KeyWords::into_buffer));
+                    if groups.len() > opts.max_groups {
+                        return Err(QueryError::TooManyGroups {
+                            limit: opts.max_groups,
+                            what: "groups".into(),
+                        });
+                    }
+                    for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
+                        acc.resize(groups.len());
+                        let values = agg_values(call, &input, n)?;
+                        if !stretches.is_empty() && buf.is_none() && call.filter.is_none() {
+                            for (g, range) in &stretches {
+                                update_stretch(
+                                    acc,
+                                    *g,
+                                    &rows[range.clone()],
+                                    values.as_ref(),
+                                    &mut iota,
+                                )?;
+                            }
+                            continue;
+                        }
+                        if !stretches.is_empty() && gids.len() != rows.len() {
+                            gids.clear();
+                            for (g, range) in &stretches {
+                                gids.extend(std::iter::repeat_n(*g, range.len()));
+                            }
+                        }
+                        update_groups(
+                            acc,
+                            call,
+                            buf.as_mut(),
+                            &gids,
+                            &rows,
+                            values.as_ref(),
+                            &input,
+                            n,
+                        )?;
+                    }
+                    unmeasured += rows.len();
+                    if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
+                        unmeasured = 0;
+                        mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
+                    }
+                }
                 Some(a) => {
                     let key_cols: Vec<KeyWords> = a
                         .group_by
@@ -380,41 +468,37 @@ impl Scan<'_> {
                     for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
                         acc.resize(groups.len());
                         let values = agg_values(call, &input, n)?;
-                        if let (Some(buf), Some(v)) = (buf.as_mut(), values.as_ref()) {
-                            let zeros;
-                            let g = if single {
-                                zeros = vec![0u32; rows.len()];
-                                &zeros
-                            } else {
-                                &gids
-                            };
-                            if buf.add(acc, g, &rows, v)? {
-                                continue;
+                        if single {
+                            // No GROUP BY: the one group's loops, without group ids.
+                            if let (Some(buf), Some(v)) = (buf.as_mut(), values.as_ref()) {
+                                if buf.add(acc, &vec![0u32; rows.len()], &rows, v)? {
+                                    continue;
+                                }
                             }
+                            match &call.filter {
+                                None => acc.update_single(&rows, values.as_ref())?,
+                                Some(f) => {
+                                    let m = filter_mask(&f.eval(&input, n)?)?;
+                                    let r2: Vec<u32> = rows
+                                        .iter()
+                                        .copied()
+                                        .filter(|r| m.value(*r as usize))
+                                        .collect();
+                                    acc.update_single(&r2, values.as_ref())?;
+                                }
+                            }
+                            continue;
                         }
-                        match &call.filter {
-                            None if single => acc.update_single(&rows, values.as_ref())?,
-                            None => acc.update(&gids, &rows, values.as_ref())?,
-                            Some(f) if single => {
-                                let m = filter_mask(&f.eval(&input, n)?)?;
-                                let r2: Vec<u32> = rows
-                                    .iter()
-                                    .copied()
-                                    .filter(|r| m.value(*r as usize))
-                                    .collect();
-                                acc.update_single(&r2, values.as_ref())?;
-                            }
-                            Some(f) => {
-                                let m = filter_mask(&f.eval(&input, n)?)?;
-                                let (g2, r2): (Vec<u32>, Vec<u32>) = gids
-                                    .iter()
-                                    .zip(&rows)
-                                    .filter(|(_, r)| m.value(**r as usize))
-                                    .map(|(g, r)| (*g, *r))
-                                    .unzip();
-                                acc.update(&g2, &r2, values.as_ref())?;
-                            }
-                        }
+                        update_groups(
+                            acc,
+                            call,
+                            buf.as_mut(),
+                            &gids,
+                            &rows,
+                            values.as_ref(),
+                            &input,
+                            n,
+                        )?;
                     }
                     unmeasured += rows.len();
                     if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
@@ -485,6 +569,66 @@ impl Scan<'_> {
         }
     }
 }
+
+/// Adds the selected `rows` of a block, `rows[i]` in group `gids[i]`, to one aggregate: through the string
+/// codes buffer of a COUNT(DISTINCT) or HyperLogLog, or the aggregate's own loops (after its FILTER clause).
+#[allow(clippy::too_many_arguments)]
+fn update_groups(
+    acc: &mut Acc,
+    call: &AggCall,
+    buf: Option<&mut CodeBuffer>,
+    gids: &[u32],
+    rows: &[u32],
+    values: Option<&ArrayRef>,
+    input: &[Option<ArrayRef>],
+    n: usize,
+) -> Result<()> {
+    if let (Some(buf), Some(v)) = (buf, values) {
+        if buf.add(acc, gids, rows, v)? {
+            return Ok(());
+        }
+    }
+    match &call.filter {
+        None => acc.update(gids, rows, values),
+        Some(f) => {
+            let m = filter_mask(&f.eval(input, n)?)?;
+            let (g2, r2): (Vec<u32>, Vec<u32>) = gids
+                .iter()
+                .zip(rows)
+                .filter(|(_, r)| m.value(**r as usize))
+                .map(|(g, r)| (*g, *r))
+                .unzip();
+            acc.update(&g2, &r2, values)
+        }
+    }
+}
+
+/// Adds a stretch of rows of one group `g` to an aggregate; rows that are one unbroken range read the values as
+/// a slice (`iota` holds `0..len` positions for it).
+fn update_stretch(
+    acc: &mut Acc,
+    g: u32,
+    rows: &[u32],
+    values: Option<&ArrayRef>,
+    iota: &mut Vec<u32>,
+) -> Result<()> {
+    let (Some(v), Some(first), Some(last)) = (values, rows.first(), rows.last()) else {
+        return acc.update_group(g as usize, rows, values);
+    };
+    if (*last - *first) as usize + 1 != rows.len() {
+        return acc.update_group(g as usize, rows, values);
+    }
+    if iota.len() < rows.len() {
+        iota.clear();
+        iota.extend(0..rows.len() as u32);
+    }
+    let slice = v.slice(*first as usize, rows.len());
+    acc.update_group(g as usize, &iota[..rows.len()], Some(&slice))
+}
+
+/// A GROUP BY of time buckets and a string column goes stretch by stretch only up to this many strings: each
+/// stretch's keys hold a group id per string.
+const MAX_RUN_CODES: usize = 4096;
 
 /// A share's output and the memory that holds it until the merge.
 type ShareOutput<'o> = (SegmentOutput, Reservation<'o>);

@@ -716,6 +716,11 @@ impl SegmentSource for Segment {
         }
     }
 
+    /// A segment's rows are sorted by time (see FORMAT.md).
+    fn sorted_by_time(&self) -> bool {
+        true
+    }
+
     fn has_bitmap_index(&self, column: &str) -> bool {
         self.col_index(column)
             .is_some_and(|ci| self.footer.columns[ci].bitmaps.is_some())

@@ -314,6 +314,11 @@ pub trait SegmentSource: Send + Sync + Debug {
     /// Rows whose value of string column `column` has dictionary code `code`.
     fn value_bitmap(&self, column: &str, code: u32) -> Result<RoaringBitmap>;
 
+    /// Whether the rows are in time order (ascending time column), so a time range is one stretch of rows.
+    fn sorted_by_time(&self) -> bool {
+        false
+    }
+
     /// Whether `column` has a bitmap per value; without one, filters scan its codes.
     fn has_bitmap_index(&self, _column: &str) -> bool {
         true
