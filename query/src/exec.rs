@@ -344,8 +344,7 @@ impl Scan<'_> {
                 // filter_mask leaves NULL slots' bits false, so the bits alone say which rows pass.
                 let bits = mask.values();
                 if rows.len() == n {
-                    rows.clear();
-                    rows.extend(bits.set_indices().map(|i| i as u32));
+                    set_rows(bits, &mut rows);
                 } else {
                     rows.retain(|r| bits.value(*r as usize));
                 }
@@ -568,6 +567,35 @@ impl Scan<'_> {
             Ok((SegmentOutput::Rows(out), mem))
         }
     }
+}
+
+/// The positions of the set bits of `bits`, into `rows` (cleared first): a word at a time, through a small
+/// buffer, so the row list grows once per word (pushing each row kept the list's length in memory, a third of a
+/// filtered aggregate's time); a full word adds its 64 rows as a range.
+fn set_rows(bits: &arrow_buffer::BooleanBuffer, rows: &mut Vec<u32>) {
+    rows.clear();
+    let chunks = bits.inner().bit_chunks(bits.offset(), bits.len());
+    let mut base = 0u32;
+    let mut buf = [0u32; 64];
+    let mut add = |rows: &mut Vec<u32>, word: u64, base: u32| {
+        if word == u64::MAX {
+            rows.extend(base..base + 64);
+            return;
+        }
+        let mut w = word;
+        let mut k = 0;
+        while w != 0 {
+            buf[k] = base + w.trailing_zeros();
+            w &= w - 1;
+            k += 1;
+        }
+        rows.extend_from_slice(&buf[..k]);
+    };
+    for word in chunks.iter() {
+        add(rows, word, base);
+        base += 64;
+    }
+    add(rows, chunks.remainder_bits(), base);
 }
 
 /// Adds the selected `rows` of a block, `rows[i]` in group `gids[i]`, to one aggregate: through the string
@@ -986,4 +1014,28 @@ pub fn order_and_limit(
     }
     let end = end.min(batch.num_rows());
     Ok(batch.slice(start, end - start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_rows;
+    use arrow_buffer::BooleanBuffer;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Word-at-a-time row lists are the set bits, for any length and offset (full words included).
+        #[test]
+        fn set_rows_lists_the_set_bits(
+            bits in proptest::collection::vec(prop_oneof![Just(true), any::<bool>()], 0..300),
+            offset in 0usize..70,
+        ) {
+            let whole = BooleanBuffer::from(bits.clone());
+            let offset = offset.min(bits.len());
+            let sliced = whole.slice(offset, bits.len() - offset);
+            let want: Vec<u32> = sliced.set_indices().map(|i| i as u32).collect();
+            let mut rows = vec![7u32; 3];
+            set_rows(&sliced, &mut rows);
+            prop_assert_eq!(rows, want);
+        }
+    }
 }
