@@ -1600,6 +1600,27 @@ struct KeyBuffer {
     has_nulls: bool,
 }
 
+/// Several dictionary-coded keys go through one dense table up to this many combinations (their dictionaries'
+/// sizes, each plus one for NULL, multiplied): 256 KiB of group ids.
+const MAX_COMBINED_SLOTS: usize = 65_536;
+
+/// For keys that are all dictionary-coded with at most [`MAX_COMBINED_SLOTS`] combinations: each key's stride in
+/// the combined slot, and the table size last.
+fn combined_strides(key_cols: &[KeyWords]) -> Option<Vec<usize>> {
+    let mut strides = vec![1usize];
+    for k in key_cols {
+        let KeyWords::Codes { values, .. } = k else {
+            return None;
+        };
+        let next = strides.last()?.checked_mul(values.len() + 1)?;
+        if next > MAX_COMBINED_SLOTS {
+            return None;
+        }
+        strides.push(next);
+    }
+    Some(strides)
+}
+
 /// The dictionary size of a dictionary-coded key column, when it is small.
 fn small_codes(k: &KeyWords) -> Option<usize> {
     match k {
@@ -1645,6 +1666,11 @@ pub struct GroupTable {
     mixed: bool,
     /// Per key column, the words of the current block.
     buffers: Vec<KeyBuffer>,
+    /// Several dictionary-coded keys with few combinations: the group of each combined slot (u32::MAX = none
+    /// yet), and the current block's slots.
+    combined: Vec<u32>,
+    combined_values: Vec<ArrayRef>,
+    slots: Vec<u32>,
     /// Shares grouped stretch by stretch ([`TimeRuns`]): the time keys of a stretch to a row of `run_rows`,
     /// which holds the group of each code of the string key (its last slot for NULL), or the one group.
     run_index: hashbrown::HashMap<Vec<i64>, usize>,
@@ -1675,6 +1701,7 @@ impl GroupTable {
             + table_bytes(self.strings.0.capacity(), size_of::<Box<str>>() + 8)
             + self.strings.0.keys().map(|k| k.len()).sum::<usize>()
             + self.dense.capacity() * 4
+            + (self.combined.capacity() + self.slots.capacity()) * 4
             + table_bytes(self.run_index.capacity(), size_of::<Vec<i64>>() + 8)
             + self
                 .run_rows
@@ -1786,6 +1813,27 @@ impl GroupTable {
             }
             return Ok(());
         }
+        if key_cols.len() > 1 {
+            if let Some(strides) = combined_strides(key_cols) {
+                // Slots mean the same keys only under the same dictionaries (one segment's, in every block).
+                let same = self.combined_values.is_empty()
+                    || key_cols.iter().zip(&self.combined_values).all(|(k, v)| {
+                        matches!(k, KeyWords::Codes { values, .. } if same_values(values, v))
+                    });
+                if same {
+                    if self.combined_values.is_empty() {
+                        self.combined_values = key_cols
+                            .iter()
+                            .filter_map(|k| match k {
+                                KeyWords::Codes { values, .. } => Some(values.clone()),
+                                KeyWords::Values(_) => None,
+                            })
+                            .collect();
+                    }
+                    return self.assign_combined(key_cols, &strides, rows, gids);
+                }
+            }
+        }
         self.decode_deferred()?;
         let mut cols = std::mem::take(&mut self.buffers);
         cols.resize_with(key_cols.len(), KeyBuffer::default);
@@ -1855,6 +1903,77 @@ impl GroupTable {
             gids.push(*cell);
         }
         Ok(None)
+    }
+
+    /// Group ids of several dictionary-coded keys whose code combinations are few (see [`combined_strides`]):
+    /// each row's codes make one slot of a dense table (a key's NULL is the slot past its dictionary), built a
+    /// key column at a time, then a gather as for one key; rows of combinations not seen before get groups after
+    /// it, in row order.
+    fn assign_combined(
+        &mut self,
+        key_cols: &[KeyWords],
+        strides: &[usize],
+        rows: &[u32],
+        gids: &mut Vec<u32>,
+    ) -> Result<()> {
+        let size = strides.last().copied().unwrap_or(1);
+        if self.combined.len() < size {
+            self.combined.resize(size, u32::MAX);
+        }
+        let slots = &mut self.slots;
+        slots.clear();
+        slots.resize(rows.len(), 0);
+        for (col, stride) in key_cols.iter().zip(strides) {
+            let KeyWords::Codes {
+                codes,
+                valid,
+                values,
+            } = col
+            else {
+                return Err(internal("a combined key without codes"));
+            };
+            let (stride, card) = (*stride as u32, values.len() as u32);
+            match valid {
+                None => slots.iter_mut().zip(rows).for_each(|(s, r)| {
+                    *s = s.wrapping_add(codes[*r as usize].wrapping_mul(stride))
+                }),
+                Some(v) => slots.iter_mut().zip(rows).for_each(|(s, r)| {
+                    let r = *r as usize;
+                    let code = if v.value(r) { codes[r] } else { card };
+                    *s = s.wrapping_add(code.wrapping_mul(stride));
+                }),
+            }
+        }
+        let table = &self.combined;
+        gids.extend(
+            slots
+                .iter()
+                .map(|s| table.get(*s as usize).copied().unwrap_or(u32::MAX)),
+        );
+        if !gids.contains(&u32::MAX) {
+            return Ok(());
+        }
+        for (i, g) in gids.iter_mut().enumerate() {
+            if *g != u32::MAX {
+                continue;
+            }
+            let slot = self.slots[i] as usize;
+            let cell = self
+                .combined
+                .get_mut(slot)
+                .ok_or_else(|| internal("a combined key past its table"))?;
+            if *cell == u32::MAX {
+                let r = rows[i] as usize;
+                let key = key_cols
+                    .iter()
+                    .map(|c| c.scalar(r))
+                    .collect::<Result<Vec<_>>>()?;
+                self.keys.push(key);
+                *cell = self.keys.len() as u32 - 1;
+            }
+            *g = *cell;
+        }
+        Ok(())
     }
 
     /// Group ids from the words of each key column (the general path of [`GroupTable::assign`]).
