@@ -20,6 +20,7 @@ use crate::filter::{plan_filter, FilterPlan, IndexFilter, SegmentMatches};
 use crate::key_limit::{KeyLimit, SeenKeys};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::{AggCall, AggFunc, SelectPlan};
+use crate::time_limit::TimeLimit;
 use crate::time_runs::TimeRuns;
 
 /// Limits and controls of one query.
@@ -156,6 +157,8 @@ struct Scan<'a> {
     time_name: String,
     /// `ORDER BY key LIMIT n` over a GROUP BY of that key: rows of keys past the first n are dropped early.
     key_limit: Option<KeyLimit>,
+    /// `ORDER BY time LIMIT n` over rows: blocks past the n-th time seen so far are skipped.
+    time_limit: Option<TimeLimit>,
 }
 
 enum SegmentOutput {
@@ -174,6 +177,26 @@ impl Scan<'_> {
         opts: &'o ExecOptions,
         stats: &Mutex<ExecStats>,
     ) -> Result<ShareOutput<'o>> {
+        // A share wholly past an ORDER BY time LIMIT's bound is skipped before its index filter is worked out.
+        if let Some(tl) = &self.time_limit {
+            let first = src.block_stats(&self.time_name, blocks.start);
+            let last = blocks
+                .end
+                .checked_sub(1)
+                .and_then(|b| src.block_stats(&self.time_name, b));
+            if let (Some(StatValue::Long(lo)), Some(StatValue::Long(hi))) = (
+                first.and_then(|s| s.min.as_ref()),
+                last.and_then(|s| s.max.as_ref()),
+            ) {
+                if tl.excludes(*lo, *hi) {
+                    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                    s.blocks_skipped += blocks.len();
+                    drop(s);
+                    let mem = opts.memory.reserve("buffered rows");
+                    return Ok((SegmentOutput::Rows(Vec::new()), mem));
+                }
+            }
+        }
         // Each share evaluates the index filter over its own blocks, from what the segment's first share
         // worked out (bitmap unions, matching codes): a scan of codes (a column without an index, or a wide
         // match) then runs on every core instead of on the one that took a segment's first share while the
@@ -280,8 +303,31 @@ impl Scan<'_> {
             Some(c) => src.dictionary(&table.columns[c].name)?.map(|d| d.len()),
             None => Some(0),
         };
-        let time_runs = time_runs.filter(|_| run_card.is_some_and(|c| c <= MAX_RUN_CODES));
-        let run_card = run_card.unwrap_or(0);
+        let run_card = run_card.unwrap_or(usize::MAX);
+        // With a string key each stretch holds a group id per string: only while the share's time range
+        // makes few enough stretches (a GROUP BY of the time column itself and a string would not).
+        let time_runs = time_runs.filter(|tr| {
+            if tr.code_column().is_none() {
+                return true;
+            }
+            let time_bound = |block: usize, max: bool| match src.block_stats(&self.time_name, block)
+            {
+                Some(bs) => match if max { &bs.max } else { &bs.min } {
+                    Some(StatValue::Long(t)) => Some(*t),
+                    _ => None,
+                },
+                None => None,
+            };
+            let (Some(lo), Some(hi)) = (
+                time_bound(blocks.start, false),
+                blocks.end.checked_sub(1).and_then(|b| time_bound(b, true)),
+            ) else {
+                return false;
+            };
+            let limit = MAX_RUN_SLOTS / (run_card.saturating_add(1));
+            run_card <= MAX_RUN_CODES && tr.buckets_within(lo, hi, limit) <= limit
+        });
+        let mut limit_times: Vec<i64> = Vec::new();
         let mut stretches: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
         let mut iota: Vec<u32> = Vec::new();
         // Block-sized buffers, refilled per block: fresh ones would be page-faulted in for every block (glibc
@@ -299,6 +345,10 @@ impl Scan<'_> {
                 {
                     if self.fp.time_min.is_some_and(|lo| *bmax < lo)
                         || self.fp.time_max.is_some_and(|hi| *bmin > hi)
+                        || self
+                            .time_limit
+                            .as_ref()
+                            .is_some_and(|tl| tl.excludes(*bmin, *bmax))
                     {
                         local.blocks_skipped += 1;
                         continue;
@@ -362,11 +412,8 @@ impl Scan<'_> {
                     }
                 }
             }
-            match agg {
-                Some(a) if time_runs.is_some() => {
-                    let Some(tr) = time_runs.as_ref() else {
-                        continue;
-                    };
+            match (agg, time_runs.as_ref()) {
+                (Some(a), Some(tr)) => {
                     let codes = match tr.code_column() {
                         Some(c) => Some(KeyWords::from_array(
                             input[c].clone().ok_or_else(|| {
@@ -433,7 +480,7 @@ impl Scan<'_> {
                         mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
                     }
                 }
-                Some(a) => {
+                (Some(a), None) => {
                     let key_cols: Vec<KeyWords> = a
                         .group_by
                         .iter()
@@ -505,7 +552,7 @@ impl Scan<'_> {
                         mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
                     }
                 }
-                None => {
+                (None, _) => {
                     // Take the selected rows first, then evaluate: a dictionary column is decoded only
                     // for the rows that are kept.
                     let idx = UInt32Array::from(rows.clone());
@@ -522,6 +569,9 @@ impl Scan<'_> {
                         cols.push(e.eval(&taken, rows.len())?);
                     }
                     produced += rows.len();
+                    if let Some(tl) = &self.time_limit {
+                        tl.execute(&cols, &mut limit_times);
+                    }
                     mem.add(cols.iter().map(data_bytes).sum::<u64>() as usize)?;
                     batches.push(cols);
                     if produced > opts.max_groups {
@@ -654,9 +704,10 @@ fn update_stretch(
     acc.update_group(g as usize, &iota[..rows.len()], Some(&slice))
 }
 
-/// A GROUP BY of time buckets and a string column goes stretch by stretch only up to this many strings: each
-/// stretch's keys hold a group id per string.
+/// A GROUP BY of time buckets and a string column goes stretch by stretch only up to this many strings, and
+/// while the share's stretches times the strings stay within [`MAX_RUN_SLOTS`] group ids (4 MiB).
 const MAX_RUN_CODES: usize = 4096;
+const MAX_RUN_SLOTS: usize = 1 << 20;
 
 /// A share's output and the memory that holds it until the merge.
 type ShareOutput<'o> = (SegmentOutput, Reservation<'o>);
@@ -794,6 +845,7 @@ pub fn execute(
         cols,
         time_name: plan.table.time_column.clone(),
         key_limit: KeyLimit::of(plan),
+        time_limit: TimeLimit::of(plan, time_col),
     };
     let shared = Mutex::new(ExecStats::default());
     let sketches = plan
@@ -809,6 +861,11 @@ pub fn execute(
         },
         fp.index.as_ref(),
     );
+    let mut units = units;
+    if scan.time_limit.as_ref().is_some_and(TimeLimit::descending) {
+        // Newest first, so the first shares set the bound that skips the older ones.
+        units.reverse();
+    }
     let results: Vec<Mutex<Option<Result<ShareOutput>>>> =
         units.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);

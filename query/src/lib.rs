@@ -18,6 +18,7 @@ pub mod params;
 pub mod plan;
 pub mod planner;
 pub mod system;
+pub mod time_limit;
 pub mod time_runs;
 pub mod union;
 

@@ -119,6 +119,43 @@ impl TimeRuns {
         self.keys.len() - usize::from(self.code_key.is_some())
     }
 
+    /// An upper bound on the distinct time keys of times in `[lo, hi]`, counted up to `limit` (the stretches of
+    /// a share with a string key each hold a group id per string, so the caller bounds their number first).
+    pub fn buckets_within(&self, lo: i64, hi: i64, limit: usize) -> usize {
+        // Keys are monotone: the tuple changes only where some key does.
+        let mut total = 1usize;
+        for k in &self.keys {
+            let RunKey::Time(tk) = k else { continue };
+            let mut t = tk.of(lo);
+            let mut n = 0usize;
+            while t <= hi && n <= limit {
+                let next = match *tk {
+                    TimeKey::Raw => t.saturating_add(1),
+                    TimeKey::Trunc(g) => g.next(t),
+                    TimeKey::Bin { width, .. } => t.saturating_add(width),
+                };
+                if next <= t {
+                    break;
+                }
+                // Fixed-width keys skip ahead without stepping one bucket at a time.
+                let width = match *tk {
+                    TimeKey::Raw => Some(1),
+                    TimeKey::Trunc(g) => g.fixed_ms(),
+                    TimeKey::Bin { width, .. } => Some(width),
+                };
+                if let Some(w) = width {
+                    let steps = (hi.saturating_sub(t) / w.max(1)) as usize + 1;
+                    n = n.saturating_add(steps);
+                    break;
+                }
+                n += 1;
+                t = next;
+            }
+            total = total.saturating_add(n.saturating_sub(1));
+        }
+        total.min(limit.saturating_add(1))
+    }
+
     /// The time keys of time `t`, in key order, into `out` (cleared first).
     fn buckets(&self, t: i64, out: &mut Vec<i64>) {
         out.clear();
@@ -198,6 +235,25 @@ mod tests {
         ];
         assert!(TimeRuns::new(&two, 0).is_none());
         assert!(TimeRuns::new(&[trunc(Granularity::Day), col(3, DataType::Int64)], 0).is_none());
+    }
+
+    #[test]
+    fn bucket_counts_bound_the_stretches() {
+        let hour = 3_600_000;
+        let day = 24 * hour;
+        let hours = TimeRuns::new(&[trunc(Granularity::Hour)], 0).expect("shape");
+        assert_eq!(hours.buckets_within(0, hour - 1, 100), 1);
+        assert_eq!(hours.buckets_within(30 * 60_000, hour + 1, 100), 2);
+        assert_eq!(hours.buckets_within(0, day - 1, 100), 24);
+        assert_eq!(hours.buckets_within(0, 1_000 * day, 100), 101);
+        let months =
+            TimeRuns::new(&[trunc(Granularity::Month), trunc(Granularity::Day)], 0).expect("shape");
+        // 2024-01-31 .. 2024-02-02: days 31, 1, 2 (three) and months Jan, Feb (one more change).
+        let jan31 = 1_706_659_200_000;
+        assert_eq!(months.buckets_within(jan31, jan31 + 2 * day, 100), 4);
+        let raw = TimeRuns::new(&[col(0, TS), col(1, DataType::Utf8)], 0).expect("shape");
+        assert_eq!(raw.buckets_within(0, 9, 100), 10);
+        assert_eq!(raw.buckets_within(0, i64::MAX, 100), 101);
     }
 
     #[test]

@@ -74,7 +74,12 @@ fn a_split_segment_answers_like_a_whole_one() {
         assert_eq!(run(sql, 1).batch, four.batch, "{sql}");
         assert_eq!(one.batch, four.batch, "{sql}");
         assert_eq!(four.stats.segments_scanned, 1, "{sql}");
-        assert_eq!(one.stats.rows_scanned, four.stats.rows_scanned, "{sql}");
+        if sql.contains("ORDER BY ts LIMIT") {
+            // Blocks past the 20th time found are skipped: only in the segment split into blocks.
+            assert!(four.stats.rows_scanned < one.stats.rows_scanned, "{sql}");
+        } else {
+            assert_eq!(one.stats.rows_scanned, four.stats.rows_scanned, "{sql}");
+        }
         assert_eq!(one.stats.rows_from_index, four.stats.rows_from_index, "{sql}");
     }
 }
