@@ -185,7 +185,6 @@ impl Acc {
         }
     }
 
-    /// Makes room for `n` groups.
     /// The number of groups the states are sized for.
     pub fn len(&self) -> usize {
         match self {
@@ -205,6 +204,7 @@ impl Acc {
         self.len() == 0
     }
 
+    /// Makes room for `n` groups.
     pub fn resize(&mut self, n: usize) {
         match self {
             Acc::Count(v) => v.resize(n, 0),
@@ -1621,6 +1621,15 @@ fn combined_strides(key_cols: &[KeyWords]) -> Option<Vec<usize>> {
     Some(strides)
 }
 
+/// The dense slot of row `r` of a dictionary-coded key: its code, or `card` (the dictionary's size) for NULL.
+fn code_slot(codes: &[u32], valid: Option<&BooleanArray>, card: usize, r: usize) -> usize {
+    if valid.is_some_and(|v| !v.value(r)) {
+        card
+    } else {
+        codes[r] as usize
+    }
+}
+
 /// The dictionary size of a dictionary-coded key column, when it is small.
 fn small_codes(k: &KeyWords) -> Option<usize> {
     match k {
@@ -1765,51 +1774,14 @@ impl GroupTable {
                         continue;
                     }
                     let slot = codes[*r as usize] as usize;
-                    *g = match self.dense.get(slot).copied() {
-                        Some(g) if g != u32::MAX => g,
-                        _ => {
-                            let g = self.keys.len() as u32;
-                            if defer {
-                                self.keys.push(Vec::new());
-                                self.dense_codes.push(slot as u32);
-                            } else {
-                                self.decode_deferred()?;
-                                self.keys.push(vec![key_cols[0].scalar(*r as usize)?]);
-                            }
-                            if let Some(d) = self.dense.get_mut(slot) {
-                                *d = g;
-                            }
-                            g
-                        }
-                    };
+                    *g = self.dense_group(slot, defer, &key_cols[0], *r as usize)?;
                 }
                 return Ok(());
             }
             for r in rows {
                 let r = *r as usize;
-                let slot = if valid.as_ref().is_some_and(|v| !v.value(r)) {
-                    card
-                } else {
-                    codes[r] as usize
-                };
-                let gid = match self.dense.get(slot).copied() {
-                    Some(g) if g != u32::MAX => g,
-                    _ => {
-                        let g = self.keys.len() as u32;
-                        if defer {
-                            self.keys.push(Vec::new());
-                            self.dense_codes.push(slot as u32);
-                        } else {
-                            self.decode_deferred()?;
-                            self.keys.push(vec![key_cols[0].scalar(r)?]);
-                        }
-                        if slot < self.dense.len() {
-                            self.dense[slot] = g;
-                        }
-                        g
-                    }
-                };
-                gids.push(gid);
+                let slot = code_slot(codes, valid.as_ref(), card, r);
+                gids.push(self.dense_group(slot, defer, &key_cols[0], r)?);
             }
             return Ok(());
         }
@@ -1843,6 +1815,26 @@ impl GroupTable {
         let result = self.assign_words(key_cols, &cols, rows, gids);
         self.buffers = cols;
         result
+    }
+
+    /// The group of dense slot `slot` (one dictionary key), made on first sight from row `r` of `key`: kept as
+    /// its code while the share's groups are deferred, decoded otherwise.
+    fn dense_group(&mut self, slot: usize, defer: bool, key: &KeyWords, r: usize) -> Result<u32> {
+        if let Some(g) = self.dense.get(slot).copied().filter(|g| *g != u32::MAX) {
+            return Ok(g);
+        }
+        let g = self.keys.len() as u32;
+        if defer {
+            self.keys.push(Vec::new());
+            self.dense_codes.push(slot as u32);
+        } else {
+            self.decode_deferred()?;
+            self.keys.push(vec![key.scalar(r)?]);
+        }
+        if let Some(d) = self.dense.get_mut(slot) {
+            *d = g;
+        }
+        Ok(g)
     }
 
     /// Groups of a stretch of rows whose time keys are `buckets` (a share grouped by [`TimeRuns`]): the
@@ -1889,11 +1881,7 @@ impl GroupTable {
         };
         for r in rows {
             let r = *r as usize;
-            let slot = if valid.as_ref().is_some_and(|v| !v.value(r)) {
-                card
-            } else {
-                codes[r] as usize
-            };
+            let slot = code_slot(codes, valid.as_ref(), card, r);
             let cell = row
                 .get_mut(slot)
                 .ok_or_else(|| internal("a code past the dictionary"))?;

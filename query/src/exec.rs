@@ -436,12 +436,7 @@ impl Scan<'_> {
                         Ok(())
                     })?;
                     code_pool.extend(codes.into_iter().filter_map(KeyWords::into_buffer));
-                    if groups.len() > opts.max_groups {
-                        return Err(QueryError::TooManyGroups {
-                            limit: opts.max_groups,
-                            what: "groups".into(),
-                        });
-                    }
+                    check_groups(groups.len(), opts)?;
                     for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
                         acc.resize(groups.len());
                         let values = agg_values(call, &input, n)?;
@@ -474,11 +469,6 @@ impl Scan<'_> {
                             n,
                         )?;
                     }
-                    unmeasured += rows.len();
-                    if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
-                        unmeasured = 0;
-                        mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
-                    }
                 }
                 (Some(a), None) => {
                     let key_cols: Vec<KeyWords> = a
@@ -505,12 +495,7 @@ impl Scan<'_> {
                         groups.assign(&key_cols, &rows, dict_len, &mut gids)?
                     };
                     code_pool.extend(key_cols.into_iter().filter_map(KeyWords::into_buffer));
-                    if groups.len() > opts.max_groups {
-                        return Err(QueryError::TooManyGroups {
-                            limit: opts.max_groups,
-                            what: "groups".into(),
-                        });
-                    }
+                    check_groups(groups.len(), opts)?;
                     for ((acc, call), buf) in accs.iter_mut().zip(&a.aggs).zip(&mut code_bufs) {
                         acc.resize(groups.len());
                         let values = agg_values(call, &input, n)?;
@@ -545,11 +530,6 @@ impl Scan<'_> {
                             &input,
                             n,
                         )?;
-                    }
-                    unmeasured += rows.len();
-                    if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
-                        unmeasured = 0;
-                        mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
                     }
                 }
                 (None, _) => {
@@ -590,6 +570,13 @@ impl Scan<'_> {
                     }
                 }
             }
+            if agg.is_some() {
+                unmeasured += rows.len();
+                if unmeasured >= groups.len().max(MEMORY_CHECK_ROWS) {
+                    unmeasured = 0;
+                    mem.resize(state_bytes(&groups, &accs, &code_bufs))?;
+                }
+            }
         }
         let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
         s.segments_scanned += local.segments_scanned;
@@ -617,6 +604,17 @@ impl Scan<'_> {
             Ok((SegmentOutput::Rows(out), mem))
         }
     }
+}
+
+/// The error for a share past the query's group limit.
+fn check_groups(groups: usize, opts: &ExecOptions) -> Result<()> {
+    if groups > opts.max_groups {
+        return Err(QueryError::TooManyGroups {
+            limit: opts.max_groups,
+            what: "groups".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The positions of the set bits of `bits`, into `rows` (cleared first): a word at a time, through a small
