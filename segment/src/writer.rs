@@ -394,8 +394,7 @@ impl SegmentWriter {
         nulls: RoaringBitmap,
     ) -> Result<ColumnMeta> {
         // Sort the dictionary and remap provisional ids to sorted codes; equal values share one code.
-        let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
-        order.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+        let order = sorted_order(distinct);
         let mut remap = vec![0u32; distinct.len()];
         let mut unique: Vec<u32> = Vec::with_capacity(order.len());
         for id in &order {
@@ -535,6 +534,40 @@ impl SegmentWriter {
             block_stats: Vec::new(),
         })
     }
+}
+
+/// The indexes of `distinct` in the byte order of their strings. Sorted by an 8-byte big-endian prefix first
+/// (integer compares over a compact array), then each run of equal prefixes by the whole strings: a segment's
+/// dictionary of a million user ids sorted string against string spent a third of a 100M load's merge phase in
+/// `memcmp`.
+fn sorted_order(distinct: &[&str]) -> Vec<u32> {
+    let prefix = |s: &str| {
+        let mut p = [0u8; 8];
+        let n = s.len().min(8);
+        p[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u64::from_be_bytes(p)
+    };
+    let mut keyed: Vec<(u64, u32)> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (prefix(s), i as u32))
+        .collect();
+    keyed.sort_unstable();
+    let mut order: Vec<u32> = keyed.iter().map(|(_, i)| *i).collect();
+    let mut start = 0;
+    while start < keyed.len() {
+        let p = keyed[start].0;
+        let mut end = start + 1;
+        while end < keyed.len() && keyed[end].0 == p {
+            end += 1;
+        }
+        if end - start > 1 {
+            order[start..end]
+                .sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+        }
+        start = end;
+    }
+    order
 }
 
 fn null_region(buf: &mut FileBuf, nulls: &RoaringBitmap) -> Result<Option<Region>> {
@@ -716,6 +749,19 @@ mod tests {
     use super::*;
 
     /// The estimate that spares building an index stays within a few percent of the real serialized size.
+    proptest::proptest! {
+        /// The prefix-keyed sort orders strings as comparing them whole does (short strings, shared prefixes,
+        /// NUL bytes, duplicates).
+        #[test]
+        fn dictionary_order_is_byte_order(strings in proptest::collection::vec("[a\\x00b]{0,11}", 0..200)) {
+            let distinct: Vec<&str> = strings.iter().map(String::as_str).collect();
+            let got: Vec<&str> = sorted_order(&distinct).iter().map(|i| distinct[*i as usize]).collect();
+            let mut want = distinct.clone();
+            want.sort();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn roaring_bytes_is_close_to_the_serialized_size() {
         let cases: Vec<Vec<u32>> = vec![
