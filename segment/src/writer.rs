@@ -748,7 +748,6 @@ fn append(bm: &mut RoaringBitmap, row: u32) {
 mod tests {
     use super::*;
 
-    /// The estimate that spares building an index stays within a few percent of the real serialized size.
     proptest::proptest! {
         /// The prefix-keyed sort orders strings as comparing them whole does (short strings, shared prefixes,
         /// NUL bytes, duplicates).
@@ -762,6 +761,7 @@ mod tests {
         }
     }
 
+    /// The estimate that spares building an index stays within a few percent of the real serialized size.
     #[test]
     fn roaring_bytes_is_close_to_the_serialized_size() {
         let cases: Vec<Vec<u32>> = vec![
