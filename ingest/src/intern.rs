@@ -464,7 +464,7 @@ mod tests {
     fn every_string_keeps_its_id_as_the_table_grows() {
         let mut s = Strings::default();
         let text = |i: usize| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 format!("u{i:08}")
             } else {
                 format!("/a/shared/prefix/{i}")
