@@ -106,5 +106,32 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write, scan);
+/// The machine's memory bandwidth as the SUM goal measures it: 100M `i64` (800 MB, far past any cache)
+/// summed on every core at once, each core a contiguous share. Compare with `SELECT SUM(bytes)` over 100M rows
+/// (the peer runner's `sum_bytes` at 100M): its rows per second over this bench's.
+fn bandwidth(c: &mut Criterion) {
+    const N: usize = 100_000_000;
+    let plain: Vec<i64> = (0..N as i64).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut g = c.benchmark_group("memory_bandwidth");
+    g.throughput(Throughput::Bytes((N * 8) as u64));
+    g.sample_size(10);
+    g.bench_function("sum_vec_i64_100m_all_cores", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                let shares: Vec<_> = plain
+                    .chunks(N.div_ceil(cores))
+                    .map(|share| s.spawn(move || share.iter().sum::<i64>()))
+                    .collect();
+                black_box(shares.into_iter().map(|h| h.join().unwrap()).sum::<i64>())
+            })
+        })
+    });
+    g.bench_function("sum_vec_i64_100m_one_core", |b| {
+        b.iter(|| black_box(plain.iter().sum::<i64>()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, write, scan, bandwidth);
 criterion_main!(benches);
