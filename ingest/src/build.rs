@@ -19,6 +19,9 @@ use crate::{Error, Result};
 /// Segment writes at once. With one, a 100M load's merge phase kept 1.55 of 2 cores busy: a segment's columns
 /// are encoded in parallel, but its longest columns and its fsync leave cores idle that the next segment fills.
 pub const WRITES_IN_FLIGHT: usize = 2;
+/// Segments of fewer bytes than this (a small memory budget) are written one at a time: a write's fixed cost
+/// (its threads, compression contexts and buffers) would otherwise count against a budget of a few MiB.
+const MIN_BYTES_FOR_TWO_WRITES: usize = 32 << 20;
 
 pub struct SegmentBuilder<'a> {
     catalog: &'a dyn Catalog,
@@ -158,7 +161,12 @@ impl<'a> SegmentBuilder<'a> {
             batch
         };
         let (id, path) = self.catalog.new_segment_path(&self.schema.name, chunk)?;
-        if self.in_flight.len() >= WRITES_IN_FLIGHT {
+        let writes = if self.max_bytes >= MIN_BYTES_FOR_TWO_WRITES {
+            WRITES_IN_FLIGHT
+        } else {
+            1
+        };
+        if self.in_flight.len() >= writes {
             self.land()?;
         }
         let entry = SegmentEntry {
