@@ -15,11 +15,11 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
-use datasketches::tdigest::TDigestMut;
 
 use crate::error::{QueryError, Result};
 use crate::expr::{Scalar, TS};
 use crate::plan::{AggCall, AggFunc};
+use crate::quantile::QuantileState;
 use crate::time_runs::TimeRuns;
 
 /// A key value, decoded (segment independent).
@@ -55,23 +55,19 @@ pub enum Acc {
     },
     /// A HyperLogLog per group (created on the group's first value).
     Hll(Vec<Option<Box<HllGroup>>>),
-    /// A t-digest per group.
+    /// APPROX_QUANTILE per group: exact runs of few distinct values, or a t-digest (created on the group's
+    /// first value).
     Quantile {
-        digests: Vec<Option<Box<TDigestMut>>>,
+        digests: Vec<Option<QuantileState>>,
         q: f64,
     },
 }
 
 /// HyperLogLog precision: 2^12 registers, about 1.6% relative standard error.
 const HLL_LG_K: u8 = 12;
-/// t-digest compression.
-const TDIGEST_K: u16 = 200;
 /// Bytes one HyperLogLog union holds at most (2^12 one-byte registers and its header), as memory accounting
 /// counts it.
 const HLL_BYTES: usize = (1 << HLL_LG_K) + 256;
-/// Bytes one t-digest holds at most (centroids and the unmerged buffer, 16 bytes each), as memory accounting
-/// counts it.
-const TDIGEST_BYTES: usize = 16 * 6 * TDIGEST_K as usize;
 
 /// A value as COUNT(DISTINCT) and the HyperLogLog sketches see it. Strings are their 128-bit XXH3 hash, as
 /// ClickHouse's `uniqExact` keeps them: no allocation per row, and a collision (two distinct strings, one
@@ -254,7 +250,12 @@ impl Acc {
             Acc::Percentile { values, .. } => vec(values) + values.iter().map(vec).sum::<usize>(),
             Acc::Hll(v) => vec(v) + v.iter().flatten().count() * HLL_BYTES,
             Acc::Quantile { digests, .. } => {
-                vec(digests) + digests.iter().flatten().count() * TDIGEST_BYTES
+                vec(digests)
+                    + digests
+                        .iter()
+                        .flatten()
+                        .map(QuantileState::memory_bytes)
+                        .sum::<usize>()
             }
         }
     }
@@ -524,9 +525,7 @@ impl Acc {
                 let v = values.ok_or_else(|| internal("APPROX_QUANTILE without argument"))?;
                 let v = as_f64(v)?;
                 let a = v.as_primitive::<Float64Type>();
-                // Each group's values go in sorted: the digest sorts its buffer (with the centroids it keeps)
-                // before it compresses it, and a buffer of sorted runs sorts in linear time, where the rows'
-                // order cost half of an hourly p95 query. Sorting plain floats here is the cheaper sort.
+                // Values go in group by group (see `QuantileState::add`).
                 let pairs: Vec<(u32, f64)> = gids
                     .iter()
                     .zip(rows)
@@ -539,12 +538,7 @@ impl Acc {
                     if part.is_empty() {
                         continue;
                     }
-                    part.sort_unstable_by(f64::total_cmp);
-                    let d = match slot {
-                        Some(d) => d,
-                        slot => slot.insert(Box::new(new_digest()?)),
-                    };
-                    part.iter().for_each(|x| d.update(*x));
+                    slot.get_or_insert_with(QuantileState::default).add(part);
                 }
             }
         }
@@ -741,12 +735,7 @@ impl Acc {
                 let mut out = Vec::with_capacity(digests.len());
                 for d in digests {
                     out.push(match d {
-                        Some(d) => {
-                            let mut d = d.as_ref().clone();
-                            d.quantile(*q).map_err(|e| {
-                                QueryError::Execution(format!("APPROX_QUANTILE: {e}"))
-                            })?
-                        }
+                        Some(d) => d.quantile(*q)?,
                         None => None,
                     });
                 }
@@ -835,10 +824,6 @@ impl CouponTable {
     pub fn memory_bytes(&self) -> usize {
         self.coupons.capacity() * std::mem::size_of::<Coupon>()
     }
-}
-
-fn new_digest() -> Result<TDigestMut> {
-    TDigestMut::new(TDIGEST_K).map_err(|e| QueryError::Execution(format!("t-digest: {e}")))
 }
 
 /// The percentile `q` of `values`: interpolated (`cont`, as PERCENTILE_CONT) or the first value at or past

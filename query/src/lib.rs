@@ -17,6 +17,7 @@ pub mod nested;
 pub mod params;
 pub mod plan;
 pub mod planner;
+pub mod quantile;
 pub mod system;
 pub mod time_limit;
 pub mod time_runs;
