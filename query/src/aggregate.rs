@@ -1564,10 +1564,21 @@ fn string_key(s: &str) -> DistinctKey {
 
 /// The sorted union of two sorted, distinct lists.
 fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    merge_sorted(a, b, u32::cmp, |x, _| x)
+}
+
+/// Two lists sorted by `cmp`, each without equal items, merged into one; items equal in both become
+/// `both(from a, from b)`.
+pub(crate) fn merge_sorted<T: Copy>(
+    a: &[T],
+    b: &[T],
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    both: impl Fn(T, T) -> T,
+) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
+        match cmp(&a[i], &b[j]) {
             std::cmp::Ordering::Less => {
                 out.push(a[i]);
                 i += 1;
@@ -1577,7 +1588,7 @@ fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                out.push(a[i]);
+                out.push(both(a[i], b[j]));
                 i += 1;
                 j += 1;
             }

@@ -10,6 +10,7 @@
 use datasketches::tdigest::TDigestMut;
 use hashbrown::HashMap;
 
+use crate::aggregate::merge_sorted;
 use crate::error::{QueryError, Result};
 
 /// Distinct values a group keeps exactly (16 bytes each) before it turns into a t-digest.
@@ -123,28 +124,7 @@ fn feed(d: &mut TDigestMut, runs: &[(f64, u64)]) {
 
 /// The union of two ascending run lists, counts of equal values added.
 fn merge_runs(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.total_cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push((a[i].0, a[i].1 + b[j].1));
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
+    merge_sorted(a, b, |x, y| x.0.total_cmp(&y.0), |x, y| (x.0, x.1 + y.1))
 }
 
 /// PERCENTILE_CONT over values given as ascending runs: the value at position `q * (n - 1)`, interpolated
