@@ -58,7 +58,7 @@ pub enum Acc {
     /// APPROX_QUANTILE per group: exact runs of few distinct values, or a t-digest (created on the group's
     /// first value).
     Quantile {
-        digests: Vec<Option<QuantileState>>,
+        states: Vec<Option<QuantileState>>,
         q: f64,
     },
 }
@@ -153,7 +153,7 @@ impl Acc {
             },
             (AggFunc::ApproxDistinct, _, _) => Acc::Hll(Vec::new()),
             (AggFunc::ApproxQuantile, _, _) => Acc::Quantile {
-                digests: Vec::new(),
+                states: Vec::new(),
                 q,
             },
             (AggFunc::Count, true, _) => Acc::Distinct(Vec::new()),
@@ -192,7 +192,7 @@ impl Acc {
             Acc::Distinct(v) => v.len(),
             Acc::Percentile { values, .. } => values.len(),
             Acc::Hll(v) => v.len(),
-            Acc::Quantile { digests, .. } => digests.len(),
+            Acc::Quantile { states, .. } => states.len(),
         }
     }
 
@@ -216,7 +216,7 @@ impl Acc {
             Acc::Distinct(v) => v.resize_with(n, DistinctSet::default),
             Acc::Percentile { values, .. } => values.resize_with(n, Vec::new),
             Acc::Hll(v) => v.resize_with(n, || None),
-            Acc::Quantile { digests, .. } => digests.resize_with(n, || None),
+            Acc::Quantile { states, .. } => states.resize_with(n, || None),
         }
     }
 
@@ -249,9 +249,9 @@ impl Acc {
             }
             Acc::Percentile { values, .. } => vec(values) + values.iter().map(vec).sum::<usize>(),
             Acc::Hll(v) => vec(v) + v.iter().flatten().count() * HLL_BYTES,
-            Acc::Quantile { digests, .. } => {
-                vec(digests)
-                    + digests
+            Acc::Quantile { states, .. } => {
+                vec(states)
+                    + states
                         .iter()
                         .flatten()
                         .map(QuantileState::memory_bytes)
@@ -521,7 +521,7 @@ impl Acc {
                     }
                 }
             }
-            Acc::Quantile { digests, .. } => {
+            Acc::Quantile { states, .. } => {
                 let v = values.ok_or_else(|| internal("APPROX_QUANTILE without argument"))?;
                 let v = as_f64(v)?;
                 let a = v.as_primitive::<Float64Type>();
@@ -532,8 +532,8 @@ impl Acc {
                     .filter(|(_, r)| a.is_valid(**r as usize))
                     .map(|(g, r)| (*g, a.value(*r as usize)))
                     .collect();
-                let (starts, mut sorted) = by_group(digests.len(), &pairs)?;
-                for (g, slot) in digests.iter_mut().enumerate() {
+                let (starts, mut sorted) = by_group(states.len(), &pairs)?;
+                for (g, slot) in states.iter_mut().enumerate() {
                     let part = &mut sorted[starts[g]..starts[g + 1]];
                     if part.is_empty() {
                         continue;
@@ -681,7 +681,7 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Quantile { digests: a, .. }, Acc::Quantile { digests: b, .. }) => {
+            (Acc::Quantile { states: a, .. }, Acc::Quantile { states: b, .. }) => {
                 if let Some(other) = &b[from] {
                     match &mut a[to] {
                         Some(d) => d.merge(other),
@@ -731,9 +731,9 @@ impl Acc {
                     .map(|h| h.as_ref().map_or(0, |h| h.estimate().round() as i64))
                     .collect::<Vec<_>>(),
             )),
-            Acc::Quantile { digests, q } => {
-                let mut out = Vec::with_capacity(digests.len());
-                for d in digests {
+            Acc::Quantile { states, q } => {
+                let mut out = Vec::with_capacity(states.len());
+                for d in states {
                     out.push(match d {
                         Some(d) => d.quantile(*q)?,
                         None => None,
