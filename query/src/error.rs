@@ -55,6 +55,9 @@ pub enum QueryError {
     /// An error raised while computing (division by zero, overflow).
     #[error("{0}")]
     Execution(String),
+    /// The statement nests deeper than the engine's limits (see [`crate::limits`]).
+    #[error("statement too complex: {message}{pos}")]
+    TooComplex { message: String, pos: Pos },
     #[error("query cancelled")]
     Cancelled,
     #[error("query exceeded its time limit of {0} ms")]
@@ -98,7 +101,8 @@ impl QueryError {
             | QueryError::Unsupported { pos, .. }
             | QueryError::UnknownTable { pos, .. }
             | QueryError::UnknownColumn { pos, .. }
-            | QueryError::Invalid { pos, .. } => Some(*pos).filter(|p| p.line > 0),
+            | QueryError::Invalid { pos, .. }
+            | QueryError::TooComplex { pos, .. } => Some(*pos).filter(|p| p.line > 0),
             _ => None,
         }
     }

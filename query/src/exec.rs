@@ -914,7 +914,13 @@ pub fn execute(
     } else {
         std::thread::scope(|sc| {
             for _ in 0..workers {
-                sc.spawn(work);
+                // Expressions are evaluated recursively: the workers get the stack the depth limit fits in.
+                let spawned = std::thread::Builder::new()
+                    .stack_size(crate::limits::STACK_BYTES)
+                    .spawn_scoped(sc, work);
+                if spawned.is_err() {
+                    work();
+                }
             }
         });
     }

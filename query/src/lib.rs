@@ -12,6 +12,7 @@ pub mod filter;
 pub mod functions;
 pub mod join;
 pub mod key_limit;
+pub mod limits;
 pub mod memory;
 pub mod nested;
 pub mod params;
@@ -62,16 +63,45 @@ pub fn parse(sql: &str) -> Result<Statement> {
 
 /// Parses a string of zero or more `;`-separated statements.
 pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
+    if sql.len() > limits::MAX_SQL_BYTES {
+        return Err(QueryError::TooComplex {
+            message: format!(
+                "the SQL text is {} bytes long; at most {} are accepted",
+                sql.len(),
+                limits::MAX_SQL_BYTES
+            ),
+            pos: Pos::default(),
+        });
+    }
     let numbered = number_question_marks(sql);
     let sql = numbered.as_deref().unwrap_or(sql);
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
-        let msg = e.to_string();
-        let pos = parse_position(&msg);
-        QueryError::Syntax {
-            message: msg.trim_start_matches("sql parser error: ").to_string(),
-            pos,
+    let syntax = |e: sqlparser::parser::ParserError| match e {
+        sqlparser::parser::ParserError::RecursionLimitExceeded => QueryError::TooComplex {
+            message: format!(
+                "it nests more than {} levels of parentheses, subqueries or prefix operators",
+                limits::PARSER_RECURSION_LIMIT
+            ),
+            pos: Pos::default(),
+        },
+        e => {
+            let msg = e.to_string();
+            let pos = parse_position(&msg);
+            QueryError::Syntax {
+                message: msg.trim_start_matches("sql parser error: ").to_string(),
+                pos,
+            }
         }
-    })
+    };
+    let mut stmts = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(limits::PARSER_RECURSION_LIMIT)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(syntax)?;
+    for stmt in &mut stmts {
+        limits::shape(stmt)?;
+        params::count(stmt)?;
+    }
+    Ok(stmts)
 }
 
 /// JDBC/Druid `?` parameters, which the PostgreSQL dialect reads as an operator, renumbered as `$1`, `$2`, ...

@@ -131,7 +131,15 @@ fn query(dir: &std::path::Path, a: &QueryArgs, sql: &str) -> error::Result<()> {
         max_memory_bytes: a.max_memory_bytes,
         ..Default::default()
     };
-    let result = basalt_query::run_sql(&catalog, sql, &opts)?;
+    // On a thread with the stack that basalt_query::limits bounds statements to, as the server's.
+    let result = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(basalt_query::limits::STACK_BYTES)
+            .spawn_scoped(s, || basalt_query::run_sql(&catalog, sql, &opts))
+            .map_err(|e| error::Error::Usage(format!("cannot start the query thread: {e}")))?
+            .join()
+            .map_err(|_| error::Error::Usage("the query thread panicked".into()))
+    })??;
     output::print(&result.batch, format);
     Ok(())
 }
