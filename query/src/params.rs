@@ -65,24 +65,40 @@ pub fn bind(stmt: &mut ast::Statement, params: &[Scalar]) -> Result<()> {
     }
 }
 
-/// How many parameters `stmt` takes: the highest `$n`, or the number of `?`.
-pub fn count(stmt: &ast::Statement) -> usize {
+/// Most parameters one statement may take: PostgreSQL's own limit (its Bind message counts them in 16 bits).
+pub const MAX_PARAMS: usize = 65_535;
+
+/// How many parameters `stmt` takes: the highest `$n`, or the number of `?`. A placeholder past [`MAX_PARAMS`]
+/// is an error, so that nothing sized by this count (PostgreSQL's Describe) can be made to allocate without bound.
+pub fn count(stmt: &ast::Statement) -> Result<usize> {
     let mut n = 0usize;
-    let _ = ast::visit_expressions(stmt, |e| {
+    let flow = ast::visit_expressions(stmt, |e| {
         if let ast::Expr::Value(v) = e {
             if let ast::Value::Placeholder(p) = &v.value {
-                n = if p == "?" {
-                    n + 1
+                let k = if p == "?" {
+                    Some(n + 1)
                 } else {
-                    n.max(
-                        p.strip_prefix('$')
-                            .and_then(|k| k.parse().ok())
-                            .unwrap_or(0),
-                    )
+                    p.strip_prefix('$')
+                        .map(|k| k.parse::<usize>().unwrap_or(usize::MAX))
                 };
+                match k {
+                    Some(k) if k > MAX_PARAMS => {
+                        return ControlFlow::Break(QueryError::invalid(
+                            format!(
+                                "there is no parameter {p}: a statement takes at most {MAX_PARAMS} parameters"
+                            ),
+                            Pos::from(v.span()),
+                        ))
+                    }
+                    Some(k) => n = n.max(k),
+                    None => {}
+                }
             }
         }
-        ControlFlow::<()>::Continue(())
+        ControlFlow::Continue(())
     });
-    n
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(n),
+    }
 }

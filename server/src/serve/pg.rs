@@ -76,7 +76,7 @@ fn setting(name: &str, user: &str) -> Option<String> {
 }
 
 fn pg_error(e: &ServeError) -> PgWireError {
-    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string());
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.message());
     if let ServeError::Query(QueryError::UnknownColumn { hint, .. }) = e {
         if !hint.is_empty() {
             info.hint = Some(hint.trim().to_string());
@@ -454,7 +454,8 @@ impl PgParser {
             _ => return Ok(Vec::new()),
         }
         fold_session(&mut s, &self.server.config.pg_user)?;
-        let nulls = vec![Scalar::Null; basalt_query::params::count(&s)];
+        let n = basalt_query::params::count(&s).map_err(|e| pg_error(&e.into()))?;
+        let nulls = vec![Scalar::Null; n];
         let ctx = QueryContext {
             face: Face::Postgres,
             params: nulls,
@@ -498,7 +499,8 @@ impl QueryParser for PgParser {
     }
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
-        Ok(vec![Type::TEXT; basalt_query::params::count(&stmt.stmt)])
+        let n = basalt_query::params::count(&stmt.stmt).map_err(|e| pg_error(&e.into()))?;
+        Ok(vec![Type::TEXT; n])
     }
 
     fn get_result_schema(
