@@ -38,6 +38,10 @@ pub enum Error {
     #[error("kafka: {0}")]
     Kafka(String),
 
+    /// A server limit stops the request (e.g. `max_ingestions`); nothing was changed.
+    #[error("{0}")]
+    Limit(String),
+
     /// No ingestion with this id.
     #[error("no ingestion {0:?}")]
     NoIngestion(String),

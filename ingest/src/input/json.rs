@@ -253,3 +253,38 @@ fn read_array(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hostile message nests arrays as deep as it likes: it is rejected or read, never a stack overflow, on a
+    /// thread with the 2 MiB stack Rust gives spawned threads by default (workers get more).
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                for depth in [100, 1_000, 1_025, 100_000] {
+                    let text = format!(
+                        "{{\"ts\": 1, \"deep\": {}1{}}}",
+                        "[".repeat(depth),
+                        "]".repeat(depth)
+                    );
+                    let mut bytes = text.into_bytes();
+                    match JsonRecord::parse(&mut bytes) {
+                        Ok(r) => {
+                            let FieldValue::Json(s) = r.get("deep") else {
+                                panic!("depth {depth}: not read as JSON");
+                            };
+                            assert_eq!(s.matches('[').count(), depth);
+                        }
+                        Err(e) => assert!(depth > 1_000, "depth {depth}: {e:?}"),
+                    }
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}

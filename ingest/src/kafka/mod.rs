@@ -3,10 +3,12 @@
 //! the same atomic step as the segments they describe; the catalog, not the consumer group, is the truth. A
 //! restarted process resumes each ingestion from its committed offsets and re-reads the uncommitted tail.
 
+pub mod properties;
 pub mod state;
 pub mod worker;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,6 +21,9 @@ use crate::{Error, Result};
 pub use state::{source_id, DeadLetter, Desired, IngestStatus, SourceState};
 use worker::{Command, Worker};
 
+/// Stack of a worker thread: ample for JSON nested as deep as simd-json parses (see `input::json`'s tests).
+const WORKER_STACK_BYTES: usize = 16 << 20;
+
 /// How long an operator command waits for the worker's answer (a handoff may run meanwhile).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -28,18 +33,44 @@ struct Handle {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What the server lets ingest specs do.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Directories Kafka TLS files may be read from (see [`properties`]).
+    pub tls_dirs: Vec<PathBuf>,
+    /// Ingestions running at once, at most.
+    pub max_ingestions: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            tls_dirs: Vec::new(),
+            max_ingestions: 16,
+        }
+    }
+}
+
 /// The running Kafka ingestions of one process.
 pub struct Supervisors {
     catalog: Arc<dyn Catalog>,
     live: Arc<LiveIndex>,
+    tls_dirs: Arc<[PathBuf]>,
+    max_ingestions: usize,
     running: Mutex<BTreeMap<String, Handle>>,
 }
 
 impl Supervisors {
     pub fn new(catalog: Arc<dyn Catalog>, live: Arc<LiveIndex>) -> Self {
+        Self::with_policy(catalog, live, Policy::default())
+    }
+
+    pub fn with_policy(catalog: Arc<dyn Catalog>, live: Arc<LiveIndex>, policy: Policy) -> Self {
         Supervisors {
             catalog,
             live,
+            tls_dirs: policy.tls_dirs.into(),
+            max_ingestions: policy.max_ingestions,
             running: Mutex::new(BTreeMap::new()),
         }
     }
@@ -80,6 +111,17 @@ impl Supervisors {
                 "kafka.topic and kafka.bootstrap_servers must not be empty".into(),
             ));
         }
+        for (what, v) in [
+            ("bootstrap_servers", &kafka.bootstrap_servers),
+            ("topic", &kafka.topic),
+        ] {
+            if v.len() > 4096 || v.chars().any(char::is_control) {
+                return Err(Error::Spec(format!(
+                    "kafka.{what} must be printable text of at most 4,096 bytes"
+                )));
+            }
+        }
+        properties::check(&kafka.properties, &self.tls_dirs)?;
         if !matches!(spec.format, InputFormat::Json | InputFormat::Auto) {
             return Err(Error::Spec(format!(
                 "Kafka messages are read as JSON (format \"json\"), not {:?}",
@@ -87,6 +129,15 @@ impl Supervisors {
             )));
         }
         let id = spec.id().to_string();
+        {
+            let running = self.lock();
+            if !running.contains_key(&id) && running.len() >= self.max_ingestions {
+                return Err(Error::Limit(format!(
+                    "this server already runs {} Kafka ingestions (max_ingestions); delete one or raise the setting",
+                    running.len()
+                )));
+            }
+        }
         if let Some(handle) = self.lock().remove(&id) {
             stop(handle, false)?;
         }
@@ -141,10 +192,13 @@ impl Supervisors {
             self.live.clone(),
             status.clone(),
             rx,
+            self.tls_dirs.clone(),
         );
         let on_panic = status.clone();
         let thread = std::thread::Builder::new()
             .name(format!("kafka-{id}"))
+            // Messages are parsed and their nested values printed recursively, within simd-json's depth bound.
+            .stack_size(WORKER_STACK_BYTES)
             .spawn(move || {
                 // A bug must not take the server down: the ingestion shows as failed instead. What it held in
                 // memory was not committed, so the next start re-reads it.

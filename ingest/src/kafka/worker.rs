@@ -4,6 +4,7 @@
 //! offsets, rejection counts and dead letters in one catalog step.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,6 +96,8 @@ pub struct Worker {
     live: Arc<LiveIndex>,
     status: Arc<Mutex<IngestStatus>>,
     commands: Receiver<Command>,
+    /// Directories Kafka TLS files may come from (the server's `kafka_tls_dirs`).
+    tls_dirs: Arc<[PathBuf]>,
     committed: SourceState,
     consumer: Option<BaseConsumer<Context>>,
     /// Partitions assigned, and per partition the next offset to consume.
@@ -137,9 +140,11 @@ impl Worker {
         live: Arc<LiveIndex>,
         status: Arc<Mutex<IngestStatus>>,
         commands: Receiver<Command>,
+        tls_dirs: Arc<[PathBuf]>,
     ) -> Self {
         let spec = state.spec.clone();
         Worker {
+            tls_dirs,
             id: spec.id().to_string(),
             paused: state.desired == Desired::Paused,
             next: state.offsets.clone(),
@@ -312,6 +317,9 @@ impl Worker {
         let Some(kafka) = &self.spec.kafka else {
             return Err(Error::Spec("the spec has no \"kafka\" section".into()));
         };
+        // Checked again here, not only when the spec was submitted: a spec read back from the catalog after a
+        // restart (or written by an older version) gets no property that this server does not allow.
+        super::properties::check(&kafka.properties, &self.tls_dirs)?;
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &kafka.bootstrap_servers)
