@@ -1,122 +1,152 @@
 //! Server settings: defaults, overridden by a TOML file, then by `BASALT_*` environment variables, then by
-//! command-line flags. Every setting is documented in `basalt.example.toml` at the repository root.
+//! command-line flags. Every setting is declared once, in [`settings!`] below (name, type, default, meaning),
+//! and documented for users in `basalt.example.toml` at the repository root (a test reads that file back).
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
-/// Every setting of `basalt serve`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub data_dir: PathBuf,
-    /// HTTP listen address (basalt's API, the Druid SQL API, /metrics).
-    pub http: String,
-    /// PostgreSQL wire protocol listen address; empty disables it.
-    pub pg: String,
-    pub log_level: String,
-    /// Queries running at once.
-    pub max_concurrent_queries: usize,
-    /// Queries waiting for a slot before new ones are refused (HTTP 429, SQLSTATE 53300).
-    pub max_queued_queries: usize,
-    /// Per-query time limit in milliseconds (0: none).
-    pub query_timeout_ms: u64,
-    /// Per-query memory limit in bytes (0: none).
-    pub query_max_memory_bytes: usize,
-    /// Most rows one result may hold; larger results are an error, not a silent cut.
-    pub max_result_rows: usize,
-    /// Most rows the right (broadcast) side of a join may have.
-    pub max_join_rows: usize,
-    /// Largest SQL request body in bytes.
-    pub max_request_bytes: usize,
-    /// Largest batch-upload body in bytes (`POST /v1/tables/{t}/load`).
-    pub max_upload_bytes: usize,
-    /// Threads one query uses (0: one per core).
-    pub query_threads: usize,
-    /// Bytes of decompressed column blocks kept in memory for the next query (0: none).
-    pub block_cache_bytes: u64,
-    /// PostgreSQL user and password; when a password is set, clients must give it (cleartext over the wire,
-    /// so keep the port on loopback or a trusted network).
-    pub pg_user: String,
-    pub pg_password: String,
+/// A setting's value type: parsed from its text form (a file, an environment variable or a flag) and shown back.
+pub trait Setting: Sized {
+    fn parse(key: &str, value: &str, from: &str) -> Result<Self>;
+    fn show(&self) -> String;
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: PathBuf::from("data"),
-            http: "127.0.0.1:8080".into(),
-            pg: "127.0.0.1:5433".into(),
-            log_level: "info".into(),
-            max_concurrent_queries: 8,
-            max_queued_queries: 64,
-            query_timeout_ms: 60_000,
-            query_max_memory_bytes: basalt_query::memory::DEFAULT_LIMIT,
-            max_result_rows: 1_000_000,
-            max_join_rows: 1_000_000,
-            max_request_bytes: 1 << 20,
-            max_upload_bytes: 1 << 30,
-            query_threads: 0,
-            block_cache_bytes: basalt_segment::cache::default_capacity(),
-            pg_user: "basalt".into(),
-            pg_password: String::new(),
-        }
+impl Setting for String {
+    fn parse(_: &str, value: &str, _: &str) -> Result<Self> {
+        Ok(value.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
     }
 }
 
-/// The names of all settings, as written in the TOML file (environment: `BASALT_` + upper case).
-pub const KEYS: [&str; 16] = [
-    "data_dir",
-    "http",
-    "pg",
-    "log_level",
-    "max_concurrent_queries",
-    "max_queued_queries",
-    "query_timeout_ms",
-    "query_max_memory_bytes",
-    "max_result_rows",
-    "max_join_rows",
-    "max_request_bytes",
-    "max_upload_bytes",
-    "query_threads",
-    "block_cache_bytes",
-    "pg_user",
-    "pg_password",
-];
+impl Setting for PathBuf {
+    fn parse(_: &str, value: &str, _: &str) -> Result<Self> {
+        Ok(PathBuf::from(value))
+    }
+    fn show(&self) -> String {
+        self.display().to_string()
+    }
+}
 
-fn num<T: std::str::FromStr>(key: &str, value: &str, from: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| {
-        Error::Usage(format!(
-            "setting {key} from {from}: {value:?} is not a valid number"
-        ))
-    })
+/// A comma-separated list of paths (a TOML array of strings is accepted too).
+impl Setting for Vec<PathBuf> {
+    fn parse(_: &str, value: &str, _: &str) -> Result<Self> {
+        Ok(value
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect())
+    }
+    fn show(&self) -> String {
+        let parts: Vec<String> = self.iter().map(|p| p.display().to_string()).collect();
+        parts.join(",")
+    }
+}
+
+macro_rules! number_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            fn parse(key: &str, value: &str, from: &str) -> Result<Self> {
+                value.trim().replace('_', "").parse().map_err(|_| {
+                    Error::Usage(format!("setting {key} from {from}: {value:?} is not a valid number"))
+                })
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+number_setting!(usize, u64);
+
+/// Declares every setting once: the [`Config`] struct, its defaults, [`KEYS`] and the text setter.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr; )*) => {
+        /// Every setting of `basalt serve`.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $name: $default, )* }
+            }
+        }
+
+        /// The names of all settings, as written in the TOML file (environment: `BASALT_` + upper case).
+        pub const KEYS: &[&str] = &[ $( stringify!($name), )* ];
+
+        impl Config {
+            /// Sets a known setting from text; `false` for an unknown name.
+            fn set_known(&mut self, key: &str, value: &str, from: &str) -> Result<bool> {
+                match key {
+                    $( stringify!($name) => self.$name = Setting::parse(key, value, from)?, )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+
+            /// Every setting's name and value in text form.
+            pub fn values(&self) -> Vec<(&'static str, String)> {
+                vec![ $( (stringify!($name), Setting::show(&self.$name)), )* ]
+            }
+        }
+    };
+}
+
+settings! {
+    /// The data directory: catalog manifest and segment files.
+    data_dir: PathBuf = PathBuf::from("data");
+    /// HTTP listen address (basalt's API, the Druid SQL API, /metrics).
+    http: String = "127.0.0.1:8080".into();
+    /// PostgreSQL wire protocol listen address; empty disables it.
+    pg: String = "127.0.0.1:5433".into();
+    log_level: String = "info".into();
+    /// Queries running at once.
+    max_concurrent_queries: usize = 8;
+    /// Queries waiting for a slot before new ones are refused (HTTP 429, SQLSTATE 53300).
+    max_queued_queries: usize = 64;
+    /// How long a queued query waits for a slot before it is refused the same way, in milliseconds.
+    queue_timeout_ms: u64 = 10_000;
+    /// Per-query time limit in milliseconds (0: none).
+    query_timeout_ms: u64 = 60_000;
+    /// Per-query memory limit in bytes (0: none).
+    query_max_memory_bytes: usize = basalt_query::memory::DEFAULT_LIMIT;
+    /// Most rows one result may hold; larger results are an error, not a silent cut.
+    max_result_rows: usize = 1_000_000;
+    /// Most rows the right (broadcast) side of a join may have.
+    max_join_rows: usize = 1_000_000;
+    /// Largest SQL request body in bytes.
+    max_request_bytes: usize = 1 << 20;
+    /// Largest batch-upload body in bytes (`POST /v1/tables/{t}/load`).
+    max_upload_bytes: usize = 1 << 30;
+    /// Threads one query uses (0: one per core).
+    query_threads: usize = 0;
+    /// Bytes of decompressed column blocks kept in memory for the next query (0: none).
+    block_cache_bytes: u64 = basalt_segment::cache::default_capacity();
+    /// Kafka ingestions this server runs at most (each holds a consumer and its threads).
+    max_ingestions: usize = 16;
+    /// Directories that Kafka TLS files (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`)
+    /// may be read from; empty: ingest specs may name no file.
+    kafka_tls_dirs: Vec<PathBuf> = Vec::new();
+    /// PostgreSQL user and password; when a password is set, clients must give it (MD5 over the wire, so keep
+    /// the port on loopback or a trusted network).
+    pg_user: String = "basalt".into();
+    pg_password: String = String::new();
 }
 
 impl Config {
     /// Sets one setting from its text form; `from` says where the value came from, for errors.
     pub fn set(&mut self, key: &str, value: &str, from: &str) -> Result<()> {
-        match key {
-            "data_dir" => self.data_dir = PathBuf::from(value),
-            "http" => self.http = value.to_string(),
-            "pg" => self.pg = value.to_string(),
-            "log_level" => self.log_level = value.to_string(),
-            "max_concurrent_queries" => self.max_concurrent_queries = num(key, value, from)?,
-            "max_queued_queries" => self.max_queued_queries = num(key, value, from)?,
-            "query_timeout_ms" => self.query_timeout_ms = num(key, value, from)?,
-            "query_max_memory_bytes" => self.query_max_memory_bytes = num(key, value, from)?,
-            "max_result_rows" => self.max_result_rows = num(key, value, from)?,
-            "max_join_rows" => self.max_join_rows = num(key, value, from)?,
-            "max_request_bytes" => self.max_request_bytes = num(key, value, from)?,
-            "max_upload_bytes" => self.max_upload_bytes = num(key, value, from)?,
-            "query_threads" => self.query_threads = num(key, value, from)?,
-            "block_cache_bytes" => self.block_cache_bytes = num(key, value, from)?,
-            "pg_user" => self.pg_user = value.to_string(),
-            "pg_password" => self.pg_password = value.to_string(),
-            other => {
-                return Err(Error::Usage(format!(
-                    "unknown setting {other:?} in {from} (known: {})",
-                    KEYS.join(", ")
-                )))
-            }
+        if !self.set_known(key, value, from)? {
+            return Err(Error::Usage(format!(
+                "unknown setting {key:?} in {from} (known: {})",
+                KEYS.join(", ")
+            )));
         }
         if self.max_concurrent_queries == 0 {
             return Err(Error::Usage(format!(
@@ -135,17 +165,7 @@ impl Config {
             .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
         let from = format!("config file {}", path.display());
         for (key, value) in table {
-            let text = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(Error::Usage(format!(
-                        "setting {key} in {from}: {other:?} is not a string or a number"
-                    )))
-                }
-            };
+            let text = toml_text(&key, value, &from)?;
             self.set(&key, &text, &from)?;
         }
         Ok(())
@@ -162,27 +182,49 @@ impl Config {
         Ok(())
     }
 
-    /// The settings as `key = value` lines (the password masked), for the startup log.
+    /// The settings as `key=value` words (the password masked), for the startup log.
     pub fn describe(&self) -> String {
-        format!(
-            "data_dir={} http={} pg={} max_concurrent_queries={} max_queued_queries={} query_timeout_ms={} \
-             query_max_memory_bytes={} max_result_rows={} max_request_bytes={} max_upload_bytes={} query_threads={} block_cache_bytes={} pg_user={} pg_password={}",
-            self.data_dir.display(),
-            self.http,
-            if self.pg.is_empty() { "off" } else { &self.pg },
-            self.max_concurrent_queries,
-            self.max_queued_queries,
-            self.query_timeout_ms,
-            self.query_max_memory_bytes,
-            self.max_result_rows,
-            self.max_request_bytes,
-            self.max_upload_bytes,
-            self.query_threads,
-            self.block_cache_bytes,
-            self.pg_user,
-            if self.pg_password.is_empty() { "(none)" } else { "(set)" }
-        )
+        let words: Vec<String> = self
+            .values()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "pg_password" if v.is_empty() => format!("{k}=(none)"),
+                "pg_password" => format!("{k}=(set)"),
+                "pg" if v.is_empty() => format!("{k}=off"),
+                _ => format!("{k}={v}"),
+            })
+            .collect();
+        words.join(" ")
     }
+}
+
+/// A TOML value in the text form [`Setting::parse`] reads (arrays of strings joined by commas).
+fn toml_text(key: &str, value: toml::Value, from: &str) -> Result<String> {
+    Ok(match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Array(items) => {
+            let mut parts = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    toml::Value::String(s) if !s.contains(',') => parts.push(s),
+                    other => {
+                        return Err(Error::Usage(format!(
+                            "setting {key} in {from}: list items must be strings without commas, not {other:?}"
+                        )))
+                    }
+                }
+            }
+            parts.join(",")
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "setting {key} in {from}: {other:?} is not a string, a number or a list"
+            )))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -218,5 +260,45 @@ mod tests {
         assert!(e.to_string().contains("max_result_rows"), "{e}");
         let e = c.set("no_such", "1", "config file x").unwrap_err();
         assert!(e.to_string().contains("no_such"), "{e}");
+    }
+
+    #[test]
+    fn the_example_file_names_every_setting_and_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../basalt.example.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        for key in KEYS {
+            assert!(
+                text.lines().any(|l| l
+                    .trim_start_matches(['#', ' '])
+                    .starts_with(&format!("{key} ="))),
+                "basalt.example.toml does not document {key}"
+            );
+        }
+        let mut c = Config::default();
+        c.apply_file(std::path::Path::new(example)).unwrap();
+        assert_eq!(
+            c.max_concurrent_queries,
+            Config::default().max_concurrent_queries
+        );
+    }
+
+    #[test]
+    fn lists_come_from_commas_or_toml_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("basalt.toml");
+        std::fs::write(&file, "kafka_tls_dirs = [\"/etc/kafka\", \"/srv/tls\"]\n").unwrap();
+        let mut c = Config::default();
+        c.apply_file(&file).unwrap();
+        assert_eq!(
+            c.kafka_tls_dirs,
+            vec![PathBuf::from("/etc/kafka"), PathBuf::from("/srv/tls")]
+        );
+        c.set("kafka_tls_dirs", "/a, /b", "env").unwrap();
+        assert_eq!(
+            c.kafka_tls_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert!(c.describe().contains("kafka_tls_dirs=/a,/b"));
+        assert!(c.describe().contains("pg_password=(none)"));
     }
 }

@@ -65,7 +65,7 @@ async fn not_found(req: Request) -> Response {
 
 /// basalt's error body: a stable code, the message, and the SQL position when there is one.
 pub(super) fn v1_error(e: &ServeError) -> Response {
-    let mut body = json!({"error": {"code": e.code(), "message": e.to_string()}});
+    let mut body = json!({"error": {"code": e.code(), "message": e.message()}});
     if let Some(p) = e.position() {
         body["error"]["line"] = p.line.into();
         body["error"]["column"] = p.column.into();
@@ -420,7 +420,8 @@ fn druid_error(e: &ServeError) -> Response {
         ),
         ServeError::ResultTooLarge(_)
         | ServeError::Query(Q::MemoryLimit { .. })
-        | ServeError::Query(Q::TooManyGroups { .. }) => (
+        | ServeError::Query(Q::TooManyGroups { .. })
+        | ServeError::Query(Q::TooComplex { .. }) => (
             400,
             "Resource limit exceeded",
             "org.apache.druid.query.ResourceLimitExceededException",
@@ -439,7 +440,7 @@ fn druid_error(e: &ServeError) -> Response {
     };
     let host = std::env::var("HOSTNAME").ok();
     let body =
-        json!({"error": error, "errorMessage": e.to_string(), "errorClass": class, "host": host});
+        json!({"error": error, "errorMessage": e.message(), "errorClass": class, "host": host});
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         axum::Json(body),

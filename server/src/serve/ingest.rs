@@ -18,6 +18,7 @@ fn ingest_error(e: basalt_ingest::Error) -> ServeError {
         basalt_ingest::Error::Spec(m) => {
             ServeError::BadRequest(format!("invalid ingest spec: {m}"))
         }
+        basalt_ingest::Error::Limit(m) => ServeError::Conflict(m),
         basalt_ingest::Error::NoIngestion(id) => {
             ServeError::NotFound(format!("no ingestion {id:?}"))
         }

@@ -79,11 +79,16 @@ pub async fn http_load(
     let scratch = server.catalog.scratch_dir();
     std::fs::create_dir_all(&scratch).map_err(|e| ServeError::Internal(e.to_string()))?;
     let ext = if format == "json" { "json" } else { &format };
-    let path = scratch.join(format!("upload-{}.{ext}", server.new_query_id()));
+    // A random name, created exclusively with owner-only permissions: no client can predict or plant it.
+    let mut upload = tempfile::Builder::new()
+        .prefix("upload-")
+        .suffix(&format!(".{ext}"))
+        .tempfile_in(&scratch)
+        .map_err(|e| ServeError::Internal(format!("creating the upload file: {e}")))?;
+    let path = upload.path().to_path_buf();
     let limit = server.config.max_upload_bytes;
     let spooled = async {
-        let mut file =
-            std::fs::File::create(&path).map_err(|e| ServeError::Internal(e.to_string()))?;
+        let file = upload.as_file_mut();
         let mut size = 0usize;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
@@ -100,13 +105,7 @@ pub async fn http_load(
         Ok(size)
     }
     .await;
-    let size = match spooled {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-    };
+    let size = spooled?;
     let catalog = server.catalog.clone();
     let file = path.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -123,10 +122,15 @@ pub async fn http_load(
         loader.load(std::slice::from_ref(&file))
     })
     .await;
-    let _ = std::fs::remove_file(&path);
+    drop(upload);
     let summary = result
         .map_err(|e| ServeError::Internal(format!("load task failed: {e}")))?
-        .map_err(|e| ServeError::Load(e.to_string()))?;
+        .map_err(|e| {
+            ServeError::Load(e.to_string().replace(
+                &path.display().to_string(),
+                &format!("the uploaded {format} file"),
+            ))
+        })?;
     let mut v = serde_json::to_value(&summary).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("bytes_received".into(), size.into());

@@ -28,9 +28,14 @@ pub enum ServeError {
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(
-        "too many queries: {running} running and {queued} waiting (max_concurrent_queries + max_queued_queries)"
+        "too many queries: {running} running and {queued} waiting{} (max_concurrent_queries, max_queued_queries, queue_timeout_ms); retry later",
+        match waited_ms { Some(ms) => format!(", and this one found no free slot in {ms} ms"), None => String::new() }
     )]
-    Overloaded { running: usize, queued: usize },
+    Overloaded {
+        running: usize,
+        queued: usize,
+        waited_ms: Option<u64>,
+    },
     #[error(
         "the result has more than {0} rows (max_result_rows); add a LIMIT or aggregate further"
     )]
@@ -41,6 +46,9 @@ pub enum ServeError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with what the server holds (a table name taken in another case, a full limit).
+    #[error("{0}")]
+    Conflict(String),
     #[error("load failed: {0}")]
     Load(String),
     #[error("internal error: {0}")]
@@ -57,6 +65,7 @@ impl ServeError {
                 QueryError::UnknownTable { .. } => "unknown_table",
                 QueryError::UnknownColumn { .. } => "unknown_column",
                 QueryError::Invalid { .. } => "sql_invalid",
+                QueryError::TooComplex { .. } => "too_complex",
                 QueryError::Storage(_) => "storage",
                 QueryError::Execution(_) => "execution",
                 QueryError::Cancelled => "cancelled",
@@ -70,6 +79,7 @@ impl ServeError {
             ServeError::BodyTooLarge(_) => "body_too_large",
             ServeError::BadRequest(_) => "bad_request",
             ServeError::NotFound(_) => "not_found",
+            ServeError::Conflict(_) => "conflict",
             ServeError::Load(_) => "load_failed",
             ServeError::Internal(_) => "internal",
         }
@@ -80,7 +90,7 @@ impl ServeError {
         match self {
             ServeError::Query(QueryError::UnknownTable { .. }) | ServeError::NotFound(_) => 404,
             ServeError::Query(QueryError::Timeout(_)) => 504,
-            ServeError::Query(QueryError::Cancelled) => 409,
+            ServeError::Query(QueryError::Cancelled) | ServeError::Conflict(_) => 409,
             ServeError::Query(QueryError::Storage(_)) | ServeError::Internal(_) => 500,
             ServeError::Query(QueryError::MemoryLimit { .. })
             | ServeError::Query(QueryError::TooManyGroups { .. })
@@ -100,6 +110,7 @@ impl ServeError {
                 QueryError::UnknownTable { .. } => "42P01",
                 QueryError::UnknownColumn { .. } => "42703",
                 QueryError::Invalid { .. } => "42804",
+                QueryError::TooComplex { .. } => "54001",
                 QueryError::Storage(_) => "XX001",
                 QueryError::Execution(m) if m.contains("division by zero") => "22012",
                 QueryError::Execution(_) => "22000",
@@ -111,9 +122,16 @@ impl ServeError {
             ServeError::BodyTooLarge(_) => "54000",
             ServeError::BadRequest(_) => "08P01",
             ServeError::NotFound(_) => "42P01",
+            ServeError::Conflict(_) => "42P07",
             ServeError::Load(_) => "22000",
             ServeError::Internal(_) => "XX000",
         }
+    }
+
+    /// The message a client sees: the error's text with every absolute server path cut to its file name (a
+    /// client needs the table and file, not where the server keeps them).
+    pub fn message(&self) -> String {
+        redact_paths(&self.to_string())
     }
 
     /// The position in the SQL text, when the error has one.
@@ -123,6 +141,37 @@ impl ServeError {
             _ => None,
         }
     }
+}
+
+/// Cuts absolute paths (`/a/b/c.seg`, also quoted or inside parentheses) to their last component (`c.seg`).
+/// A lone `/` (division) or a relative path stays as it is.
+pub(crate) fn redact_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('/') {
+        let at_word_start = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '(' | '[' | '=' | ':'));
+        let word_end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | ',' | ';'))
+            .map_or(rest.len(), |e| i + e);
+        let word = &rest[i..word_end];
+        out.push_str(&rest[..i]);
+        match word.rfind('/') {
+            Some(last) if at_word_start && last > 0 => {
+                let name = word[last + 1..].trim_end_matches(':');
+                if name.is_empty() {
+                    out.push_str("(path)");
+                }
+                out.push_str(&word[last + 1..]);
+            }
+            _ => out.push_str(word),
+        }
+        rest = &rest[word_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The running server's shared state.
@@ -165,10 +214,18 @@ impl Server {
     pub fn new(config: Config, catalog: FileCatalog) -> Self {
         let catalog = Arc::new(catalog);
         let live = Arc::new(basalt_segment::LiveIndex::new());
+        let policy = basalt_ingest::kafka::Policy {
+            tls_dirs: config.kafka_tls_dirs.clone(),
+            max_ingestions: config.max_ingestions,
+        };
         Server {
             slots: Semaphore::new(config.max_concurrent_queries),
             config,
-            ingest: basalt_ingest::kafka::Supervisors::new(catalog.clone(), live.clone()),
+            ingest: basalt_ingest::kafka::Supervisors::with_policy(
+                catalog.clone(),
+                live.clone(),
+                policy,
+            ),
             live,
             catalog,
             metrics: metrics::Metrics::new(),
@@ -180,13 +237,21 @@ impl Server {
         }
     }
 
-    /// A fresh query id.
+    /// A fresh query id: 128 random bits from the operating system, so that no client can guess another's id
+    /// and cancel its query (`DELETE /v1/queries/{id}`).
     pub fn new_query_id(&self) -> String {
-        format!(
-            "basalt-{}-{}",
-            std::process::id(),
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        )
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            // No OS randomness (never seen on Linux): still unique, though guessable; say so in the log.
+            tracing::warn!("no OS randomness for a query id; using a counter");
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+        }
+        let mut id = String::with_capacity(32);
+        for b in bytes {
+            id.push_str(&format!("{b:02x}"));
+        }
+        id
     }
 
     /// Cancels a running query; whether it was found.
@@ -242,19 +307,6 @@ impl Server {
         ctx: QueryContext,
         id: String,
     ) -> Result<QueryResult, ServeError> {
-        let max = self.config.max_concurrent_queries + self.config.max_queued_queries;
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let running = self.config.max_concurrent_queries - self.slots.available_permits();
-        if waiting + running >= max {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ServeError::Overloaded {
-                running,
-                queued: waiting,
-            });
-        }
-        let permit = self.slots.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _permit = permit.map_err(|e| ServeError::Internal(e.to_string()))?;
         let cancel = Arc::new(AtomicBool::new(false));
         if let Ok(mut m) = self.running.lock() {
             m.insert(id.clone(), cancel.clone());
@@ -265,11 +317,13 @@ impl Server {
             cancel: cancel.clone(),
             done: false,
         };
+        // Sleeping is not work: it takes no query slot, so sleeping clients cannot starve the others.
         if let Some(seconds) = pg_sleep_seconds(&stmt) {
             let r = self.sleep(seconds, &cancel).await;
             guard.done = true;
             return r;
         }
+        let _permit = self.slot().await?;
         let opts = ExecOptions {
             threads: if self.config.query_threads == 0 {
                 ExecOptions::default().threads
@@ -303,7 +357,33 @@ impl Server {
 }
 
 impl Server {
-    /// PostgreSQL's `pg_sleep`: holds a query slot for `seconds`, ended early by a cancel (HTTP DELETE, a
+    /// Waits for a query slot: at most `max_queued_queries` wait, each at most `queue_timeout_ms`; past either
+    /// bound the query is refused as overloaded (HTTP 429, SQLSTATE 53300) instead of left hanging.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ServeError> {
+        let overloaded = |queued: usize, waited_ms: Option<u64>| ServeError::Overloaded {
+            running: self.config.max_concurrent_queries - self.slots.available_permits(),
+            queued,
+            waited_ms,
+        };
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.config.max_queued_queries {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(overloaded(queued, None));
+        }
+        let wait = std::time::Duration::from_millis(self.config.queue_timeout_ms);
+        let r = tokio::time::timeout(wait, self.slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        match r {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(e)) => Err(ServeError::Internal(e.to_string())),
+            Err(_) => Err(overloaded(queued, Some(self.config.queue_timeout_ms))),
+        }
+    }
+
+    /// PostgreSQL's `pg_sleep`: holds no query slot for `seconds`, ended early by a cancel (HTTP DELETE, a
     /// PostgreSQL CancelRequest, a client that went away) or the query timeout. Clients and tests use it to keep
     /// a connection busy.
     async fn sleep(&self, seconds: f64, cancel: &AtomicBool) -> Result<QueryResult, ServeError> {
@@ -341,6 +421,9 @@ pub fn run(config: Config) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("basalt-serve")
+        // Requests are parsed and planned on these threads (and PostgreSQL's Describe plans on the async ones):
+        // the stack that basalt_query::limits bounds every statement to.
+        .thread_stack_size(basalt_query::limits::STACK_BYTES)
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
@@ -454,5 +537,27 @@ pub(crate) fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
             }
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_paths;
+
+    #[test]
+    fn absolute_paths_are_cut_to_their_file_name() {
+        assert_eq!(
+            redact_paths("open /srv/basalt/data/segments/births_1.seg: bad trailer magic"),
+            "open births_1.seg: bad trailer magic"
+        );
+        assert_eq!(
+            redact_paths("load failed: \"/tmp/x/.scratch/upload-1.csv\" line 3 (/a/b)"),
+            "load failed: \"upload-1.csv\" line 3 (b)"
+        );
+        assert_eq!(
+            redact_paths("SELECT 1 / 0 and a/b stay"),
+            "SELECT 1 / 0 and a/b stay"
+        );
+        assert_eq!(redact_paths("dir /data/: gone"), "dir (path): gone");
     }
 }
