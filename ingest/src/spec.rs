@@ -289,6 +289,62 @@ impl Default for Tuning {
     }
 }
 
+impl Tuning {
+    /// Every threshold must lie in a range the engine can honour: a value at `u64::MAX` (or 0 rows per
+    /// segment) would otherwise be accepted and fail, or never fire, much later.
+    pub fn validate(&self) -> Result<()> {
+        const TEN_YEARS_MS: u64 = 10 * 366 * 86_400_000;
+        let checks: [(&str, u64, u64, u64); 8] = [
+            (
+                "max_rows_in_memory",
+                self.max_rows_in_memory as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "max_bytes_in_memory",
+                self.max_bytes_in_memory as u64,
+                1 << 20,
+                1 << 40,
+            ),
+            (
+                "max_rows_per_segment",
+                self.max_rows_per_segment as u64,
+                1,
+                1 << 31,
+            ),
+            ("persist_period_ms", self.persist_period_ms, 100, 86_400_000),
+            (
+                "late_message_rejection_ms",
+                self.late_message_rejection_ms.unwrap_or(0),
+                0,
+                TEN_YEARS_MS,
+            ),
+            (
+                "early_message_rejection_ms",
+                self.early_message_rejection_ms.unwrap_or(0),
+                0,
+                TEN_YEARS_MS,
+            ),
+            (
+                "max_message_bytes",
+                self.max_message_bytes as u64,
+                1,
+                256 << 20,
+            ),
+            ("max_dead_letters", self.max_dead_letters as u64, 0, 10_000),
+        ];
+        for (name, value, lo, hi) in checks {
+            if !(lo..=hi).contains(&value) {
+                return Err(Error::Spec(format!(
+                    "tuning.{name} is {value}; it must be from {lo} to {hi}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl IngestSpec {
     /// A spec for `table` with the time in `column` and every other setting at its default.
     pub fn new(table: &str, column: &str) -> IngestSpec {
@@ -367,9 +423,7 @@ impl IngestSpec {
                 )));
             }
         }
-        if self.tuning.max_rows_in_memory == 0 || self.tuning.max_rows_per_segment == 0 {
-            return Err(Error::Spec("tuning limits must be positive".into()));
-        }
+        self.tuning.validate()?;
         for t in &self.transforms {
             crate::transform::Expr::parse(&t.expression)?;
         }
@@ -409,6 +463,19 @@ mod tests {
             r#"{"table": "t", "timestamp": {"column": "ts"}, "bogus": 1}"#
         )
         .is_err());
+        for field in [
+            "max_rows_in_memory",
+            "persist_period_ms",
+            "max_message_bytes",
+            "max_dead_letters",
+        ] {
+            let e = IngestSpec::from_json(&format!(
+                r#"{{"table": "t", "timestamp": {{"column": "ts"}}, "tuning": {{"{field}": 18446744073709551615}}}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(field) && e.contains("must be from"), "{e}");
+        }
     }
 
     #[test]

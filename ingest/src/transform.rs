@@ -38,6 +38,7 @@ impl Expr {
             s: text.as_bytes(),
             i: 0,
             text,
+            depth: 0,
         };
         let e = p.expr()?;
         p.ws();
@@ -90,17 +91,27 @@ impl Expr {
     }
 }
 
+/// How deep calls may nest (`lower(lower(...))`): parsing and evaluation recurse once a level.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     text: &'a str,
+    /// Calls open around the expression being parsed.
+    depth: usize,
 }
 
 impl Parser<'_> {
     fn error(&self, what: &str) -> Error {
+        let shown: String = self.text.chars().take(100).collect();
+        let more = if shown.len() < self.text.len() {
+            "..."
+        } else {
+            ""
+        };
         Error::Spec(format!(
-            "transform expression {:?} at character {}: {what}",
-            self.text,
+            "transform expression {shown:?}{more} at character {}: {what}",
             self.i + 1
         ))
     }
@@ -173,6 +184,12 @@ impl Parser<'_> {
                     _ => return Err(self.error(&format!("unknown function {name:?} (known: concat, lower, upper, trim, coalesce, lpad)"))),
                 };
                 self.i += 1;
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(
+                        self.error(&format!("calls nest more than {MAX_DEPTH} levels deep"))
+                    );
+                }
                 let mut args = Vec::new();
                 self.ws();
                 if self.s.get(self.i) == Some(&b')') {
@@ -191,6 +208,7 @@ impl Parser<'_> {
                         }
                     }
                 }
+                self.depth -= 1;
                 Ok(Expr::Call(func, args))
             }
             Some(_) => Err(self.error("unexpected character")),
@@ -226,5 +244,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown function"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!("{}x{}", "lower(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        Expr::parse(&ok).unwrap();
+        let deep = 100_000;
+        let bad = format!("{}x{}", "lower(".repeat(deep), ")".repeat(deep));
+        let e = Expr::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("nest more than 64"), "{}", &e[e.len() - 80..]);
     }
 }

@@ -86,6 +86,71 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
 }
 
 /// A JSON parameter as a SQL value (numbers keep their kind; strings stay strings).
+/// A request field that must be a string when present.
+fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, ServeError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ServeError::BadRequest(format!(
+            "\"{key}\" must be a string, not {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+/// A request field that must be a boolean when present.
+fn opt_bool(req: &Value, key: &str) -> Result<bool, ServeError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ServeError::BadRequest(format!(
+            "\"{key}\" must be true or false, not {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A parameter given as `{"type": ..., "value": ...}` (Druid's form, also accepted by /v1/sql).
+fn typed_param(i: usize, p: &Value) -> Result<Scalar, ServeError> {
+    let bad = |why: String| ServeError::BadRequest(format!("parameter {}: {why}", i + 1));
+    let Value::Object(o) = p else {
+        return Err(bad(format!(
+            "expected an object {{\"type\": ..., \"value\": ...}}, not {}",
+            json_kind(p)
+        )));
+    };
+    if let Some(k) = o.keys().find(|k| *k != "type" && *k != "value") {
+        return Err(bad(format!(
+            "unknown field {k:?} (only \"type\" and \"value\")"
+        )));
+    }
+    let value = o
+        .get("value")
+        .ok_or_else(|| bad("has no \"value\"".into()))?;
+    let ty = match o.get("type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(other) => {
+            return Err(bad(format!(
+                "\"type\" must be a string, not {}",
+                json_kind(other)
+            )))
+        }
+    };
+    json_param(value, ty)
+}
+
 fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
     let ty = ty.map(|t| t.to_ascii_uppercase());
     Ok(match (v, ty.as_deref()) {
@@ -131,16 +196,16 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
     let bytes = read_body(body, server.config.max_request_bytes).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let sql = req
-        .get("query")
-        .and_then(Value::as_str)
+    if !req.is_object() {
+        return Err(ServeError::BadRequest(format!(
+            "the body must be a JSON object, not {}",
+            json_kind(&req)
+        )));
+    }
+    let sql = opt_str(&req, "query")?
         .ok_or_else(|| ServeError::BadRequest("the body needs a \"query\" string".into()))?
         .to_string();
-    let format = req
-        .get("format")
-        .and_then(Value::as_str)
-        .unwrap_or("json")
-        .to_string();
+    let format = opt_str(&req, "format")?.unwrap_or("json").to_string();
     if !["json", "ndjson", "csv", "arrow"].contains(&format.as_str()) {
         return Err(ServeError::BadRequest(format!(
             "unknown format {format:?} (json, ndjson, csv or arrow)"
@@ -150,11 +215,9 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(ps)) => ps
             .iter()
-            .map(|p| match p {
-                Value::Object(o) => json_param(
-                    o.get("value").unwrap_or(&Value::Null),
-                    o.get("type").and_then(Value::as_str),
-                ),
+            .enumerate()
+            .map(|(i, p)| match p {
+                Value::Object(_) => typed_param(i, p),
                 v => json_param(v, None),
             })
             .collect::<Result<_, _>>()?,
@@ -478,24 +541,32 @@ fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest
     }
     let v: Value = serde_json::from_str(text)
         .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let query = v
-        .get("query")
-        .and_then(Value::as_str)
+    if !v.is_object() {
+        return Err(ServeError::BadRequest(format!(
+            "the body must be a JSON object, not {}",
+            json_kind(&v)
+        )));
+    }
+    let query = opt_str(&v, "query")?
         .ok_or_else(|| ServeError::BadRequest("missing \"query\"".into()))?
         .to_string();
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let format = v
-        .get("resultFormat")
-        .and_then(Value::as_str)
-        .unwrap_or("object")
-        .to_string();
+    let format = opt_str(&v, "resultFormat")?.unwrap_or("object").to_string();
     if !["object", "array", "objectLines", "arrayLines", "csv"].contains(&format.as_str()) {
         return Err(ServeError::BadRequest(format!(
             "unknown resultFormat {format:?} (object, array, objectLines, arrayLines or csv)"
         )));
     }
-    let context = v.get("context").cloned().unwrap_or(Value::Null);
-    if let Some(tz) = context.get("sqlTimeZone").and_then(Value::as_str) {
+    let context = match v.get("context") {
+        None | Some(Value::Null) => Value::Null,
+        Some(c @ Value::Object(_)) => c.clone(),
+        Some(other) => {
+            return Err(ServeError::BadRequest(format!(
+                "\"context\" must be an object, not {}",
+                json_kind(other)
+            )))
+        }
+    };
+    if let Some(tz) = opt_str(&context, "sqlTimeZone")? {
         if !["UTC", "Etc/UTC", "Z", "GMT", "+00:00"].contains(&tz) {
             return Err(ServeError::BadRequest(format!(
                 "sqlTimeZone {tz:?} is not supported: basalt computes time in UTC"
@@ -503,27 +574,34 @@ fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest
         }
     }
     let params = match v.get("parameters") {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(ps)) => ps
             .iter()
-            .map(|p| {
-                json_param(
-                    p.get("value").unwrap_or(&Value::Null),
-                    p.get("type").and_then(Value::as_str),
-                )
-            })
+            .enumerate()
+            .map(|(i, p)| typed_param(i, p))
             .collect::<Result<_, _>>()?,
-        _ => Vec::new(),
+        Some(other) => {
+            return Err(ServeError::BadRequest(format!(
+                "\"parameters\" must be an array, not {}",
+                json_kind(other)
+            )))
+        }
     };
+    let query_id = opt_str(&context, "sqlQueryId")?.map(str::to_string);
+    if let Some(id) = &query_id {
+        if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            return Err(ServeError::BadRequest(
+                "sqlQueryId must be printable text of 1 to 256 bytes".into(),
+            ));
+        }
+    }
     Ok(DruidRequest {
         query,
         format,
-        header: flag("header"),
-        types_header: flag("typesHeader"),
-        sql_types_header: flag("sqlTypesHeader"),
-        query_id: context
-            .get("sqlQueryId")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        header: opt_bool(&v, "header")?,
+        types_header: opt_bool(&v, "typesHeader")?,
+        sql_types_header: opt_bool(&v, "sqlTypesHeader")?,
+        query_id,
         params,
     })
 }

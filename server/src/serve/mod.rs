@@ -309,6 +309,12 @@ impl Server {
     ) -> Result<QueryResult, ServeError> {
         let cancel = Arc::new(AtomicBool::new(false));
         if let Ok(mut m) = self.running.lock() {
+            // A client-chosen id (Druid's sqlQueryId) must not take over another query's cancel handle.
+            if m.contains_key(&id) {
+                return Err(ServeError::Conflict(format!(
+                    "a query with id {id:?} is already running"
+                )));
+            }
             m.insert(id.clone(), cancel.clone());
         }
         let mut guard = QueryGuard {
