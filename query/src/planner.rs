@@ -37,19 +37,42 @@ pub fn derived_key(subquery: &ast::Query) -> String {
 /// The provider key of the one-row, no-column table that `SELECT` without `FROM` reads.
 pub const DUAL_KEY: &str = "\u{0}dual";
 
-/// Finds `name` (exactly when quoted, else case-insensitively).
-fn lookup(tables: &dyn TableProvider, name: &str, quoted: bool) -> Option<TableSchema> {
-    tables.table(name).or_else(|| {
-        if quoted {
-            None
-        } else {
-            tables
-                .table_names()
-                .into_iter()
-                .find(|t| t.eq_ignore_ascii_case(name))
-                .and_then(|t| tables.table(&t))
-        }
-    })
+/// Finds `name`: exactly when quoted; unquoted, the table of exactly that name, else the one table whose name
+/// differs only in case. Table names are unique regardless of case (the catalog refuses a case variant), so
+/// the second step finds at most one; a data directory from before that rule may hold two, and an unquoted
+/// name matching both is an error, never a silent pick.
+fn lookup(
+    tables: &dyn TableProvider,
+    name: &str,
+    quoted: bool,
+    pos: Pos,
+) -> Result<Option<TableSchema>> {
+    if let Some(t) = tables.table(name) {
+        return Ok(Some(t));
+    }
+    if quoted {
+        return Ok(None);
+    }
+    let matches: Vec<String> = tables
+        .table_names()
+        .into_iter()
+        .filter(|t| t.eq_ignore_ascii_case(name))
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(tables.table(one)),
+        several => Err(QueryError::invalid(
+            format!(
+                "table name {name} is ambiguous: tables {} differ only in case; quote the name to pick one",
+                several
+                    .iter()
+                    .map(|t| format!("\"{t}\""))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            pos,
+        )),
+    }
 }
 
 /// The table a FROM item names, and its alias.
@@ -74,21 +97,24 @@ pub fn resolve_relation(
                 name: name.to_string(),
                 pos: pos_of(name),
             };
+            let pos = pos_of(name);
             let found = if name.0.len() > 1 {
                 let schema = name.0[name.0.len() - 2]
                     .as_ident()
                     .map(|i| i.value.to_ascii_lowercase())
                     .unwrap_or_default();
                 if SYSTEM_SCHEMAS.contains(&schema.as_str()) {
-                    lookup(tables, &format!("{schema}.{}", ident.value), quoted)
+                    lookup(tables, &format!("{schema}.{}", ident.value), quoted, pos)?
                 } else if USER_SCHEMAS.contains(&schema.as_str()) {
-                    lookup(tables, &ident.value, quoted)
+                    lookup(tables, &ident.value, quoted, pos)?
                 } else {
                     return Err(unknown());
                 }
             } else {
-                lookup(tables, &ident.value, quoted)
-                    .or_else(|| lookup(tables, &format!("pg_catalog.{}", ident.value), quoted))
+                match lookup(tables, &ident.value, quoted, pos)? {
+                    Some(t) => Some(t),
+                    None => lookup(tables, &format!("pg_catalog.{}", ident.value), quoted, pos)?,
+                }
             };
             let table = found.ok_or_else(unknown)?;
             Ok((table, alias.as_ref().map(|a| a.name.value.clone())))

@@ -131,6 +131,15 @@ pub mod fault {
     }
 }
 
+/// A table of `manifest` whose name equals `name` but for case, other than `name` itself.
+pub fn case_variant<'a>(manifest: &'a Manifest, name: &str) -> Option<&'a str> {
+    manifest
+        .tables
+        .keys()
+        .find(|t| t.as_str() != name && t.eq_ignore_ascii_case(name))
+        .map(String::as_str)
+}
+
 /// The embedded catalog over a local data directory.
 pub struct FileCatalog {
     dir: PathBuf,
@@ -387,6 +396,14 @@ impl Catalog for FileCatalog {
                 .insert(update.source_id.clone(), update.new.clone());
         }
         for table in &commit.tables {
+            // Only a new table is refused: a data directory from before this rule keeps accepting writes.
+            let new_table = !next.tables.contains_key(&table.name);
+            if let Some(existing) = case_variant(&next, &table.name).filter(|_| new_table) {
+                return Err(Error::TableNameTaken {
+                    name: table.name.clone(),
+                    existing: existing.to_string(),
+                });
+            }
             next.tables.insert(table.name.clone(), table.clone());
         }
         let removed: Vec<SegmentEntry> = next

@@ -63,6 +63,11 @@ pub enum Error {
     #[error("table {0:?} does not exist")]
     UnknownTable(String),
 
+    /// A new table's name differs only in case from an existing table's: names are unique regardless of case,
+    /// so that an unquoted name (which SQL folds) always means one table.
+    #[error("table {name:?} cannot be created: table {existing:?} exists, and table names must differ in more than case")]
+    TableNameTaken { name: String, existing: String },
+
     /// A schema change that is not allowed (a column changing type, a different time column).
     #[error("table {table:?}: {reason}")]
     SchemaMismatch { table: String, reason: String },

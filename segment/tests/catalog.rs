@@ -179,3 +179,29 @@ fn a_missing_segment_file_is_not_published() {
     assert!(err.to_string().contains("missing"), "{err}");
     assert_eq!(catalog.snapshot().version, 0);
 }
+
+#[test]
+fn table_names_are_unique_regardless_of_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let commit_table = |name: &str| {
+        let mut schema = common::schema();
+        schema.name = name.to_string();
+        catalog.commit(Commit {
+            tables: vec![schema],
+            ..Default::default()
+        })
+    };
+    commit_table("births").unwrap();
+    let err = commit_table("Births").unwrap_err();
+    assert!(
+        matches!(&err, Error::TableNameTaken { name, existing } if name == "Births" && existing == "births"),
+        "{err}"
+    );
+    // The table itself keeps accepting commits, and the failed one changed nothing.
+    commit_table("births").unwrap();
+    assert_eq!(
+        catalog.snapshot().tables.keys().collect::<Vec<_>>(),
+        ["births"]
+    );
+}

@@ -143,6 +143,15 @@ impl Supervisors {
         }
         let key = source_id(&id);
         let manifest = self.catalog.snapshot();
+        if let Some(existing) = basalt_segment::catalog::case_variant(&manifest, &spec.table) {
+            if !manifest.tables.contains_key(&spec.table) {
+                return Err(basalt_segment::Error::TableNameTaken {
+                    name: spec.table.clone(),
+                    existing: existing.to_string(),
+                }
+                .into());
+            }
+        }
         let existing = manifest.sources.get(&key).cloned();
         let mut state = match existing
             .as_ref()

@@ -19,6 +19,9 @@ fn ingest_error(e: basalt_ingest::Error) -> ServeError {
             ServeError::BadRequest(format!("invalid ingest spec: {m}"))
         }
         basalt_ingest::Error::Limit(m) => ServeError::Conflict(m),
+        basalt_ingest::Error::Segment(e @ basalt_segment::Error::TableNameTaken { .. }) => {
+            ServeError::Conflict(e.to_string())
+        }
         basalt_ingest::Error::NoIngestion(id) => {
             ServeError::NotFound(format!("no ingestion {id:?}"))
         }

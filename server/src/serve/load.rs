@@ -49,7 +49,19 @@ pub async fn http_load(
     body: Body,
 ) -> Result<Value, ServeError> {
     let format = format_of(q, headers)?;
-    let existing = server.catalog.snapshot().tables.get(table).cloned();
+    let manifest = server.catalog.snapshot();
+    let existing = manifest.tables.get(table).cloned();
+    if existing.is_none() {
+        if let Some(other) = basalt_segment::catalog::case_variant(&manifest, table) {
+            return Err(ServeError::Conflict(
+                basalt_segment::Error::TableNameTaken {
+                    name: table.to_string(),
+                    existing: other.to_string(),
+                }
+                .to_string(),
+            ));
+        }
+    }
     let time_column = match (q.get("time_column"), &existing) {
         (Some(c), _) => c.clone(),
         (None, Some(t)) => t.time_column.clone(),
@@ -126,6 +138,12 @@ pub async fn http_load(
     let summary = result
         .map_err(|e| ServeError::Internal(format!("load task failed: {e}")))?
         .map_err(|e| {
+            if let basalt_ingest::Error::Segment(
+                taken @ basalt_segment::Error::TableNameTaken { .. },
+            ) = &e
+            {
+                return ServeError::Conflict(taken.to_string());
+            }
             ServeError::Load(e.to_string().replace(
                 &path.display().to_string(),
                 &format!("the uploaded {format} file"),
