@@ -849,6 +849,9 @@ pub fn execute(
             None => live.push(s.clone()),
         }
     }
+    if let Some(e) = live.iter().find_map(|s| s.damage()) {
+        return Err(QueryError::Storage(e));
+    }
     let scan = Scan {
         plan,
         fp: &fp,

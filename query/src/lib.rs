@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod consts;
+pub mod damaged;
 pub mod error;
 pub mod exec;
 pub mod expr;
@@ -170,13 +171,16 @@ impl<'a> CatalogTables<'a> {
             .view
             .manifest
             .segments_of(table)
-            .map(|e| {
-                self.catalog
-                    .open_segment(e)
-                    .map(|s| s as Arc<dyn SegmentSource>)
-                    .map_err(QueryError::from)
+            .map(|e| match self.catalog.open_segment(e) {
+                Ok(s) => s as Arc<dyn SegmentSource>,
+                // One bad file must not fail every query on the table: it stands in by its catalog entry, so
+                // queries pruning its time range run, and those that need it fail naming it.
+                Err(cause) => {
+                    tracing::warn!(segment = %e.id, table, error = %cause, "segment cannot be opened");
+                    Arc::new(damaged::DamagedSegment::new(e, &cause)) as Arc<dyn SegmentSource>
+                }
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         let realtime = self.view.realtime(table);
         if !realtime.is_empty() {
             sources.extend(realtime.iter().cloned());

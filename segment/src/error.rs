@@ -68,6 +68,19 @@ pub enum Error {
     #[error("table {name:?} cannot be created: table {existing:?} exists, and table names must differ in more than case")]
     TableNameTaken { name: String, existing: String },
 
+    /// A committed segment that a query needs cannot be opened (a damaged or missing file).
+    #[error(
+        "segment {segment} of table {table:?} (rows from {from} to {to}) cannot be read: {reason}; \
+         queries whose time filter leaves this range out still run, and `basalt verify` lists damaged segments"
+    )]
+    SegmentUnavailable {
+        table: String,
+        segment: String,
+        from: String,
+        to: String,
+        reason: String,
+    },
+
     /// A schema change that is not allowed (a column changing type, a different time column).
     #[error("table {table:?}: {reason}")]
     SchemaMismatch { table: String, reason: String },

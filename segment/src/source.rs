@@ -319,6 +319,13 @@ pub trait SegmentSource: Send + Sync + Debug {
         false
     }
 
+    /// Why the source cannot be read at all (a segment file that failed to open), `None` for a readable one.
+    /// Such a source still takes part in pruning by its time interval; a query that needs it fails with
+    /// this reason instead of reading it.
+    fn damage(&self) -> Option<crate::Error> {
+        None
+    }
+
     /// Whether `column` has a bitmap per value; without one, filters scan its codes.
     fn has_bitmap_index(&self, _column: &str) -> bool {
         true

@@ -8,104 +8,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{dataset, load_births};
-
-struct Served {
-    child: Child,
-    http: String,
-    pg_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Loads births and flights into a fresh data directory and starts `basalt serve` on it.
-fn serve(extra: &[&str]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    load_births(dir.path());
-    let flights = dataset("flight_data.csv.gz");
-    common::ok(&common::basalt(&[
-        "load",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--table",
-        "flights",
-        "--time-column",
-        "ts",
-        "--transform",
-        "ts=concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(DAY, 2, '0'))",
-        flights.to_str().unwrap(),
-    ]));
-    let pg_port = free_port();
-    let pg = format!("127.0.0.1:{pg_port}");
-    let mut args = vec![
-        "serve",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--http",
-        "127.0.0.1:0",
-        "--pg",
-        &pg,
-    ];
-    args.extend_from_slice(extra);
-    let (child, http) = common::start_serve(&args, &[]);
-    Served {
-        child,
-        http,
-        pg_port,
-        _dir: dir,
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// POSTs `body` and returns (status, headers' query id, body).
-fn post(url: &str, content_type: &str, body: &str) -> (u16, Option<String>, String) {
-    let mut r = agent()
-        .post(url)
-        .header("content-type", content_type)
-        .send(body)
-        .unwrap();
-    let id = r
-        .headers()
-        .get("x-druid-sql-query-id")
-        .map(|v| v.to_str().unwrap().to_string());
-    (
-        r.status().as_u16(),
-        id,
-        r.body_mut().read_to_string().unwrap(),
-    )
-}
-
-fn get(url: &str) -> (u16, String) {
-    let mut r = agent().get(url).call().unwrap();
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
-}
+use common::*;
 
 #[test]
 fn http_api_formats_errors_and_status() {
@@ -368,35 +274,6 @@ fn druid_sql_api_shapes() {
         .call()
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-}
-
-fn psql(port: u16, args: &[&str]) -> std::process::Output {
-    Command::new("psql")
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "basalt",
-            "-d",
-            "basalt",
-        ])
-        .args(args)
-        .output()
-        .expect("psql (Debian's postgresql-client) must be installed")
-}
-
-/// psql's output, after asserting that it succeeded.
-fn psql_stdout(out: &std::process::Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 #[test]

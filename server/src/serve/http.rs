@@ -371,6 +371,14 @@ fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
         "time_column": schema.time_column,
         "time_range": {"start": start.map(format_iso), "end": end.map(format_iso)},
     });
+    let damaged = server.damaged_segments(Some(name));
+    v["damaged_segments"] = damaged
+        .iter()
+        .map(|(s, why)| {
+            json!({"id": s.id, "start": format_iso(s.interval.start), "end": format_iso(s.interval.end),
+                   "error": super::redact_paths(why)})
+        })
+        .collect();
     if detail {
         v["columns"] = serde_json::to_value(&schema.columns).unwrap_or_default();
         v["segment_granularity"] =
@@ -423,6 +431,8 @@ async fn cancel_query(State(server): State<AppState>, Path(id): Path<String>) ->
 
 async fn metrics(State(server): State<AppState>) -> Response {
     server.metrics.update_ingest(&server.ingest.list());
+    let damaged = server.damaged_segments(None);
+    server.metrics.update_damaged(&damaged);
     let mut r = Response::new(Body::from(server.metrics.encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

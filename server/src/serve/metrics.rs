@@ -30,6 +30,11 @@ struct RejectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolLabels {
     protocol: String,
 }
@@ -51,6 +56,7 @@ pub struct Metrics {
     ingest_committed: Family<IngestLabels, Gauge>,
     ingest_rate: Family<IngestLabels, Gauge>,
     ingest_rejected: Family<RejectLabels, Gauge>,
+    segments_damaged: Family<TableLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -138,7 +144,14 @@ impl Metrics {
             "Kafka ingestion: rejected messages by reason",
             ingest_rejected.clone(),
         );
+        let segments_damaged = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "segments_damaged",
+            "Committed segments whose file cannot be opened, by table (basalt verify tells more)",
+            segments_damaged.clone(),
+        );
         Metrics {
+            segments_damaged,
             ingest_lag,
             ingest_in_memory,
             ingest_committed,
@@ -218,6 +231,18 @@ impl Metrics {
                     })
                     .set(*n as i64);
             }
+        }
+    }
+
+    /// Sets the damaged-segment gauges (at scrape time): one per table with damage.
+    pub fn update_damaged(&self, damaged: &[(basalt_segment::SegmentEntry, String)]) {
+        self.segments_damaged.clear();
+        for (entry, _) in damaged {
+            self.segments_damaged
+                .get_or_create(&TableLabels {
+                    table: entry.table.clone(),
+                })
+                .inc();
         }
     }
 

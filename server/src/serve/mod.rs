@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use basalt_query::{ExecOptions, QueryContext, QueryError, QueryResult};
-use basalt_segment::FileCatalog;
+use basalt_segment::{Catalog, FileCatalog};
 use sqlparser::ast::{self, Statement};
 use tokio::sync::Semaphore;
 
@@ -252,6 +252,23 @@ impl Server {
             id.push_str(&format!("{b:02x}"));
         }
         id
+    }
+
+    /// Committed segments (of `table`, or all) whose file does not open, with the reason. Open segments are
+    /// cached by the catalog, so this costs a file open only for the damaged ones.
+    pub fn damaged_segments(
+        &self,
+        table: Option<&str>,
+    ) -> Vec<(basalt_segment::SegmentEntry, String)> {
+        let m = self.catalog.snapshot();
+        m.segments
+            .iter()
+            .filter(|s| table.is_none_or(|t| s.table == t))
+            .filter_map(|s| match self.catalog.open_segment(s) {
+                Ok(_) => None,
+                Err(e) => Some((s.clone(), e.to_string())),
+            })
+            .collect()
     }
 
     /// Cancels a running query; whether it was found.
