@@ -170,12 +170,16 @@ fn serve_config(a: &ServeArgs) -> error::Result<serve::config::Config> {
 }
 
 fn main() -> ExitCode {
-    // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do.
-    // SAFETY: setting a signal disposition to its default before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
+    // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do; but never in the
+    // server, where SIGPIPE comes from a client resetting its connection mid-answer and would kill the process
+    // (Rust's default, SIGPIPE ignored, turns it into an EPIPE error on that one connection).
+    if !matches!(cli.command, Command::Serve(_)) {
+        // SAFETY: setting a signal disposition to its default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let serve_config = match &cli.command {
         Command::Serve(a) => match serve_config(a) {
             Ok(c) => Some(c),

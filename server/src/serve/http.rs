@@ -75,6 +75,10 @@ pub(super) fn v1_error(e: &ServeError) -> Response {
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
+    // A declared Content-Length past the limit is refused before a byte of the body is read.
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(ServeError::BodyTooLarge(limit));
+    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("length limit") {
@@ -85,7 +89,6 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
     })
 }
 
-/// A JSON parameter as a SQL value (numbers keep their kind; strings stay strings).
 /// A request field that must be a string when present.
 fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, ServeError> {
     match req.get(key) {
@@ -151,6 +154,7 @@ fn typed_param(i: usize, p: &Value) -> Result<Scalar, ServeError> {
     json_param(value, ty)
 }
 
+/// A JSON parameter as a SQL value (numbers keep their kind; strings stay strings).
 fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
     let ty = ty.map(|t| t.to_ascii_uppercase());
     Ok(match (v, ty.as_deref()) {
