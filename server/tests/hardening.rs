@@ -593,7 +593,7 @@ fn a_client_resetting_its_connection_does_not_kill_the_server() {
         let mut answer = Vec::new();
         let _ = raw.read_to_end(&mut answer);
     }
-    let big = vec!["SELECT name, state, gender, num FROM births"; 10].join(" UNION ALL ");
+    let big = ["SELECT name, state, gender, num FROM births"; 10].join(" UNION ALL ");
     let body = json!({"query": big, "format": "ndjson"}).to_string();
     for _ in 0..5 {
         let mut raw = std::net::TcpStream::connect(&addr).unwrap();
