@@ -603,13 +603,14 @@ impl Acc {
         }
     }
 
-    /// Merges group `from` of `other` into group `to` of `self` (same kind).
-    pub fn merge(&mut self, to: usize, other: &Acc, from: usize) {
+    /// Merges group `from` of `other` into group `to` of `self` (same kind). An integer SUM past the bigint
+    /// range is the same error here, across segments and shares, as within one segment ([`add_checked`]).
+    pub fn merge(&mut self, to: usize, other: &Acc, from: usize) -> Result<()> {
         match (self, other) {
             (Acc::Count(a), Acc::Count(b)) => a[to] += b[from],
             (Acc::SumInt(a), Acc::SumInt(b)) => {
                 if let Some(x) = b[from] {
-                    a[to] = Some(a[to].map_or(x, |y| y.wrapping_add(x)));
+                    add_checked(&mut a[to], x)?;
                 }
             }
             (Acc::SumFloat(a), Acc::SumFloat(b)) => {
@@ -691,6 +692,7 @@ impl Acc {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// The final values as an array of type `ty`.
@@ -2257,7 +2259,7 @@ fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
         for (a, b) in r.accs.iter_mut().zip(&p.accs) {
             a.resize(r.keys.len());
             for (local, g) in targets.iter().enumerate() {
-                a.merge(*g, b, local);
+                a.merge(*g, b, local)?;
             }
         }
     }
@@ -2324,11 +2326,11 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
                     .collect()
             })
             .collect();
-        return Ok(merge_keyed(&partials, &keys, aggs, parts, |p, local| {
+        return merge_keyed(&partials, &keys, aggs, parts, |p, local| {
             vec![keys[p][local]
                 .1
                 .map_or(Scalar::Null, |k| Scalar::Str(k.to_string()))]
-        }));
+        });
     }
     let mut partials = partials
         .into_iter()
@@ -2381,9 +2383,9 @@ pub fn merge_partials(partials: Vec<Partial>, aggs: &[AggCall], threads: usize) 
                 .collect()
         })
         .collect();
-    Ok(merge_keyed(&partials, &keys, aggs, parts, |p, local| {
+    merge_keyed(&partials, &keys, aggs, parts, |p, local| {
         partials[p].keys[local].clone()
-    }))
+    })
 }
 
 /// Merges the groups of `partials`, in order, by a borrowed key per group (`keys[partial][group]`, with its
@@ -2396,11 +2398,11 @@ fn merge_keyed<K>(
     aggs: &[AggCall],
     parts: usize,
     owned: impl Fn(usize, usize) -> KeyRow + Sync,
-) -> Partial
+) -> Result<Partial>
 where
     K: Eq + std::hash::Hash + Copy + Sync,
 {
-    let merge_part = |part: usize| -> Partial {
+    let merge_part = |part: usize| -> Result<Partial> {
         // Keyed by the hash computed once per group (a map that hashed the keys again spent a tenth of a
         // 100,000-group top-N doing it).
         let mut index: hashbrown::HashTable<(u64, K, usize)> = hashbrown::HashTable::new();
@@ -2423,17 +2425,17 @@ where
                     }
                 };
                 for (a, b) in out.accs.iter_mut().zip(&p.accs) {
-                    a.merge(g, b, local);
+                    a.merge(g, b, local)?;
                 }
             }
             out.accs.iter_mut().for_each(|a| a.resize(out.keys.len()));
         }
-        out
+        Ok(out)
     };
     if parts <= 1 {
         return merge_part(0);
     }
-    let merged: Vec<Partial> = std::thread::scope(|s| {
+    let merged: Vec<Result<Partial>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..parts)
             .map(|i| {
                 let merge_part = &merge_part;
@@ -2448,18 +2450,19 @@ where
     // Partitions hold disjoint keys: concatenate them.
     let mut out = Partial::new(aggs);
     for p in merged {
+        let p = p?;
         let base = out.keys.len();
         out.accs
             .iter_mut()
             .for_each(|a| a.resize(base + p.keys.len()));
         for (a, b) in out.accs.iter_mut().zip(&p.accs) {
             for local in 0..p.keys.len() {
-                a.merge(base + local, b, local);
+                a.merge(base + local, b, local)?;
             }
         }
         out.keys.extend(p.keys);
     }
-    out
+    Ok(out)
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
