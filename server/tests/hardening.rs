@@ -39,20 +39,6 @@ fn v1_sql(s: &Served, body: &Value) -> (u16, Value) {
     (status, json(&text))
 }
 
-fn request(method: &str, url: &str, body: Option<&Value>) -> (u16, String) {
-    let agent = agent();
-    let mut r = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b.to_string())
-            .unwrap(),
-        ("DELETE", _) => agent.delete(url).call().unwrap(),
-        _ => agent.get(url).call().unwrap(),
-    };
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-}
-
 /// `n` copies of `term` joined by `op`.
 fn chain(term: &str, op: &str, n: usize) -> String {
     vec![term; n].join(op)
@@ -339,7 +325,7 @@ fn query_ids_cannot_be_guessed() {
     }
     assert_ne!(ids[0], ids[1]);
     let pid = s.child.id();
-    let (status, _) = request(
+    let (status, _) = http(
         "DELETE",
         &format!("{}/v1/queries/basalt-{pid}-3", s.http),
         None,
@@ -371,18 +357,14 @@ fn kafka_properties_are_allowlisted_and_ingestions_capped() {
         ("ssl.ca.location", "/etc/passwd"),
         ("group.id", "someone-else"),
     ] {
-        let (status, body) = request(
-            "POST",
-            &url,
-            Some(&kafka_spec("ev", json!({ name: value }))),
-        );
+        let (status, body) = http("POST", &url, Some(kafka_spec("ev", json!({ name: value }))));
         assert_eq!(status, 400, "{name}: {body}");
         assert!(body.contains(name), "{body}");
     }
     assert!(!std::path::Path::new("/tmp/basalt-pwned").exists());
     let mut spec = kafka_spec("ev", json!({}));
     spec["tuning"] = json!({"max_rows_in_memory": u64::MAX});
-    let (status, body) = request("POST", &url, Some(&spec));
+    let (status, body) = http("POST", &url, Some(spec.clone()));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("max_rows_in_memory"), "{body}");
     // Allowed properties pass (the broker is absent: the ingestion retries in the background).
@@ -391,19 +373,19 @@ fn kafka_properties_are_allowlisted_and_ingestions_capped() {
         "ev",
         json!({"fetch.wait.max.ms": "50", "client.id": "dash", "ssl.ca.location": ca.to_str().unwrap()}),
     );
-    let (status, body) = request("POST", &url, Some(&ok));
+    let (status, body) = http("POST", &url, Some(ok));
     assert_eq!(status, 200, "{body}");
-    let (status, body) = request("POST", &url, Some(&kafka_spec("ev2", json!({}))));
+    let (status, body) = http("POST", &url, Some(kafka_spec("ev2", json!({}))));
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("max_ingestions"), "{body}");
-    let (status, body) = request("GET", &url, None);
+    let (status, body) = http("GET", &url, None);
     assert_eq!(status, 200);
     assert_eq!(
         json(&body)["ingestions"].as_array().unwrap().len(),
         1,
         "{body}"
     );
-    let (status, _) = request("DELETE", &format!("{url}/ev"), None);
+    let (status, _) = http("DELETE", &format!("{url}/ev"), None);
     assert_eq!(status, 200);
     still_serving(&s);
 }
@@ -452,26 +434,8 @@ fn a_damaged_segment_fails_only_the_queries_that_need_it() {
     drop(catalog);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let pg_port = free_port();
-    let pg = format!("127.0.0.1:{pg_port}");
-    let (child, http) = start_serve(
-        &[
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--pg",
-            &pg,
-        ],
-        &[],
-    );
-    let s = Served {
-        child,
-        http,
-        pg_port,
-        dir,
-    };
+    let s = serve_dir(dir, &[]);
+    let pg_port = s.pg_port;
     let (status, body) = v1_sql(
         &s,
         &json!({"query": "SELECT COUNT(*) FROM births WHERE ds < TIMESTAMP '2008-01-01'"}),

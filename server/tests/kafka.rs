@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use broker::{flush, send, Broker, Kind};
+use common::http;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::BaseProducer;
 use serde_json::{json, Value};
@@ -178,25 +179,6 @@ impl Basalt {
         let (status, text) = http(method, &format!("{}/v1/ingest{path}", self.http), body);
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-}
-
-fn http(method: &str, url: &str, body: Option<Value>) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(150)))
-        .build()
-        .into();
-    let mut r = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(b.to_string())
-            .unwrap(),
-        ("POST", None) => agent.post(url).send_empty().unwrap(),
-        ("DELETE", _) => agent.delete(url).call().unwrap(),
-        _ => agent.get(url).call().unwrap(),
-    };
-    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
 fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {

@@ -196,6 +196,11 @@ pub fn serve(extra: &[&str]) -> Served {
         "ts=concat(YEAR, '-', lpad(MONTH, 2, '0'), '-', lpad(DAY, 2, '0'))",
         flights.to_str().unwrap(),
     ]));
+    serve_dir(dir, extra)
+}
+
+/// Starts `basalt serve` on the data directory `dir` (HTTP on a free port, PostgreSQL on another).
+pub fn serve_dir(dir: tempfile::TempDir, extra: &[&str]) -> Served {
     let pg_port = free_port();
     let pg = format!("127.0.0.1:{pg_port}");
     let mut args = vec![
@@ -215,6 +220,26 @@ pub fn serve(extra: &[&str]) -> Served {
         pg_port,
         dir,
     }
+}
+
+/// One HTTP request with a JSON body (or none): status and body text, whatever the status.
+pub fn http(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(150)))
+        .build()
+        .into();
+    let mut r = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b.to_string())
+            .unwrap(),
+        ("POST", None) => agent.post(url).send_empty().unwrap(),
+        ("DELETE", _) => agent.delete(url).call().unwrap(),
+        _ => agent.get(url).call().unwrap(),
+    };
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
 pub fn agent() -> ureq::Agent {
