@@ -45,7 +45,7 @@ pub struct LoadArgs {
     #[arg(long = "transform")]
     pub transforms: Vec<String>,
     /// Values read as NULL, comma-separated (default: the empty field).
-    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    #[arg(long, value_delimiter = ',')]
     pub null_values: Option<Vec<String>>,
     /// Rejected rows allowed before the load fails (default 0: any rejected row fails it).
     #[arg(long)]

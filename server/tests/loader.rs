@@ -706,3 +706,39 @@ fn parquet_loads_whole_batches_as_row_by_row_would() {
     assert_eq!(sa.rows_per_chunk, sb.rows_per_chunk);
     assert_eq!((sa.min_time, sa.max_time), (sb.min_time, sb.max_time));
 }
+
+/// `--null-values NA,n/a FILE`: the option takes one comma-separated value, so the file name after it stays a
+/// file (it used to take any number of values and swallow it). Counts worked out by hand from the four rows.
+#[test]
+fn null_values_take_one_comma_separated_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nulls.csv");
+    std::fs::write(
+        &file,
+        "ts,city,n\n2026-01-01,Paris,1\n2026-01-01,NA,2\n2026-01-02,n/a,NA\n2026-01-02,Rome,4\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    ok(&basalt(&[
+        "load",
+        "--data-dir",
+        data,
+        "--table",
+        "t",
+        "--time-column",
+        "ts",
+        "--null-values",
+        "NA,n/a",
+        file.to_str().unwrap(),
+    ]));
+    let out = ok(&basalt(&[
+        "query",
+        "--data-dir",
+        data,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS rows, COUNT(city) AS cities, COUNT(n) AS ns, SUM(n) AS total FROM t",
+    ]));
+    assert_eq!(out.trim(), "rows,cities,ns,total\n4,2,3,7");
+}
