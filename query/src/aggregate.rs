@@ -294,10 +294,10 @@ impl Acc {
                     rows.iter().map(|r| i128::from(vals[*r as usize])).sum()
                 };
                 let total = part + i128::from(s[g].unwrap_or(0));
-                s[g] = Some(
-                    i64::try_from(total)
-                        .map_err(|_| QueryError::Execution("bigint out of range in SUM".into()))?,
-                );
+                s[g] =
+                    Some(i64::try_from(total).map_err(|_| {
+                        QueryError::OutOfRange("bigint out of range in SUM".into())
+                    })?);
                 return Ok(());
             }
             Acc::SumFloat(s) if no_nulls && !rows.is_empty() => {
@@ -867,7 +867,7 @@ fn as_f64_any(a: &ArrayRef) -> Result<ArrayRef> {
 }
 
 fn internal(what: &str) -> QueryError {
-    QueryError::Execution(format!("internal: {what}"))
+    QueryError::internal(what)
 }
 
 /// Sum of `vals` at `rows` (or all of `vals`) in eight interleaved lanes, so the loop vectorizes; the lane
@@ -1318,7 +1318,7 @@ fn add_checked(sum: &mut Option<i64>, x: i64) -> Result<()> {
     *sum = Some(match *sum {
         Some(p) => p
             .checked_add(x)
-            .ok_or_else(|| QueryError::Execution("bigint out of range in SUM".into()))?,
+            .ok_or_else(|| QueryError::OutOfRange("bigint out of range in SUM".into()))?,
         None => x,
     });
     Ok(())
@@ -1764,9 +1764,7 @@ impl GroupTable {
                 self.dense.resize(card + 1, u32::MAX);
             }
             let KeyWords::Codes { values, .. } = &key_cols[0] else {
-                return Err(QueryError::Execution(
-                    "internal: dense key without codes".into(),
-                ));
+                return Err(QueryError::internal("dense key without codes"));
             };
             let defer = !self.mixed
                 && self
@@ -2245,9 +2243,7 @@ fn merge_by_code(partials: Vec<Partial>) -> Result<Vec<Partial>> {
         let mut targets = Vec::with_capacity(pc.codes.len());
         for code in &pc.codes {
             let Some(slot) = slots.get_mut(*code as usize) else {
-                return Err(QueryError::Execution(
-                    "internal: code past the dictionary".into(),
-                ));
+                return Err(QueryError::internal("code past the dictionary"));
             };
             if *slot == u32::MAX {
                 *slot = rc.codes.len() as u32;

@@ -52,9 +52,18 @@ pub enum QueryError {
     /// Reading data failed (a damaged segment, I/O).
     #[error(transparent)]
     Storage(#[from] basalt_segment::Error),
-    /// An error raised while computing (division by zero, overflow).
+    /// An error raised while computing over the data (an unparsable value, a sketch that cannot merge).
     #[error("{0}")]
     Execution(String),
+    /// Division (or modulo) by zero: SQLSTATE 22012.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// A value past its type's range (`SUM` of a bigint past 2^63, `abs(-2^63)`): SQLSTATE 22003.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A bug in basalt, not in the query: HTTP 500, SQLSTATE XX000.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The statement nests deeper than the engine's limits (see [`crate::limits`]).
     #[error("statement too complex: {message}{pos}")]
     TooComplex { message: String, pos: Pos },
@@ -94,6 +103,11 @@ impl QueryError {
         }
     }
 
+    /// A bug in basalt (an invariant that did not hold), with what it was.
+    pub fn internal(what: impl Into<String>) -> Self {
+        QueryError::Internal(what.into())
+    }
+
     /// The position in the SQL text the error refers to, when it has one.
     pub fn position(&self) -> Option<Pos> {
         match self {
@@ -111,9 +125,8 @@ impl QueryError {
 impl From<arrow_schema::ArrowError> for QueryError {
     fn from(e: arrow_schema::ArrowError) -> Self {
         match e {
-            arrow_schema::ArrowError::DivideByZero => {
-                QueryError::Execution("division by zero".into())
-            }
+            arrow_schema::ArrowError::DivideByZero => QueryError::DivisionByZero,
+            arrow_schema::ArrowError::ArithmeticOverflow(m) => QueryError::OutOfRange(m),
             other => QueryError::Execution(other.to_string()),
         }
     }

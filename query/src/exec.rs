@@ -428,9 +428,9 @@ impl Scan<'_> {
                 (Some(a), Some(tr)) => {
                     let codes = match tr.code_column() {
                         Some(c) => Some(KeyWords::from_array(
-                            input[c].clone().ok_or_else(|| {
-                                QueryError::Execution("internal: key not loaded".into())
-                            })?,
+                            input[c]
+                                .clone()
+                                .ok_or_else(|| QueryError::internal("key not loaded"))?,
                             &mut code_pool,
                         )),
                         None => None,
@@ -491,9 +491,9 @@ impl Scan<'_> {
                                 if table.columns[*index].ty == ColumnType::String =>
                             {
                                 Ok(KeyWords::from_array(
-                                    input[*index].clone().ok_or_else(|| {
-                                        QueryError::Execution("internal: key not loaded".into())
-                                    })?,
+                                    input[*index]
+                                        .clone()
+                                        .ok_or_else(|| QueryError::internal("key not loaded"))?,
                                     &mut code_pool,
                                 ))
                             }
@@ -748,9 +748,7 @@ fn agg_values(call: &AggCall, input: &[Option<ArrayRef>], n: usize) -> Result<Op
                 .cloned()
                 .flatten()
                 .map(Some)
-                .ok_or_else(|| {
-                    QueryError::Execution(format!("internal: column {name:?} was not loaded"))
-                })
+                .ok_or_else(|| QueryError::internal(format!("column {name:?} was not loaded")))
         }
         Some(e) => e.eval(input, n).map(Some),
         None => Ok(None),

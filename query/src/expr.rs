@@ -305,7 +305,7 @@ impl Expr {
         Ok(match self {
             Expr::Column { index, name, .. } => {
                 let a = input.get(*index).and_then(|a| a.clone()).ok_or_else(|| {
-                    QueryError::Execution(format!("internal: column {name:?} was not loaded"))
+                    QueryError::internal(format!("column {name:?} was not loaded"))
                 })?;
                 if matches!(a.data_type(), DataType::Dictionary(_, _)) {
                     arrow_cast::cast(&a, &DataType::Utf8)?

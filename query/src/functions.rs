@@ -56,7 +56,7 @@ pub fn eval(
 ) -> Result<ArrayRef> {
     let arg = |i: usize| -> Result<ArrayRef> {
         args.get(i)
-            .ok_or_else(|| QueryError::Execution(format!("internal: {func:?} lacks argument {i}")))?
+            .ok_or_else(|| QueryError::internal(format!("{func:?} lacks argument {i}")))?
             .eval(input, len)
     };
     Ok(match func {
@@ -175,7 +175,9 @@ pub fn eval(
                     match func {
                         Func::Abs => Arc::new(v.try_unary::<_, Int64Type, _>(|x| {
                             x.checked_abs().ok_or_else(|| {
-                                arrow_schema::ArrowError::ComputeError("bigint out of range".into())
+                                arrow_schema::ArrowError::ArithmeticOverflow(
+                                    "bigint out of range".into(),
+                                )
                             })
                         })?),
                         _ => a.clone(),

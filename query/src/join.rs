@@ -117,7 +117,7 @@ fn read_side(
             }
             let mut q = crate::parse(&format!("SELECT {} FROM x", cols.join(", ")))?;
             let ast::Statement::Query(q) = &mut q else {
-                return Err(QueryError::invalid("internal: not a query", pos));
+                return Err(QueryError::internal("not a query"));
             };
             if let ast::SetExpr::Select(s) = q.body.as_mut() {
                 if let Some(from) = s.from.first_mut() {
@@ -627,10 +627,10 @@ pub fn run_joins(
     }
     let mut stmt = crate::parse("SELECT 1 FROM joined")?;
     let ast::Statement::Query(q) = &mut stmt else {
-        return Err(QueryError::invalid("internal: not a query", pos));
+        return Err(QueryError::internal("not a query"));
     };
     let ast::SetExpr::Select(s) = q.body.as_mut() else {
-        return Err(QueryError::invalid("internal: not a select", pos));
+        return Err(QueryError::internal("not a select"));
     };
     let mut from = s.from.remove(0);
     if let ast::TableFactor::Table { name, .. } = &mut from.relation {

@@ -177,7 +177,7 @@ impl TimeRuns {
             .get(self.time_index)
             .and_then(|a| a.as_ref())
             .and_then(|a| a.as_primitive_opt::<TimestampMillisecondType>())
-            .ok_or_else(|| QueryError::Execution("internal: time column not loaded".into()))?;
+            .ok_or_else(|| QueryError::internal("time column not loaded"))?;
         let ts = times.values();
         let mut start = 0;
         let mut first = Vec::new();

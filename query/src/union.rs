@@ -85,7 +85,7 @@ pub fn run_union(q: &ast::Query, run: &RunBranch<'_>) -> Result<(RecordBatch, Ex
     }
     let first = batches
         .first()
-        .ok_or_else(|| QueryError::Execution("internal: empty UNION".into()))?;
+        .ok_or_else(|| QueryError::internal("empty UNION"))?;
     let width = first.num_columns();
     let mut types: Vec<DataType> = first
         .schema()

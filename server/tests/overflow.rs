@@ -19,8 +19,9 @@ fn a_sum_past_bigint_is_an_error_on_every_path() {
          {\"ts\": \"2026-01-02T00:00:00Z\", \"k\": \"a\", \"v\": 5000000000000000000}\n",
     )
     .unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_str().unwrap().to_string();
+    let data = data.as_str();
     ok(&basalt(&[
         "load",
         "--data-dir",
@@ -65,4 +66,22 @@ fn a_sum_past_bigint_is_an_error_on_every_path() {
         "SELECT SUM(CAST(v AS DOUBLE)) AS s FROM t",
     ]));
     assert_eq!(out.trim(), "s\n1e+19");
+    // Served: SQLSTATE 22003 (numeric_value_out_of_range) on PostgreSQL, code out_of_range over HTTP.
+    let s = serve_dir(data_dir, &[]);
+    let out = psql(
+        s.pg_port,
+        &["-v", "VERBOSITY=verbose", "-c", "SELECT SUM(v) FROM t"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("22003") && err.contains("bigint out of range"),
+        "{err}"
+    );
+    let (status, _, body) = post(
+        &format!("{}/v1/sql", s.http),
+        "application/json",
+        r#"{"query": "SELECT k, SUM(v) FROM t GROUP BY k"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"out_of_range\""), "{body}");
 }

@@ -508,7 +508,7 @@ fn druid_error(e: &ServeError) -> Response {
             "Bad Request",
             "org.apache.druid.query.BadQueryException",
         ),
-        ServeError::Query(Q::Execution(_)) => (
+        ServeError::Query(Q::Execution(_) | Q::DivisionByZero | Q::OutOfRange(_)) => (
             400,
             "Unknown exception",
             "org.apache.druid.query.QueryException",

@@ -68,6 +68,9 @@ impl ServeError {
                 QueryError::TooComplex { .. } => "too_complex",
                 QueryError::Storage(_) => "storage",
                 QueryError::Execution(_) => "execution",
+                QueryError::DivisionByZero => "division_by_zero",
+                QueryError::OutOfRange(_) => "out_of_range",
+                QueryError::Internal(_) => "internal",
                 QueryError::Cancelled => "cancelled",
                 QueryError::Timeout(_) => "timeout",
                 QueryError::MemoryLimit { .. } | QueryError::TooManyGroups { .. } => {
@@ -91,7 +94,8 @@ impl ServeError {
             ServeError::Query(QueryError::UnknownTable { .. }) | ServeError::NotFound(_) => 404,
             ServeError::Query(QueryError::Timeout(_)) => 504,
             ServeError::Query(QueryError::Cancelled) | ServeError::Conflict(_) => 409,
-            ServeError::Query(QueryError::Storage(_)) | ServeError::Internal(_) => 500,
+            ServeError::Query(QueryError::Storage(_) | QueryError::Internal(_))
+            | ServeError::Internal(_) => 500,
             ServeError::Query(QueryError::MemoryLimit { .. })
             | ServeError::Query(QueryError::TooManyGroups { .. })
             | ServeError::ResultTooLarge(_)
@@ -112,8 +116,10 @@ impl ServeError {
                 QueryError::Invalid { .. } => "42804",
                 QueryError::TooComplex { .. } => "54001",
                 QueryError::Storage(_) => "XX001",
-                QueryError::Execution(m) if m.contains("division by zero") => "22012",
+                QueryError::DivisionByZero => "22012",
+                QueryError::OutOfRange(_) => "22003",
                 QueryError::Execution(_) => "22000",
+                QueryError::Internal(_) => "XX000",
                 QueryError::Cancelled | QueryError::Timeout(_) => "57014",
                 QueryError::MemoryLimit { .. } | QueryError::TooManyGroups { .. } => "53200",
             },
