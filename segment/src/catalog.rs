@@ -131,13 +131,23 @@ pub mod fault {
     }
 }
 
-/// A table of `manifest` whose name equals `name` but for case, other than `name` itself.
-pub fn case_variant<'a>(manifest: &'a Manifest, name: &str) -> Option<&'a str> {
-    manifest
+/// Checks that a table named `name` may be created in `manifest`: an existing table is fine (a data directory
+/// from before this rule keeps accepting writes), a new name must differ from every table's in more than case.
+pub fn check_table_name(manifest: &Manifest, name: &str) -> Result<()> {
+    if manifest.tables.contains_key(name) {
+        return Ok(());
+    }
+    match manifest
         .tables
         .keys()
-        .find(|t| t.as_str() != name && t.eq_ignore_ascii_case(name))
-        .map(String::as_str)
+        .find(|t| t.eq_ignore_ascii_case(name))
+    {
+        Some(existing) => Err(Error::TableNameTaken {
+            name: name.to_string(),
+            existing: existing.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The embedded catalog over a local data directory.
@@ -396,14 +406,7 @@ impl Catalog for FileCatalog {
                 .insert(update.source_id.clone(), update.new.clone());
         }
         for table in &commit.tables {
-            // Only a new table is refused: a data directory from before this rule keeps accepting writes.
-            let new_table = !next.tables.contains_key(&table.name);
-            if let Some(existing) = case_variant(&next, &table.name).filter(|_| new_table) {
-                return Err(Error::TableNameTaken {
-                    name: table.name.clone(),
-                    existing: existing.to_string(),
-                });
-            }
+            check_table_name(&next, &table.name)?;
             next.tables.insert(table.name.clone(), table.clone());
         }
         let removed: Vec<SegmentEntry> = next

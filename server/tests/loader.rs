@@ -720,25 +720,10 @@ fn null_values_take_one_comma_separated_value() {
     .unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    ok(&basalt(&[
-        "load",
-        "--data-dir",
+    load_table(data, "t", "ts", &file, &["--null-values", "NA,n/a"]);
+    let out = query_csv(
         data,
-        "--table",
-        "t",
-        "--time-column",
-        "ts",
-        "--null-values",
-        "NA,n/a",
-        file.to_str().unwrap(),
-    ]));
-    let out = ok(&basalt(&[
-        "query",
-        "--data-dir",
-        data,
-        "--format",
-        "csv",
         "SELECT COUNT(*) AS rows, COUNT(city) AS cities, COUNT(n) AS ns, SUM(n) AS total FROM t",
-    ]));
+    );
     assert_eq!(out.trim(), "rows,cities,ns,total\n4,2,3,7");
 }

@@ -22,16 +22,7 @@ fn a_sum_past_bigint_is_an_error_on_every_path() {
     let data_dir = tempfile::tempdir().unwrap();
     let data = data_dir.path().to_str().unwrap().to_string();
     let data = data.as_str();
-    ok(&basalt(&[
-        "load",
-        "--data-dir",
-        data,
-        "--table",
-        "t",
-        "--time-column",
-        "ts",
-        file.to_str().unwrap(),
-    ]));
+    load_table(data, "t", "ts", &file, &[]);
     for sql in [
         "SELECT SUM(v) FROM t",
         "SELECT k, SUM(v) FROM t GROUP BY k",
@@ -48,23 +39,12 @@ fn a_sum_past_bigint_is_an_error_on_every_path() {
         assert!(err.contains("bigint out of range"), "{sql}: {err}");
     }
     // Each segment alone still sums (5e18 fits), and so does the total as a double.
-    let out = ok(&basalt(&[
-        "query",
-        "--data-dir",
+    let out = query_csv(
         data,
-        "--format",
-        "csv",
         "SELECT SUM(v) AS s FROM t WHERE __time < TIMESTAMP '2026-01-02'",
-    ]));
+    );
     assert!(out.contains("5000000000000000000"), "{out}");
-    let out = ok(&basalt(&[
-        "query",
-        "--data-dir",
-        data,
-        "--format",
-        "csv",
-        "SELECT SUM(CAST(v AS DOUBLE)) AS s FROM t",
-    ]));
+    let out = query_csv(data, "SELECT SUM(CAST(v AS DOUBLE)) AS s FROM t");
     assert_eq!(out.trim(), "s\n1e+19");
     // Served: SQLSTATE 22003 (numeric_value_out_of_range) on PostgreSQL, code out_of_range over HTTP.
     let s = serve_dir(data_dir, &[]);

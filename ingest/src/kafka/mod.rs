@@ -122,6 +122,7 @@ impl Supervisors {
             }
         }
         properties::check(&kafka.properties, &self.tls_dirs)?;
+        basalt_segment::catalog::check_table_name(&self.catalog.snapshot(), &spec.table)?;
         if !matches!(spec.format, InputFormat::Json | InputFormat::Auto) {
             return Err(Error::Spec(format!(
                 "Kafka messages are read as JSON (format \"json\"), not {:?}",
@@ -143,15 +144,6 @@ impl Supervisors {
         }
         let key = source_id(&id);
         let manifest = self.catalog.snapshot();
-        if let Some(existing) = basalt_segment::catalog::case_variant(&manifest, &spec.table) {
-            if !manifest.tables.contains_key(&spec.table) {
-                return Err(basalt_segment::Error::TableNameTaken {
-                    name: spec.table.clone(),
-                    existing: existing.to_string(),
-                }
-                .into());
-            }
-        }
         let existing = manifest.sources.get(&key).cloned();
         let mut state = match existing
             .as_ref()

@@ -51,17 +51,8 @@ pub async fn http_load(
     let format = format_of(q, headers)?;
     let manifest = server.catalog.snapshot();
     let existing = manifest.tables.get(table).cloned();
-    if existing.is_none() {
-        if let Some(other) = basalt_segment::catalog::case_variant(&manifest, table) {
-            return Err(ServeError::Conflict(
-                basalt_segment::Error::TableNameTaken {
-                    name: table.to_string(),
-                    existing: other.to_string(),
-                }
-                .to_string(),
-            ));
-        }
-    }
+    basalt_segment::catalog::check_table_name(&manifest, table)
+        .map_err(|e| ServeError::Conflict(e.to_string()))?;
     let time_column = match (q.get("time_column"), &existing) {
         (Some(c), _) => c.clone(),
         (None, Some(t)) => t.time_column.clone(),

@@ -50,6 +50,34 @@ pub fn load_births(dir: &Path) {
     ]));
 }
 
+/// `basalt load` of `file` into table `table` of `data` (time in `time_column`), with `extra` flags; asserts success.
+pub fn load_table(data: &str, table: &str, time_column: &str, file: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "load",
+        "--data-dir",
+        data,
+        "--table",
+        table,
+        "--time-column",
+        time_column,
+    ];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    ok(&basalt(&args));
+}
+
+/// `basalt query --format csv SQL` over `data`: its output, after asserting success.
+pub fn query_csv(data: &str, sql: &str) -> String {
+    ok(&basalt(&[
+        "query",
+        "--data-dir",
+        data,
+        "--format",
+        "csv",
+        sql,
+    ]))
+}
+
 /// Expected values computed by Python from the raw file (tests/expected/superset_stats.py).
 pub fn python_stats(kind: &str, file: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/expected/superset_stats.py");
