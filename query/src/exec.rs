@@ -12,10 +12,10 @@ use basalt_segment::{ColumnType, SegmentSource, StatValue};
 use roaring::RoaringBitmap;
 
 use crate::aggregate::{
-    merge_partials, scalar_at, Acc, CodeBuffer, CouponTable, GroupTable, KeyWords, Partial,
+    merge_partials, Acc, CodeBuffer, CouponTable, GroupTable, KeyWords, Partial,
 };
 use crate::error::{QueryError, Result};
-use crate::expr::{filter_mask, Expr};
+use crate::expr::{filter_mask, scalar_at, Expr};
 use crate::filter::{plan_filter, FilterPlan, IndexFilter, SegmentMatches};
 use crate::key_limit::{KeyLimit, SeenKeys};
 use crate::memory::{MemoryBudget, Reservation};
@@ -977,7 +977,7 @@ pub fn execute(
             let mut fields = Vec::new();
             for (i, g) in a.group_by.iter().enumerate() {
                 let ty = g.data_type();
-                arrays.push(crate::aggregate::scalars_to_array(
+                arrays.push(crate::expr::scalars_to_array(
                     total.keys.iter().map(|k| k[i].clone()),
                     &ty,
                 )?);

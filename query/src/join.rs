@@ -720,7 +720,7 @@ fn semi_join_filter(
         if !seen.insert(buf.clone()) {
             return Ok(None);
         }
-        list.push(literal(&crate::aggregate::scalar_at(keys, r)?));
+        list.push(literal(&crate::expr::scalar_at(keys, r)?));
     }
     Ok(Some(if list.is_empty() {
         ast::Expr::Value(ast::Value::Boolean(false).into())

@@ -19,7 +19,6 @@ pub mod nested;
 pub mod params;
 pub mod plan;
 pub mod planner;
-pub mod quantile;
 pub mod system;
 pub mod time_limit;
 pub mod time_runs;
@@ -33,6 +32,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
 pub use error::{Pos, QueryError, Result};
 pub use exec::{ExecOptions, ExecStats};
 pub use expr::Scalar;

@@ -16,9 +16,9 @@ use basalt_segment::{
 use sqlparser::ast::{self, Spanned, VisitMut, VisitorMut};
 use std::ops::ControlFlow;
 
-use crate::aggregate::scalar_at;
 use crate::error::{Pos, QueryError, Result};
 use crate::exec::{execute, ExecOptions, ExecStats};
+use crate::expr::scalar_at;
 use crate::expr::{cast_to, Scalar};
 use crate::planner::{derived_key, plan_query, TableProvider, DUAL_KEY};
 use crate::union;

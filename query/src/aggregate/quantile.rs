@@ -10,7 +10,14 @@
 use datasketches::tdigest::TDigestMut;
 use hashbrown::HashMap;
 
-use crate::aggregate::merge_sorted;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, ArrayRef, Float64Array};
+use arrow_schema::DataType;
+use std::sync::Arc;
+
+use super::support::{as_f64, by_group, internal, merge_sorted, vec_bytes};
+use super::Accumulator;
 use crate::error::{QueryError, Result};
 
 /// Distinct values a group keeps exactly (16 bytes each) before it turns into a t-digest.
@@ -173,7 +180,7 @@ fn runs_quantile(runs: &[(f64, u64)], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::percentile_unsorted;
+    use crate::aggregate::percentile::percentile_unsorted;
     use proptest::prelude::*;
 
     fn state_of(values: &[f64]) -> QuantileState {
@@ -226,5 +233,85 @@ mod tests {
         let s = state_of(&[f64::NAN, 1.0, f64::INFINITY, 3.0, f64::NEG_INFINITY]);
         assert_eq!(s.quantile(0.5).unwrap(), Some(2.0));
         assert_eq!(state_of(&[f64::NAN]).quantile(0.5).unwrap(), None);
+    }
+}
+
+/// APPROX_QUANTILE's state: per group exact runs of few distinct values, or a t-digest (created on the group's
+/// first value).
+#[derive(Debug, Clone)]
+pub(crate) struct ApproxQuantile {
+    states: Vec<Option<QuantileState>>,
+    q: f64,
+}
+
+impl ApproxQuantile {
+    pub(crate) fn new(q: f64) -> Self {
+        ApproxQuantile {
+            states: Vec::new(),
+            q,
+        }
+    }
+}
+
+impl Accumulator for ApproxQuantile {
+    fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    fn resize(&mut self, n: usize) {
+        self.states.resize_with(n, || None);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        vec_bytes(&self.states)
+            + self
+                .states
+                .iter()
+                .flatten()
+                .map(QuantileState::memory_bytes)
+                .sum::<usize>()
+    }
+
+    fn update(&mut self, gids: &[u32], rows: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+        let v = values.ok_or_else(|| internal("APPROX_QUANTILE without argument"))?;
+        let v = as_f64(v)?;
+        let a = v.as_primitive::<Float64Type>();
+        // Values go in group by group (see `QuantileState::add`).
+        let pairs: Vec<(u32, f64)> = gids
+            .iter()
+            .zip(rows)
+            .filter(|(_, r)| a.is_valid(**r as usize))
+            .map(|(g, r)| (*g, a.value(*r as usize)))
+            .collect();
+        let (starts, mut sorted) = by_group(self.states.len(), &pairs)?;
+        for (g, slot) in self.states.iter_mut().enumerate() {
+            let part = &mut sorted[starts[g]..starts[g + 1]];
+            if part.is_empty() {
+                continue;
+            }
+            slot.get_or_insert_with(QuantileState::default).add(part);
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, to: usize, other: &ApproxQuantile, from: usize) -> Result<()> {
+        if let Some(other) = &other.states[from] {
+            match &mut self.states[to] {
+                Some(d) => d.merge(other),
+                slot => *slot = Some(other.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _ty: &DataType) -> Result<ArrayRef> {
+        let mut out = Vec::with_capacity(self.states.len());
+        for d in &self.states {
+            out.push(match d {
+                Some(d) => d.quantile(self.q)?,
+                None => None,
+            });
+        }
+        Ok(Arc::new(Float64Array::from(out)))
     }
 }
