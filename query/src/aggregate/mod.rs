@@ -6,7 +6,7 @@
 //!
 //! A new aggregate function: a state type in its own file implementing [`Accumulator`], a variant in [`Acc`]
 //! (and in the `each!` / `same!` lists below), its constructor in [`Acc::new`], and its name in the function
-//! registry (`crate::planner::registry`).
+//! planner (`crate::planner::aggregates`: `AGGREGATES` and `Binder::aggregate`).
 
 pub(crate) mod avg;
 pub(crate) mod code_buffer;

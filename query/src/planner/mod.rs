@@ -1,0 +1,36 @@
+//! Binds a `sqlparser` AST to a [`SelectPlan`]: resolves the table and columns (unquoted names
+//! case-insensitively, `__time` as the time column), types expressions, and places aggregates.
+//!
+//! Where things go: a table name's resolution in [`relations`]; a new scalar function's name and argument
+//! types in [`functions`] (its evaluation in `crate::expr`); a new aggregate's name in [`aggregates`] (its state
+//! in `crate::aggregate`); operator typing in [`operators`]; the clauses of a SELECT in [`select`].
+
+mod aggregates;
+mod bind;
+mod functions;
+mod intervals;
+mod operators;
+mod relations;
+mod select;
+
+use std::sync::Arc;
+
+use basalt_segment::{SegmentSource, TableSchema};
+
+use crate::error::Result;
+
+pub(crate) use aggregates::{contains_aggregate, func_name, AGGREGATES};
+pub(crate) use bind::*;
+pub(crate) use intervals::{granularity_of, parse_interval, parse_iso_period, IntervalValue};
+pub(crate) use relations::*;
+pub(crate) use select::plan_query;
+
+/// Looks tables up by name and opens their rows.
+pub trait TableProvider {
+    /// The schema of `name`: a user table, or a virtual one under its qualified name
+    /// (`information_schema.tables`, `pg_catalog.pg_type`).
+    fn table(&self, name: &str) -> Option<TableSchema>;
+    fn table_names(&self) -> Vec<String>;
+    /// The sources holding the rows of `name`, in time order.
+    fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>>;
+}
