@@ -6,7 +6,7 @@ table printed: median ms per query and engine, basalt's ratio to the best peer, 
 and rows/s, size on disk and peak memory, with the machine it ran on.
 
     python3 benches/peer/run.py --parquet ev.parquet [--basalt target/release/basalt] [--runs 5]
-        [--engines basalt,duckdb,clickhouse] [--markdown] [--json results.json]
+        [--engines basalt,duckdb,clickhouse] [--baseline old/basalt] [--markdown] [--json results.json]
 
 Each engine runs in its own child process (so peak memory is per engine), and the children load one after the
 other (so no load competes with another for cores). Queries are then interleaved: for each query, every round
@@ -18,6 +18,10 @@ would; DuckDB and chdb run in-process in their child, which times each query and
 has a result cache on (basalt has none; DuckDB has none; ClickHouse's query cache is off unless asked for). Exit
 status 1 when the engines disagree, so the test suite runs this on a small file as its check that the runner
 works.
+
+`--baseline BIN` adds another basalt build (say, the commit before a refactoring) as one more engine,
+`baseline`, loaded and queried interleaved with the others, and a column `basalt / baseline`: a before/after
+comparison measured in one run.
 """
 import argparse
 import datetime
@@ -39,7 +43,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from queries import EXACT, QUERIES  # noqa: E402
 
-ENGINES = ["basalt", "duckdb", "clickhouse"]
+ENGINES = ["basalt", "duckdb", "clickhouse", "baseline"]
 LOW_CARDINALITY = ["country", "city", "device", "os", "browser", "referrer", "event_type"]
 
 
@@ -208,7 +212,12 @@ def worker(a, work, proto_out):
     finish()
 
 
-OPENERS = {"basalt": open_basalt, "duckdb": open_duckdb, "clickhouse": open_clickhouse}
+OPENERS = {
+    "basalt": open_basalt,
+    "duckdb": open_duckdb,
+    "clickhouse": open_clickhouse,
+    "baseline": open_basalt,
+}
 
 # ------------------------------------------------------------------------------------------- comparing ---
 
@@ -269,17 +278,21 @@ def machine():
 
 def report(results, rows, parquet, markdown):
     engines = [e for e in ENGINES if e in results]
-    peers = [e for e in engines if e != "basalt"]
+    peers = [e for e in engines if e not in ("basalt", "baseline")]
+    versus_base = "basalt" in results and "baseline" in results
     lines = []
     sep = " | " if markdown else "  "
     head = ["query"] + [f"{e} ms" for e in engines]
     if "basalt" in results and peers:
         head.append("basalt / best peer")
+    if versus_base:
+        head.append("basalt / baseline")
     lines.append(sep.join(head))
     if markdown:
         lines[0] = f"| {lines[0]} |"
         lines.append("|---" + "|---:" * (len(head) - 1) + "|")
     ratios = []
+    base_ratios = []
     for q in QUERIES:
         cells = [q["name"]] + [f"{results[e]['queries'][q['name']]['ms']:.1f}" for e in engines]
         if "basalt" in results and peers:
@@ -287,10 +300,14 @@ def report(results, rows, parquet, markdown):
             ratio = results["basalt"]["queries"][q["name"]]["ms"] / best
             ratios.append(ratio)
             cells.append(f"{ratio:.2f}")
+        if versus_base:
+            ratio = results["basalt"]["queries"][q["name"]]["ms"] / results["baseline"]["queries"][q["name"]]["ms"]
+            base_ratios.append(ratio)
+            cells.append(f"{ratio:.2f}")
         lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
-    if ratios:
-        gm = statistics.geometric_mean(ratios)
-        cells = ["**geometric mean**" if markdown else "geometric mean"] + [""] * len(engines) + [f"{gm:.2f}"]
+    if ratios or base_ratios:
+        cells = ["**geometric mean**" if markdown else "geometric mean"] + [""] * len(engines)
+        cells += [f"{statistics.geometric_mean(r):.2f}" for r in (ratios, base_ratios) if r]
         lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
     lines.append("")
     mb = os.path.getsize(parquet) / 2**20
@@ -322,12 +339,15 @@ def main():
     ap.add_argument("--basalt", default="target/release/basalt")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--baseline", help="another basalt binary, queried as the engine `baseline`")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="also write every engine's timings and answers here")
     ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.parquet = os.path.abspath(a.parquet)
     a.basalt = os.path.abspath(a.basalt)
+    if a.baseline:
+        a.baseline = os.path.abspath(a.baseline)
 
     if a.worker:
         # The protocol keeps the original stdout; anything the engines print goes to stderr.
@@ -341,16 +361,19 @@ def main():
         return 0
 
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    if a.baseline:
+        engines.append("baseline")
     unknown = set(engines) - set(ENGINES)
     if unknown:
-        ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse)")
+        ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse; baseline via --baseline)")
     results = {}
     children = {}
     try:
         for e in engines:
             print(f"loading {e} ...", file=sys.stderr, flush=True)
             child = subprocess.Popen(
-                [sys.executable, __file__, "--worker", e, "--parquet", a.parquet, "--basalt", a.basalt],
+                [sys.executable, __file__, "--worker", e, "--parquet", a.parquet,
+                 "--basalt", a.baseline if e == "baseline" else a.basalt],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -9,10 +9,8 @@ pub mod damaged;
 pub mod error;
 pub mod exec;
 pub mod expr;
-pub mod filter;
 pub mod functions;
 pub mod join;
-pub mod key_limit;
 pub mod limits;
 pub mod memory;
 pub mod nested;
@@ -20,8 +18,6 @@ pub mod params;
 pub mod plan;
 pub mod planner;
 pub mod system;
-pub mod time_limit;
-pub mod time_runs;
 pub mod union;
 
 use std::sync::Arc;
@@ -329,7 +325,7 @@ fn explain_batch(plan: &plan::SelectPlan, stats: &ExecStats) -> RecordBatch {
             a.group_by.len(),
             a.aggs.len()
         ));
-        if let Some(kl) = key_limit::KeyLimit::of(plan) {
+        if let Some(kl) = exec::key_limit::KeyLimit::of(plan) {
             lines.push(format!(
                 "  early limit: only the first {} keys of {:?} ({}) aggregated; {} rows past them dropped",
                 kl.n,

@@ -8,10 +8,10 @@ use arrow_array::{Array, ArrayRef};
 use super::keys::*;
 use super::partial::{key_rows_bytes, DenseKeys, Partial};
 use super::support::{internal, same_strings};
+use super::time_runs::TimeRuns;
 use super::{Acc, KeyRow};
 use crate::error::{QueryError, Result};
 use crate::expr::{scalar_at, Scalar};
-use crate::time_runs::TimeRuns;
 
 /// Group table of one segment: words of a key to a group id, the decoded key of each group.
 #[derive(Default)]

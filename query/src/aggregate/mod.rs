@@ -5,7 +5,7 @@
 //! counts ([`code_buffer`]) and the merge of per-segment partials ([`partial`]).
 //!
 //! A new aggregate function: a state type in its own file implementing [`Accumulator`], a variant in [`Acc`]
-//! (and in the `each!` / `same!` lists below), its constructor in [`Acc::new`], and its name in the function
+//! (and in the `each!` list and [`Acc::merge`] below), its constructor in [`Acc::new`], and its name in the
 //! planner (`crate::planner::aggregates`: `AGGREGATES` and `Binder::aggregate`).
 
 pub(crate) mod avg;
@@ -21,6 +21,7 @@ pub(crate) mod percentile;
 pub(crate) mod quantile;
 pub(crate) mod sum;
 pub(crate) mod support;
+pub(crate) mod time_runs;
 
 use arrow_array::ArrayRef;
 use arrow_schema::DataType;

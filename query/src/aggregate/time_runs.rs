@@ -114,6 +114,7 @@ impl TimeRuns {
         self.code_key.map(|(p, _)| p)
     }
 
+    #[cfg(test)]
     /// The number of time keys.
     pub fn time_keys(&self) -> usize {
         self.keys.len() - usize::from(self.code_key.is_some())
