@@ -3,201 +3,47 @@
 //! string predicates answered by bitmap indexes, groups keyed by dictionary codes, and per-segment partials merged
 //! in a fixed order. Results are Arrow `RecordBatch`es.
 
-pub mod aggregate;
-pub mod consts;
-pub mod damaged;
+pub(crate) mod aggregate;
+pub(crate) mod catalog;
 pub mod error;
-pub mod exec;
-pub mod expr;
-pub mod functions;
-pub mod join;
-pub mod limits;
-pub mod memory;
-pub mod nested;
-pub mod params;
-pub mod plan;
-pub mod planner;
-pub mod system;
-pub mod union;
+pub(crate) mod exec;
+pub(crate) mod expr;
+pub(crate) mod memory;
+pub(crate) mod nested;
+pub(crate) mod plan;
+pub(crate) mod planner;
+pub(crate) mod sql;
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use basalt_segment::{Catalog, SegmentSource, TableSchema};
+use basalt_segment::Catalog;
 use sqlparser::ast::Statement;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 
 pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
+pub use catalog::system::{Face, DATABASE};
+pub use catalog::CatalogTables;
 pub use error::{Pos, QueryError, Result};
 pub use exec::{ExecOptions, ExecStats};
 pub use expr::Scalar;
+pub use memory::DEFAULT_LIMIT as DEFAULT_MEMORY_LIMIT;
 pub use planner::TableProvider;
-pub use system::Face;
+pub use sql::params::count as count_params;
+pub use sql::{literal, parse, parse_all};
+
+/// The bounds every statement is held to (see the engine's `sql::limits`): what callers size their threads'
+/// stacks by, and what tests probe.
+pub mod limits {
+    pub use crate::sql::limits::{
+        MAX_EXPR_DEPTH, MAX_SQL_BYTES, PARSER_RECURSION_LIMIT, STACK_BYTES,
+    };
+}
 
 /// The result of a query.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
     pub batch: RecordBatch,
     pub stats: ExecStats,
-}
-
-/// Parses one SQL statement; errors carry the line and column.
-pub fn parse(sql: &str) -> Result<Statement> {
-    let mut stmts = parse_all(sql)?;
-    match stmts.len() {
-        1 => Ok(stmts.remove(0)),
-        0 => Err(QueryError::Syntax {
-            message: "empty query".into(),
-            pos: Pos::default(),
-        }),
-        _ => Err(QueryError::unsupported(
-            "several statements in one query",
-            Pos::default(),
-        )),
-    }
-}
-
-/// Parses a string of zero or more `;`-separated statements.
-pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
-    if sql.len() > limits::MAX_SQL_BYTES {
-        return Err(QueryError::TooComplex {
-            message: format!(
-                "the SQL text is {} bytes long; at most {} are accepted",
-                sql.len(),
-                limits::MAX_SQL_BYTES
-            ),
-            pos: Pos::default(),
-        });
-    }
-    let numbered = number_question_marks(sql);
-    let sql = numbered.as_deref().unwrap_or(sql);
-    let syntax = |e: sqlparser::parser::ParserError| match e {
-        sqlparser::parser::ParserError::RecursionLimitExceeded => QueryError::TooComplex {
-            message: format!(
-                "it nests more than {} levels of parentheses, subqueries or prefix operators",
-                limits::PARSER_RECURSION_LIMIT
-            ),
-            pos: Pos::default(),
-        },
-        e => {
-            let msg = e.to_string();
-            let pos = parse_position(&msg);
-            QueryError::Syntax {
-                message: msg.trim_start_matches("sql parser error: ").to_string(),
-                pos,
-            }
-        }
-    };
-    let mut stmts = Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(limits::PARSER_RECURSION_LIMIT)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(syntax)?;
-    for stmt in &mut stmts {
-        limits::shape(stmt)?;
-        params::count(stmt)?;
-    }
-    Ok(stmts)
-}
-
-/// JDBC/Druid `?` parameters, which the PostgreSQL dialect reads as an operator, renumbered as `$1`, `$2`, ...
-/// (`None` when the text has none). Only `?` tokens change; strings, identifiers and comments are kept.
-fn number_question_marks(sql: &str) -> Option<String> {
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    if !sql.contains('?') {
-        return None;
-    }
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
-    if !tokens.contains(&Token::Question) {
-        return None;
-    }
-    let mut n = 0;
-    let mut out = String::with_capacity(sql.len() + 8);
-    for t in tokens {
-        if t == Token::Question {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push_str(&t.to_string());
-        }
-    }
-    Some(out)
-}
-
-fn parse_position(msg: &str) -> Pos {
-    // sqlparser reports "... at Line: L, Column: C".
-    let grab = |key: &str| -> u64 {
-        msg.find(key)
-            .map(|i| {
-                msg[i + key.len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit())
-                    .collect::<String>()
-            })
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    Pos {
-        line: grab("Line: "),
-        column: grab("Column: "),
-    }
-}
-
-/// Tables of a catalog snapshot, with their live segments opened.
-pub struct CatalogTables<'a> {
-    catalog: &'a dyn Catalog,
-    view: basalt_segment::View,
-}
-
-impl<'a> CatalogTables<'a> {
-    /// The catalog's tables, with the real-time rows of `live` when given (taken in one snapshot with the
-    /// manifest, so a handoff never shows rows twice or not at all).
-    pub fn new(catalog: &'a dyn Catalog, live: Option<&basalt_segment::LiveIndex>) -> Self {
-        let view = match live {
-            Some(live) => live.view(catalog),
-            None => basalt_segment::View::of_catalog(catalog),
-        };
-        CatalogTables { catalog, view }
-    }
-
-    /// The open segments of `table` and its in-memory sources, in time order.
-    pub fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
-        let mut sources = self
-            .view
-            .manifest
-            .segments_of(table)
-            .map(|e| match self.catalog.open_segment(e) {
-                Ok(s) => s as Arc<dyn SegmentSource>,
-                // One bad file must not fail every query on the table: it stands in by its catalog entry, so
-                // queries pruning its time range run, and those that need it fail naming it.
-                Err(cause) => {
-                    tracing::warn!(segment = %e.id, table, error = %cause, "segment cannot be opened");
-                    Arc::new(damaged::DamagedSegment::new(e, &cause)) as Arc<dyn SegmentSource>
-                }
-            })
-            .collect::<Vec<_>>();
-        let realtime = self.view.realtime(table);
-        if !realtime.is_empty() {
-            sources.extend(realtime.iter().cloned());
-            sources.sort_by_key(|s| s.interval().start);
-        }
-        Ok(sources)
-    }
-}
-
-impl TableProvider for CatalogTables<'_> {
-    fn table(&self, name: &str) -> Option<TableSchema> {
-        self.view.manifest.tables.get(name).cloned()
-    }
-
-    fn table_names(&self) -> Vec<String> {
-        self.view.manifest.tables.keys().cloned().collect()
-    }
-
-    fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
-        CatalogTables::sources(self, table)
-    }
 }
 
 /// Per-request settings: which face the catalog tables show, and the values of `$n` / `?` parameters.
@@ -233,10 +79,10 @@ pub fn run_statement(
     ctx: &QueryContext,
 ) -> Result<QueryResult> {
     let mut stmt = stmt.clone();
-    params::bind(&mut stmt, &ctx.params)?;
-    consts::fold(&mut stmt)?;
+    sql::params::bind(&mut stmt, &ctx.params)?;
+    sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());
-    let tables = system::SystemTables::new(&user, ctx.face);
+    let tables = catalog::system::SystemTables::new(&user, ctx.face);
     let (query, explain) = match &stmt {
         Statement::Query(q) => (q.as_ref(), false),
         Statement::Explain { statement, .. } => match statement.as_ref() {

@@ -86,7 +86,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         timeout_ms: u64,
         /// End the query when it holds more than this many bytes (0: no limit).
-        #[arg(long, default_value_t = basalt_query::memory::DEFAULT_LIMIT)]
+        #[arg(long, default_value_t = basalt_query::DEFAULT_MEMORY_LIMIT)]
         max_memory_bytes: usize,
         sql: String,
     },

@@ -126,7 +126,7 @@ pub fn execute(
             for _ in 0..workers {
                 // Expressions are evaluated recursively: the workers get the stack the depth limit fits in.
                 let spawned = std::thread::Builder::new()
-                    .stack_size(crate::limits::STACK_BYTES)
+                    .stack_size(crate::sql::limits::STACK_BYTES)
                     .spawn_scoped(sc, work);
                 if spawned.is_err() {
                     work();

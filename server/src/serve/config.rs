@@ -115,7 +115,7 @@ settings! {
     /// Per-query time limit in milliseconds (0: none).
     query_timeout_ms: u64 = 60_000;
     /// Per-query memory limit in bytes (0: none).
-    query_max_memory_bytes: usize = basalt_query::memory::DEFAULT_LIMIT;
+    query_max_memory_bytes: usize = basalt_query::DEFAULT_MEMORY_LIMIT;
     /// Most rows one result may hold; larger results are an error, not a silent cut.
     max_result_rows: usize = 1_000_000;
     /// Most rows the right (broadcast) side of a join may have.

@@ -183,9 +183,7 @@ impl VisitorMut for SessionFolder<'_> {
         let value = match name {
             "version" => Scalar::Str(version_string()),
             "current_schema" => Scalar::Str("public".into()),
-            "current_database" | "current_catalog" => {
-                Scalar::Str(basalt_query::system::DATABASE.into())
-            }
+            "current_database" | "current_catalog" => Scalar::Str(basalt_query::DATABASE.into()),
             "current_user" | "session_user" | "user" => Scalar::Str(self.user.to_string()),
             "pg_backend_pid" => Scalar::Int(std::process::id() as i64),
             // Every table is in `public` (or pg_catalog), both on the search path; one owner.
@@ -206,7 +204,7 @@ impl VisitorMut for SessionFolder<'_> {
             },
             _ => return ControlFlow::Continue(()),
         };
-        *e = basalt_query::nested::literal(&value);
+        *e = basalt_query::literal(&value);
         ControlFlow::Continue(())
     }
 }
@@ -454,7 +452,7 @@ impl PgParser {
             _ => return Ok(Vec::new()),
         }
         fold_session(&mut s, &self.server.config.pg_user)?;
-        let n = basalt_query::params::count(&s).map_err(|e| pg_error(&e.into()))?;
+        let n = basalt_query::count_params(&s).map_err(|e| pg_error(&e.into()))?;
         let nulls = vec![Scalar::Null; n];
         let ctx = QueryContext {
             face: Face::Postgres,
@@ -499,7 +497,7 @@ impl QueryParser for PgParser {
     }
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
-        let n = basalt_query::params::count(&stmt.stmt).map_err(|e| pg_error(&e.into()))?;
+        let n = basalt_query::count_params(&stmt.stmt).map_err(|e| pg_error(&e.into()))?;
         Ok(vec![Type::TEXT; n])
     }
 

@@ -12,8 +12,8 @@ use arrow_schema::{DataType, Field, Schema};
 use basalt_segment::schema::TIME_ALIAS;
 use basalt_segment::{ColumnType, SegmentSource, TableSchema};
 
+use crate::catalog::mem_table::MemTable;
 use crate::error::Result;
-use crate::nested::MemTable;
 use crate::planner::TableProvider;
 
 /// Which protocol's conventions the catalog tables follow.

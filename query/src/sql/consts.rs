@@ -16,7 +16,7 @@ use sqlparser::ast::{self, Spanned, VisitMut, VisitorMut};
 
 use crate::error::{QueryError, Result};
 use crate::expr::Scalar;
-use crate::nested::literal;
+use crate::sql::literal;
 
 /// Rows an unrolled constant relation may have.
 const MAX_ROWS: usize = 10_000;

@@ -18,11 +18,11 @@ use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use sqlparser::ast::{self, Spanned, Visit, VisitMut, Visitor, VisitorMut};
 
-use crate::consts::ident_name as lower;
 use crate::error::{Pos, QueryError, Result};
 use crate::exec::ExecOptions;
-use crate::nested::literal;
 use crate::planner::{ident_matches as matches, resolve_relation, TableProvider};
+use crate::sql::consts::ident_name as lower;
+use crate::sql::literal;
 
 /// Runs a query (with the caller's tables and nesting depth).
 pub type RunQuery<'a> = &'a dyn Fn(&ast::Query) -> Result<RecordBatch>;

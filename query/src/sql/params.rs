@@ -7,7 +7,7 @@ use sqlparser::ast::{self, Spanned, VisitMut, VisitorMut};
 
 use crate::error::{Pos, QueryError, Result};
 use crate::expr::Scalar;
-use crate::nested::literal;
+use crate::sql::literal;
 
 struct Binder<'a> {
     params: &'a [Scalar],

@@ -4,58 +4,23 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::types::Float64Type;
 use arrow_array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Scalar as ArrowScalar,
-    StringArray, TimestampMillisecondArray,
+    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Scalar as ArrowScalar, StringArray,
 };
 use arrow_schema::{DataType, TimeUnit};
 use basalt_segment::Granularity;
 
 use crate::error::{QueryError, Result};
 
+pub(crate) mod functions;
+pub(crate) mod scalar;
+
+pub use scalar::Scalar;
+pub(crate) use scalar::{compare_scalars, scalar_at, scalars_to_array};
+
 /// The timestamp type of query values: epoch milliseconds, UTC.
 pub const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
-
-/// A constant value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    /// Epoch milliseconds.
-    Timestamp(i64),
-}
-
-impl Scalar {
-    pub fn data_type(&self) -> DataType {
-        match self {
-            Scalar::Null => DataType::Null,
-            Scalar::Bool(_) => DataType::Boolean,
-            Scalar::Int(_) => DataType::Int64,
-            Scalar::Float(_) => DataType::Float64,
-            Scalar::Str(_) => DataType::Utf8,
-            Scalar::Timestamp(_) => TS,
-        }
-    }
-
-    /// An array of `len` copies.
-    pub fn to_array(&self, len: usize) -> ArrayRef {
-        match self {
-            Scalar::Null => new_null_array(&DataType::Null, len),
-            Scalar::Bool(b) => Arc::new(BooleanArray::from(vec![*b; len])),
-            Scalar::Int(i) => Arc::new(Int64Array::from_value(*i, len)),
-            Scalar::Float(f) => Arc::new(Float64Array::from_value(*f, len)),
-            Scalar::Str(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                s.as_str(),
-                len,
-            ))),
-            Scalar::Timestamp(t) => Arc::new(TimestampMillisecondArray::from_value(*t, len)),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -229,77 +194,6 @@ impl Expr {
         }
     }
 
-    /// Rewrites column positions through `map` (old position -> new position).
-    pub fn remap(&self, map: &dyn Fn(usize) -> usize) -> Expr {
-        let r = |e: &Expr| Box::new(e.remap(map));
-        match self {
-            Expr::Column { index, name, ty } => Expr::Column {
-                index: map(*index),
-                name: name.clone(),
-                ty: ty.clone(),
-            },
-            Expr::Literal(s) => Expr::Literal(s.clone()),
-            Expr::Binary {
-                op,
-                left,
-                right,
-                ty,
-            } => Expr::Binary {
-                op: *op,
-                left: r(left),
-                right: r(right),
-                ty: ty.clone(),
-            },
-            Expr::Not(e) => Expr::Not(r(e)),
-            Expr::Negate(e) => Expr::Negate(r(e)),
-            Expr::IsNull { expr, negated } => Expr::IsNull {
-                expr: r(expr),
-                negated: *negated,
-            },
-            Expr::InList {
-                expr,
-                list,
-                negated,
-            } => Expr::InList {
-                expr: r(expr),
-                list: list.clone(),
-                negated: *negated,
-            },
-            Expr::Like {
-                expr,
-                pattern,
-                case_insensitive,
-                negated,
-            } => Expr::Like {
-                expr: r(expr),
-                pattern: pattern.clone(),
-                case_insensitive: *case_insensitive,
-                negated: *negated,
-            },
-            Expr::Case {
-                branches,
-                else_,
-                ty,
-            } => Expr::Case {
-                branches: branches
-                    .iter()
-                    .map(|(w, t)| (w.remap(map), t.remap(map)))
-                    .collect(),
-                else_: else_.as_ref().map(|e| r(e)),
-                ty: ty.clone(),
-            },
-            Expr::Cast { expr, to } => Expr::Cast {
-                expr: r(expr),
-                to: to.clone(),
-            },
-            Expr::Func { func, args, ty } => Expr::Func {
-                func: func.clone(),
-                args: args.iter().map(|a| a.remap(map)).collect(),
-                ty: ty.clone(),
-            },
-        }
-    }
-
     /// Evaluates over `len` rows whose columns are `input` (indexed by column position).
     pub fn eval(&self, input: &[Option<ArrayRef>], len: usize) -> Result<ArrayRef> {
         Ok(match self {
@@ -401,7 +295,9 @@ impl Expr {
                 let a = expr.eval(input, len)?;
                 cast_strict(&a, to)?
             }
-            Expr::Func { func, args, ty } => crate::functions::eval(func, args, ty, input, len)?,
+            Expr::Func { func, args, ty } => {
+                crate::expr::functions::eval(func, args, ty, input, len)?
+            }
         })
     }
 }
@@ -493,7 +389,7 @@ pub fn cast_strict(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         return Ok(a.clone());
     }
     if *to == TS && matches!(a.data_type(), DataType::Utf8) {
-        return crate::functions::parse_timestamps(a.as_string::<i32>(), None);
+        return crate::expr::functions::parse_timestamps(a.as_string::<i32>(), None);
     }
     if *to == DataType::Int64 && *a.data_type() == DataType::Float64 {
         // PostgreSQL rounds when casting a float to an integer.
@@ -633,117 +529,4 @@ impl Operand {
             Operand::Array(a) => a,
         }
     }
-}
-
-/// Reads a timestamp array's values (epoch ms).
-pub fn ts_values(a: &ArrayRef) -> Option<&arrow_array::PrimitiveArray<TimestampMillisecondType>> {
-    a.as_primitive_opt::<TimestampMillisecondType>()
-}
-
-/// Reads an Int64 array.
-pub fn i64_values(a: &ArrayRef) -> Option<&arrow_array::PrimitiveArray<Int64Type>> {
-    a.as_primitive_opt::<Int64Type>()
-}
-/// The value at row `r` (not null) as a scalar.
-pub fn scalar_at(a: &ArrayRef, r: usize) -> Result<Scalar> {
-    if a.is_null(r) {
-        return Ok(Scalar::Null);
-    }
-    Ok(match a.data_type() {
-        DataType::Int64 => Scalar::Int(a.as_primitive::<Int64Type>().value(r)),
-        DataType::Float64 => Scalar::Float(a.as_primitive::<Float64Type>().value(r)),
-        DataType::Utf8 => Scalar::Str(a.as_string::<i32>().value(r).to_string()),
-        DataType::Boolean => Scalar::Bool(a.as_boolean().value(r)),
-        DataType::Timestamp(_, _) => {
-            Scalar::Timestamp(a.as_primitive::<TimestampMillisecondType>().value(r))
-        }
-        DataType::Dictionary(_, _) => {
-            let d = a.as_any_dictionary();
-            if d.values().is_empty() {
-                return Ok(Scalar::Null);
-            }
-            let k = d.normalized_keys()[r];
-            scalar_at(d.values(), k)?
-        }
-        DataType::Null => Scalar::Null,
-        other => {
-            return Err(QueryError::Execution(format!(
-                "unsupported value type {other}"
-            )))
-        }
-    })
-}
-
-/// Orders scalars of one type; NULL last.
-pub fn compare_scalars(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Scalar::Null, Scalar::Null) => Ordering::Equal,
-        (Scalar::Null, _) => Ordering::Greater,
-        (_, Scalar::Null) => Ordering::Less,
-        (Scalar::Int(x), Scalar::Int(y)) | (Scalar::Timestamp(x), Scalar::Timestamp(y)) => x.cmp(y),
-        (Scalar::Float(x), Scalar::Float(y)) => x.total_cmp(y),
-        (Scalar::Str(x), Scalar::Str(y)) => x.cmp(y),
-        (Scalar::Bool(x), Scalar::Bool(y)) => x.cmp(y),
-        _ => Ordering::Equal,
-    }
-}
-
-/// Builds an array of type `ty` from scalars.
-pub fn scalars_to_array(values: impl Iterator<Item = Scalar>, ty: &DataType) -> Result<ArrayRef> {
-    let values: Vec<Scalar> = values.collect();
-    Ok(match ty {
-        DataType::Int64 => Arc::new(Int64Array::from(
-            values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Int(i) => Some(*i),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        DataType::Float64 => Arc::new(Float64Array::from(
-            values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Float(f) => Some(*f),
-                    Scalar::Int(i) => Some(*i as f64),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        DataType::Utf8 => Arc::new(StringArray::from(
-            values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Str(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        DataType::Boolean => Arc::new(BooleanArray::from(
-            values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Bool(b) => Some(*b),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        t if *t == TS => Arc::new(TimestampMillisecondArray::from(
-            values
-                .iter()
-                .map(|v| match v {
-                    Scalar::Timestamp(t) => Some(*t),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-        DataType::Null => new_null_array(&DataType::Null, values.len()),
-        other => {
-            return Err(QueryError::Execution(format!(
-                "cannot build a column of type {other}"
-            )))
-        }
-    })
 }

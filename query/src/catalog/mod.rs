@@ -1,0 +1,70 @@
+//! What a query reads tables from: the catalog's tables with their live segments and real-time rows
+//! ([`CatalogTables`]), segments that cannot be opened ([`damaged`]), the virtual `information_schema` and
+//! `pg_catalog` tables ([`system`]), and in-memory relations ([`mem_table`]).
+
+pub(crate) mod damaged;
+pub(crate) mod mem_table;
+pub(crate) mod system;
+
+use std::sync::Arc;
+
+use basalt_segment::{Catalog, SegmentSource, TableSchema};
+
+use crate::error::Result;
+use crate::planner::TableProvider;
+
+/// Tables of a catalog snapshot, with their live segments opened.
+pub struct CatalogTables<'a> {
+    catalog: &'a dyn Catalog,
+    view: basalt_segment::View,
+}
+
+impl<'a> CatalogTables<'a> {
+    /// The catalog's tables, with the real-time rows of `live` when given (taken in one snapshot with the
+    /// manifest, so a handoff never shows rows twice or not at all).
+    pub fn new(catalog: &'a dyn Catalog, live: Option<&basalt_segment::LiveIndex>) -> Self {
+        let view = match live {
+            Some(live) => live.view(catalog),
+            None => basalt_segment::View::of_catalog(catalog),
+        };
+        CatalogTables { catalog, view }
+    }
+
+    /// The open segments of `table` and its in-memory sources, in time order.
+    pub fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        let mut sources = self
+            .view
+            .manifest
+            .segments_of(table)
+            .map(|e| match self.catalog.open_segment(e) {
+                Ok(s) => s as Arc<dyn SegmentSource>,
+                // One bad file must not fail every query on the table: it stands in by its catalog entry, so
+                // queries pruning its time range run, and those that need it fail naming it.
+                Err(cause) => {
+                    tracing::warn!(segment = %e.id, table, error = %cause, "segment cannot be opened");
+                    Arc::new(damaged::DamagedSegment::new(e, &cause)) as Arc<dyn SegmentSource>
+                }
+            })
+            .collect::<Vec<_>>();
+        let realtime = self.view.realtime(table);
+        if !realtime.is_empty() {
+            sources.extend(realtime.iter().cloned());
+            sources.sort_by_key(|s| s.interval().start);
+        }
+        Ok(sources)
+    }
+}
+
+impl TableProvider for CatalogTables<'_> {
+    fn table(&self, name: &str) -> Option<TableSchema> {
+        self.view.manifest.tables.get(name).cloned()
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.view.manifest.tables.keys().cloned().collect()
+    }
+
+    fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        CatalogTables::sources(self, table)
+    }
+}
