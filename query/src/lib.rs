@@ -13,6 +13,7 @@ pub(crate) mod nested;
 pub(crate) mod plan;
 pub(crate) mod planner;
 pub(crate) mod sql;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 
@@ -83,10 +84,13 @@ pub fn run_statement(
     sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());
     let tables = catalog::system::SystemTables::new(&user, ctx.face);
+    // EXPLAIN plans and prunes without reading rows; EXPLAIN ANALYZE runs the query.
     let (query, explain) = match &stmt {
-        Statement::Query(q) => (q.as_ref(), false),
-        Statement::Explain { statement, .. } => match statement.as_ref() {
-            Statement::Query(q) => (q.as_ref(), true),
+        Statement::Query(q) => (q.as_ref(), None),
+        Statement::Explain {
+            statement, analyze, ..
+        } => match statement.as_ref() {
+            Statement::Query(q) => (q.as_ref(), Some(*analyze)),
             _ => {
                 return Err(QueryError::unsupported(
                     "EXPLAIN of a statement other than SELECT",
@@ -114,84 +118,21 @@ pub fn run_statement(
             Some(std::time::Instant::now() + std::time::Duration::from_millis(opts.timeout_ms));
     }
     opts.memory = std::sync::Arc::new(memory::MemoryBudget::new(opts.max_memory_bytes));
+    opts.explain_only |= explain == Some(false);
     let (batch, mut stats, plan) = nested::run_query(query, &tables, now, &opts, 0)?;
     stats.peak_memory_bytes = opts.memory.peak() as u64;
-    if explain {
-        let plan = plan.ok_or_else(|| {
-            QueryError::unsupported(
-                "EXPLAIN of a UNION or a parenthesized query",
-                Pos::default(),
-            )
-        })?;
+    if let Some(analyze) = explain {
+        let lines = plan::explain::explain_lines(&plan, &stats, analyze);
         return Ok(QueryResult {
-            batch: explain_batch(&plan, &stats),
+            batch: lines_batch(lines),
             stats,
         });
     }
     Ok(QueryResult { batch, stats })
 }
 
-fn explain_batch(plan: &plan::SelectPlan, stats: &ExecStats) -> RecordBatch {
-    let mut lines = vec![format!("Scan table {:?}", plan.table.name)];
-    lines.push(format!(
-        "  segments: {} total, {} pruned, {} scanned; {} blocks skipped by time; {} rows scanned",
-        stats.segments_total,
-        stats.segments_pruned,
-        stats.segments_scanned,
-        stats.blocks_skipped,
-        stats.rows_scanned
-    ));
-    for (id, why) in stats.pruned.iter().take(5) {
-        lines.push(format!("  pruned {id}: {why}"));
-    }
-    if stats.pruned.len() > 5 {
-        lines.push(format!("  ... and {} more pruned", stats.pruned.len() - 5));
-    }
-    match &stats.index_filter {
-        Some(f) => lines.push(format!(
-            "  bitmap index filter: {f} ({} rows selected)",
-            stats.rows_from_index
-        )),
-        None => lines.push("  bitmap index filter: none".into()),
-    }
-    if !stats.code_scan_columns.is_empty() {
-        let cols: Vec<&str> = stats.code_scan_columns.iter().map(String::as_str).collect();
-        lines.push(format!(
-            "    without a bitmap index (near-unique values) in some segments, answered by scanning dictionary codes: {}",
-            cols.join(", ")
-        ));
-    }
-    lines.push(format!(
-        "  residual filter (vectorized): {}",
-        if stats.residual_filter { "yes" } else { "none" }
-    ));
-    if let Some(a) = &plan.aggregate {
-        lines.push(format!(
-            "Aggregate: {} group key(s), {} aggregate(s)",
-            a.group_by.len(),
-            a.aggs.len()
-        ));
-        if let Some(kl) = exec::key_limit::KeyLimit::of(plan) {
-            lines.push(format!(
-                "  early limit: only the first {} keys of {:?} ({}) aggregated; {} rows past them dropped",
-                kl.n,
-                plan.table.columns[kl.column].name,
-                if kl.descending { "DESC" } else { "ASC" },
-                stats.rows_past_key_limit
-            ));
-        }
-    }
-    if !plan.order_by.is_empty() {
-        lines.push(format!(
-            "Sort: {} key(s){}",
-            plan.order_by.len(),
-            plan.limit.map_or(String::new(), |l| format!(", top {l}"))
-        ));
-    }
-    lines.push(format!(
-        "Memory: peak {} bytes held (estimated)",
-        stats.peak_memory_bytes
-    ));
+/// EXPLAIN's lines as a one-column result (`plan`).
+fn lines_batch(lines: Vec<String>) -> RecordBatch {
     let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
         "plan",
         arrow_schema::DataType::Utf8,

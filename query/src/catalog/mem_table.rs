@@ -146,6 +146,10 @@ impl TableProvider for Overlay<'_> {
         names
     }
 
+    fn in_memory(&self, name: &str) -> bool {
+        name != DUAL_KEY && self.tables.contains_key(name) || self.base.in_memory(name)
+    }
+
     fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
         match self.tables.get(name) {
             Some(t) => Ok(vec![t.source.clone()]),

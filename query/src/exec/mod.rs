@@ -29,6 +29,7 @@ use arrow_array::{Array, ArrayRef};
 use crate::error::{QueryError, Result};
 use crate::memory::MemoryBudget;
 
+pub use crate::stats::ExecStats;
 pub(crate) use finish::{distinct_rows, order_and_limit};
 pub(crate) use run::execute;
 
@@ -51,6 +52,9 @@ pub struct ExecOptions {
     /// Plan and type the query but read no rows: the result is empty (a global aggregate answers one row)
     /// with the columns and types the real result would have. What a PostgreSQL `Describe` needs.
     pub describe_only: bool,
+    /// Plan and prune (segment metadata only) but read no rows: what EXPLAIN without ANALYZE runs. The result
+    /// is empty, as under `describe_only`.
+    pub explain_only: bool,
 }
 
 /// The cores this process may use, asked once: `available_parallelism` reads cgroup files on every call, which
@@ -72,32 +76,9 @@ impl Default for ExecOptions {
             memory: Arc::new(MemoryBudget::new(crate::memory::DEFAULT_LIMIT)),
             max_join_rows: 1_000_000,
             describe_only: false,
+            explain_only: false,
         }
     }
-}
-
-/// What a query touched, for EXPLAIN and tests that prove pruning and index use.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExecStats {
-    pub segments_total: usize,
-    pub segments_pruned: usize,
-    pub segments_scanned: usize,
-    pub blocks_skipped: usize,
-    pub rows_scanned: u64,
-    /// Bytes of column data read (decoded; dictionary-encoded strings count their codes).
-    pub bytes_scanned: u64,
-    /// Rows a bitmap index selected (before residual filters).
-    pub rows_from_index: u64,
-    /// Rows the early LIMIT on a sorted group key dropped (see [`crate::key_limit`]).
-    pub rows_past_key_limit: u64,
-    pub index_filter: Option<String>,
-    /// Columns of the index filter that some scanned segment has no bitmap index for (near-unique values):
-    /// there the filter scanned the column's dictionary codes.
-    pub code_scan_columns: std::collections::BTreeSet<String>,
-    pub residual_filter: bool,
-    pub pruned: Vec<(String, String)>,
-    /// The most memory the query held at once (estimated; see [`crate::memory`]).
-    pub peak_memory_bytes: u64,
 }
 
 /// The bytes a block's values take: codes for dictionary-encoded strings (the dictionary is shared by every

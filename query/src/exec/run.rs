@@ -59,6 +59,23 @@ pub fn execute(
     if let Some(e) = live.iter().find_map(|s| s.damage()) {
         return Err(QueryError::Storage(e));
     }
+    stats.key_limit = KeyLimit::of(plan).map(|kl| {
+        let column = plan.table.columns[kl.column].name.clone();
+        (kl.n, column, kl.descending)
+    });
+    if opts.explain_only {
+        // EXPLAIN without ANALYZE: pruned and planned, no row read. Which index-filter columns some segment
+        // has no bitmaps for is segment metadata too.
+        if let Some(f) = &fp.index {
+            for s in &live {
+                let unindexed = f.columns().into_iter().filter(|c| !s.has_bitmap_index(c));
+                stats
+                    .code_scan_columns
+                    .extend(unindexed.map(str::to_string));
+            }
+        }
+        live.clear();
+    }
     let scan = Scan {
         plan,
         fp: &fp,
@@ -141,7 +158,8 @@ pub fn execute(
     stats.rows_from_index = s.rows_from_index;
     stats.rows_past_key_limit = s.rows_past_key_limit;
     stats.blocks_skipped = s.blocks_skipped;
-    stats.code_scan_columns = s.code_scan_columns;
+    stats.code_scan_columns.extend(s.code_scan_columns);
+    stats.collectors = s.collectors;
     let mut outputs = Vec::new();
     // What the shares' outputs hold, until they are merged.
     let mut held = Vec::new();

@@ -203,6 +203,11 @@ impl Scan<'_> {
             local.rows_from_index += b.len();
         }
         let mut collector = self.collector(src, &blocks, opts)?;
+        let name = match &collector {
+            Collector::Count(c) => c.name(),
+            Collector::Blocks(c) => c.name(),
+        };
+        local.collectors.insert(name.to_string(), 1);
         let mut seen_keys = match self.key_limit {
             Some(kl) => src
                 .dictionary(&table.columns[kl.column].name)?
@@ -318,6 +323,9 @@ impl Scan<'_> {
         s.rows_from_index += local.rows_from_index;
         s.rows_past_key_limit += local.rows_past_key_limit;
         s.blocks_skipped += local.blocks_skipped;
+        for (c, n) in local.collectors {
+            *s.collectors.entry(c).or_default() += n;
+        }
         drop(s);
         match collector {
             Collector::Count(c) => c.finish(),

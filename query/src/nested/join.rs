@@ -25,7 +25,15 @@ use crate::sql::consts::ident_name as lower;
 use crate::sql::literal;
 
 /// Runs a query (with the caller's tables and nesting depth).
-pub type RunQuery<'a> = &'a dyn Fn(&ast::Query) -> Result<RecordBatch>;
+pub type RunQuery<'a> = &'a dyn Fn(&ast::Query, Need) -> Result<RecordBatch>;
+
+/// What a join reads a side for: a relation to join (which EXPLAIN plans without reading), or values that decide
+/// the plan (the right side of a semi-join filter, which runs even under EXPLAIN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Relation,
+    Values,
+}
 
 /// One relation of a FROM clause, read into memory.
 struct Side {
@@ -94,6 +102,7 @@ fn read_side(
     wanted: &BTreeSet<String>,
     all_columns: bool,
     pushdown: Option<ast::Expr>,
+    need: Need,
 ) -> Result<Side> {
     let qual = qualifier(rel).unwrap_or_default();
     let pos = Pos::from(rel.span());
@@ -115,7 +124,7 @@ fn read_side(
                     cols.push(format!("\"{}\"", first.name.replace('"', "\"\"")));
                 }
             }
-            let mut q = crate::parse(&format!("SELECT {} FROM x", cols.join(", ")))?;
+            let mut q = crate::sql::parse(&format!("SELECT {} FROM x", cols.join(", ")))?;
             let ast::Statement::Query(q) = &mut q else {
                 return Err(QueryError::internal("not a query"));
             };
@@ -135,7 +144,7 @@ fn read_side(
             ))
         }
     };
-    let mut batch = run(&query)?;
+    let mut batch = run(&query, need)?;
     if let ast::TableFactor::Derived { alias: Some(a), .. } = rel {
         if !a.columns.is_empty() {
             let fields: Vec<Field> = batch
@@ -533,9 +542,9 @@ pub fn run_joins(
         }
         _ => None,
     };
-    let mut left = read_side(&base, tables, run, &wanted, star, pushdown)?;
+    let mut left = read_side(&base, tables, run, &wanted, star, pushdown, Need::Relation)?;
     for (rel, on, outer) in &joins {
-        let right = read_side(rel, tables, run, &wanted, star, None)?;
+        let right = read_side(rel, tables, run, &wanted, star, None, Need::Relation)?;
         if right.batch.num_rows() > opts.max_join_rows {
             return Err(QueryError::invalid(
                 format!(
@@ -625,7 +634,7 @@ pub fn run_joins(
             return Err(err);
         }
     }
-    let mut stmt = crate::parse("SELECT 1 FROM joined")?;
+    let mut stmt = crate::sql::parse("SELECT 1 FROM joined")?;
     let ast::Statement::Query(q) = &mut stmt else {
         return Err(QueryError::internal("not a query"));
     };
@@ -679,7 +688,7 @@ fn semi_join_filter(
         Some(q) => matches(q, &base_qual),
         None => base_schema.columns.iter().any(|d| matches(c, &d.name)),
     };
-    let right = read_side(rel, tables, run, &BTreeSet::new(), true, None)?;
+    let right = read_side(rel, tables, run, &BTreeSet::new(), true, None, Need::Values)?;
     if right.batch.num_rows() > opts.max_join_rows {
         return Ok(None);
     }

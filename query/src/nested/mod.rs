@@ -17,39 +17,37 @@ use crate::catalog::mem_table::{MemTable, Overlay};
 use crate::error::{Pos, QueryError, Result};
 use crate::exec::{execute, ExecOptions, ExecStats};
 use crate::expr::scalar_at;
+use crate::plan::tree::{Operator, PlanNode};
 use crate::planner::{derived_key, plan_query, TableProvider};
 use crate::sql::literal;
+use join::Need;
+use std::cell::RefCell;
 
 /// How deep queries may nest before the engine refuses (a guard against runaway recursion).
 const MAX_DEPTH: usize = 16;
 
-fn add_stats(total: &mut ExecStats, s: &ExecStats) {
-    total.segments_total += s.segments_total;
-    total.segments_pruned += s.segments_pruned;
-    total.segments_scanned += s.segments_scanned;
-    total.blocks_skipped += s.blocks_skipped;
-    total.rows_scanned += s.rows_scanned;
-    total.bytes_scanned += s.bytes_scanned;
-    total.rows_from_index += s.rows_from_index;
-    total.rows_past_key_limit += s.rows_past_key_limit;
-    if total.index_filter.is_none() {
-        total.index_filter = s.index_filter.clone();
+/// The options an inner query runs with: under EXPLAIN without ANALYZE, relations (WITH, FROM subqueries, join
+/// sides) are planned and pruned but not read, while subqueries whose values shape the outer plan (`IN`, scalar
+/// subqueries, the right side of a semi-join filter) run, as constants are folded before planning.
+fn inner_opts(opts: &ExecOptions, need: Need) -> std::borrow::Cow<'_, ExecOptions> {
+    if opts.explain_only && need == Need::Values {
+        let mut o = opts.clone();
+        o.explain_only = false;
+        std::borrow::Cow::Owned(o)
+    } else {
+        std::borrow::Cow::Borrowed(opts)
     }
-    total
-        .code_scan_columns
-        .extend(s.code_scan_columns.iter().cloned());
-    total.residual_filter |= s.residual_filter;
-    total.pruned.extend(s.pruned.iter().cloned());
 }
 
-/// Runs any query: `WITH`, set operations, nested subqueries, then the single-table SELECT.
+/// Runs any query: `WITH`, set operations, nested subqueries, then the single-table SELECT. Returns its rows,
+/// what it touched and its plan tree.
 pub fn run_query(
     q: &ast::Query,
     tables: &dyn TableProvider,
     now_ms: i64,
     opts: &ExecOptions,
     depth: usize,
-) -> Result<(RecordBatch, ExecStats, Option<crate::plan::SelectPlan>)> {
+) -> Result<(RecordBatch, ExecStats, PlanNode)> {
     if depth > MAX_DEPTH {
         return Err(QueryError::unsupported(
             format!("queries nested more than {MAX_DEPTH} deep"),
@@ -59,6 +57,8 @@ pub fn run_query(
     let mut overlay = Overlay::new(tables);
     let mut stats = ExecStats::default();
     let mut q = q.clone();
+    // The WITH tables, read before the query's own inputs.
+    let mut with_nodes = Vec::new();
     if let Some(with) = q.with.take() {
         if with.recursive {
             return Err(QueryError::unsupported(
@@ -67,28 +67,45 @@ pub fn run_query(
             ));
         }
         for cte in &with.cte_tables {
-            let (batch, s, _) = run_query(&cte.query, &overlay, now_ms, opts, depth + 1)?;
-            add_stats(&mut stats, &s);
+            let (batch, s, node) = run_query(&cte.query, &overlay, now_ms, opts, depth + 1)?;
+            stats.add(&s);
             let batch = rename_columns(batch, &cte.alias.columns)?;
             let name = cte.alias.name.value.clone();
+            with_nodes.push(PlanNode::new(
+                Operator::Relation {
+                    name: format!("WITH {name}"),
+                },
+                vec![node],
+            ));
             overlay.insert(name.clone(), MemTable::from_batch(&name, &batch)?);
         }
     }
     if union::is_set_operation(&q) {
+        let branches = RefCell::new(Vec::new());
         let run = |branch: &ast::Query| -> Result<(RecordBatch, ExecStats)> {
-            run_query(branch, &overlay, now_ms, opts, depth + 1).map(|(b, s, _)| (b, s))
+            let (b, s, node) = run_query(branch, &overlay, now_ms, opts, depth + 1)?;
+            branches.borrow_mut().push(node);
+            Ok((b, s))
         };
         let (batch, s) = union::run_union(&q, &run)?;
-        add_stats(&mut stats, &s);
-        return Ok((batch, stats, None));
+        stats.add(&s);
+        let branches = branches.into_inner();
+        let node = PlanNode::new(
+            Operator::Union {
+                branches: branches.len(),
+            },
+            branches,
+        );
+        return Ok((batch, stats, node.after(with_nodes)));
     }
     if let ast::SetExpr::Query(inner) = q.body.as_ref() {
         if q.order_by.is_none() && q.limit_clause.is_none() {
-            let (batch, s, _) = run_query(inner, &overlay, now_ms, opts, depth + 1)?;
-            add_stats(&mut stats, &s);
-            return Ok((batch, stats, None));
+            let (batch, s, node) = run_query(inner, &overlay, now_ms, opts, depth + 1)?;
+            stats.add(&s);
+            return Ok((batch, stats, node.after(with_nodes)));
         }
     }
+    let mut inputs = Vec::new();
     // `IN (subquery)` and scalar subqueries become literals.
     let mut inliner = Inliner {
         tables: &overlay,
@@ -96,6 +113,7 @@ pub fn run_query(
         opts,
         depth,
         stats: ExecStats::default(),
+        nodes: Vec::new(),
     };
     if let ControlFlow::Break(e) = q.body.visit(&mut inliner) {
         return Err(e);
@@ -105,22 +123,43 @@ pub fn run_query(
             return Err(e);
         }
     }
-    add_stats(&mut stats, &inliner.stats);
+    stats.add(&inliner.stats);
+    inputs.append(&mut inliner.nodes);
     // Joins run first; the SELECT then reads their result as one in-memory table.
     {
         let ast::Query { body, order_by, .. } = &mut q;
         if let ast::SetExpr::Select(select) = body.as_mut() {
             let key = format!("\u{0}join@{}", Pos::from(select.span()).line);
-            let sub_stats = std::cell::RefCell::new(ExecStats::default());
-            let run = |sub: &ast::Query| -> Result<RecordBatch> {
-                let (b, s, _) = run_query(sub, &overlay, now_ms, opts, depth + 1)?;
-                add_stats(&mut sub_stats.borrow_mut(), &s);
+            let sub_stats = RefCell::new(ExecStats::default());
+            let sides = RefCell::new(Vec::new());
+            let run = |sub: &ast::Query, need: Need| -> Result<RecordBatch> {
+                let o = inner_opts(opts, need);
+                let (b, s, node) = run_query(sub, &overlay, now_ms, &o, depth + 1)?;
+                sub_stats.borrow_mut().add(&s);
+                sides.borrow_mut().push((need, node));
                 Ok(b)
             };
             let joined = join::run_joins(select, order_by.as_mut(), &overlay, &run, opts, &key)?;
-            add_stats(&mut stats, &sub_stats.borrow());
-            if let Some(batch) = joined {
-                overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
+            stats.add(&sub_stats.borrow());
+            // A side read to try a semi-join filter that did not apply is no part of the plan.
+            let sides = sides.into_inner();
+            let of = |want: Need| -> Vec<PlanNode> {
+                sides
+                    .iter()
+                    .filter(|(n, _)| *n == want)
+                    .map(|(_, node)| node.clone())
+                    .collect()
+            };
+            match joined {
+                Some(batch) => {
+                    let rows = batch.num_rows();
+                    overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
+                    inputs.push(PlanNode::new(Operator::Join { rows }, of(Need::Relation)));
+                }
+                None if !sides.is_empty() => {
+                    inputs.push(PlanNode::new(Operator::SemiJoin, of(Need::Values)))
+                }
+                None => {}
             }
         }
     }
@@ -131,12 +170,17 @@ pub fn run_query(
                 subquery, alias, ..
             } = &from.relation
             {
-                let (batch, s, _) = run_query(subquery, &overlay, now_ms, opts, depth + 1)?;
-                add_stats(&mut stats, &s);
+                let (batch, s, node) = run_query(subquery, &overlay, now_ms, opts, depth + 1)?;
+                stats.add(&s);
                 let batch = match alias {
                     Some(a) => rename_columns(batch, &a.columns)?,
                     None => batch,
                 };
+                let name = match alias {
+                    Some(a) => format!("{} (subquery in FROM)", a.name.value),
+                    None => "subquery in FROM".to_string(),
+                };
+                inputs.push(PlanNode::new(Operator::Relation { name }, vec![node]));
                 let key = derived_key(subquery);
                 overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
             }
@@ -149,8 +193,17 @@ pub fn run_query(
         overlay.sources(&plan.table.name)?
     };
     let (batch, s) = execute(&plan, &sources, opts)?;
-    add_stats(&mut stats, &s);
-    Ok((batch, stats, Some(plan)))
+    stats.add(&s);
+    let in_memory = overlay.in_memory(&plan.table.name);
+    let node = PlanNode::new(
+        Operator::Select {
+            plan: Box::new(plan),
+            stats: Box::new(s),
+            in_memory,
+        },
+        inputs,
+    );
+    Ok((batch, stats, node.after(with_nodes)))
 }
 
 /// Applies `name (a, b, c)` column aliases.
@@ -192,12 +245,16 @@ struct Inliner<'a> {
     opts: &'a ExecOptions,
     depth: usize,
     stats: ExecStats,
+    /// The plan trees of the subqueries inlined.
+    nodes: Vec<PlanNode>,
 }
 
 impl Inliner<'_> {
     fn one_column(&mut self, q: &ast::Query) -> Result<ArrayRef> {
-        let (batch, s, _) = run_query(q, self.tables, self.now_ms, self.opts, self.depth + 1)?;
-        add_stats(&mut self.stats, &s);
+        let opts = inner_opts(self.opts, Need::Values);
+        let (batch, s, node) = run_query(q, self.tables, self.now_ms, &opts, self.depth + 1)?;
+        self.stats.add(&s);
+        self.nodes.push(PlanNode::new(Operator::Values, vec![node]));
         if batch.num_columns() != 1 {
             return Err(QueryError::invalid(
                 format!(

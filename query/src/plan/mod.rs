@@ -1,4 +1,10 @@
 //! The logical plan of a query over one table: filter, optional aggregation, then output, order and limit.
+//!
+//! [`tree`] holds the plan tree of a whole statement (joins, UNION, subqueries over such plans), [`explain`] its
+//! EXPLAIN text.
+
+pub mod explain;
+pub mod tree;
 
 use arrow_schema::DataType;
 use basalt_segment::TableSchema;

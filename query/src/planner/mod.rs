@@ -33,4 +33,9 @@ pub trait TableProvider {
     fn table_names(&self) -> Vec<String>;
     /// The sources holding the rows of `name`, in time order.
     fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>>;
+    /// Whether `name` is an in-memory relation computed by the statement (a WITH table, a subquery's or a
+    /// join's rows) rather than a table of the catalog.
+    fn in_memory(&self, _name: &str) -> bool {
+        false
+    }
 }

@@ -505,7 +505,7 @@ mod tests {
     use super::*;
 
     fn folded(sql: &str) -> String {
-        let mut stmt = crate::parse(sql).unwrap();
+        let mut stmt = crate::sql::parse(sql).unwrap();
         fold(&mut stmt).unwrap();
         stmt.to_string()
     }
@@ -536,7 +536,7 @@ mod tests {
             folded("SELECT g FROM generate_series(3, 1) g"),
             "SELECT NULL WHERE false"
         );
-        let mut stmt = crate::parse("SELECT count(*) FROM generate_series(1, 3)").unwrap();
+        let mut stmt = crate::sql::parse("SELECT count(*) FROM generate_series(1, 3)").unwrap();
         assert!(fold(&mut stmt).is_err());
     }
 }

@@ -332,7 +332,7 @@ mod tests {
     use super::*;
 
     fn parsed(sql: &str) -> Result<ast::Statement> {
-        crate::parse(sql)
+        crate::sql::parse(sql)
     }
 
     #[test]
@@ -389,12 +389,12 @@ mod tests {
         assert!(sql.len() <= MAX_SQL_BYTES);
         let r = std::thread::Builder::new()
             .stack_size(STACK_BYTES / 2)
-            .spawn(move || crate::parse(&sql).map(|_| ()))
+            .spawn(move || crate::sql::parse(&sql).map(|_| ()))
             .unwrap()
             .join()
             .unwrap();
         assert!(matches!(r, Err(QueryError::Syntax { .. })), "{r:?}");
-        let e = crate::parse(&format!("SELECT 1{}", " ".repeat(MAX_SQL_BYTES))).unwrap_err();
+        let e = crate::sql::parse(&format!("SELECT 1{}", " ".repeat(MAX_SQL_BYTES))).unwrap_err();
         assert!(matches!(e, QueryError::TooComplex { .. }), "{e}");
     }
 

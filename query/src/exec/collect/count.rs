@@ -31,6 +31,10 @@ impl<'o> SegmentCollector<'o> for CountRows<'_, 'o> {
         Ok(Flow::Continue)
     }
 
+    fn name(&self) -> &'static str {
+        "count from the index or block sizes, no column read"
+    }
+
     fn finish(self: Box<Self>) -> Result<ShareOutput<'o>> {
         self.state.finish()
     }

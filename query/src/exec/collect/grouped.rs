@@ -96,6 +96,10 @@ impl<'o> SegmentCollector<'o> for Grouped<'_, 'o> {
         Ok(Flow::Continue)
     }
 
+    fn name(&self) -> &'static str {
+        "grouped by key words"
+    }
+
     fn finish(self: Box<Self>) -> Result<ShareOutput<'o>> {
         self.state.finish()
     }

@@ -58,6 +58,9 @@ pub(crate) trait SegmentCollector<'o> {
 
     /// The share's output, with the memory that holds it.
     fn finish(self: Box<Self>) -> Result<ShareOutput<'o>>;
+
+    /// The collector's one-line EXPLAIN form.
+    fn name(&self) -> &'static str;
 }
 
 /// Groups and states are measured at least this many rows apart.

@@ -82,6 +82,10 @@ impl<'o> SegmentCollector<'o> for Rows<'_, 'o> {
         Ok(Flow::Continue)
     }
 
+    fn name(&self) -> &'static str {
+        "rows"
+    }
+
     fn finish(self: Box<Self>) -> Result<ShareOutput<'o>> {
         let schema = output_schema(self.plan);
         let out = self

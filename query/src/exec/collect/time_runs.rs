@@ -95,6 +95,10 @@ impl<'o> SegmentCollector<'o> for TimeRunGroups<'_, 'o> {
         Ok(Flow::Continue)
     }
 
+    fn name(&self) -> &'static str {
+        "grouped by time stretches"
+    }
+
     fn finish(self: Box<Self>) -> Result<ShareOutput<'o>> {
         self.state.finish()
     }
