@@ -58,6 +58,9 @@ pub enum QueryError {
     /// Division (or modulo) by zero: SQLSTATE 22012.
     #[error("division by zero")]
     DivisionByZero,
+    /// `current_setting` of a setting basalt does not have.
+    #[error("unrecognized configuration parameter {name:?}")]
+    UnknownSetting { name: String },
     /// A value past its type's range (`SUM` of a bigint past 2^63, `abs(-2^63)`): SQLSTATE 22003.
     #[error("{0}")]
     OutOfRange(String),

@@ -12,6 +12,7 @@ pub(crate) mod memory;
 pub(crate) mod nested;
 pub(crate) mod plan;
 pub(crate) mod planner;
+pub mod session;
 pub(crate) mod sql;
 pub(crate) mod stats;
 
@@ -54,6 +55,8 @@ pub struct QueryContext {
     pub params: Vec<expr::Scalar>,
     /// Real-time rows of streaming ingestions, read together with the catalog.
     pub live: Option<Arc<basalt_segment::LiveIndex>>,
+    /// Who runs the query, as session functions (`current_user`) answer it; `None`: [`session::DEFAULT_USER`].
+    pub user: Option<String>,
 }
 
 /// Runs one SQL query against a catalog.
@@ -80,6 +83,10 @@ pub fn run_statement(
     ctx: &QueryContext,
 ) -> Result<QueryResult> {
     let mut stmt = stmt.clone();
+    session::fold(
+        &mut stmt,
+        ctx.user.as_deref().unwrap_or(session::DEFAULT_USER),
+    )?;
     sql::params::bind(&mut stmt, &ctx.params)?;
     sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());

@@ -7,9 +7,14 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use basalt_segment::granularity::format_iso;
 
+/// Whether row `r` of `a` is NULL (every row of a `NullArray`, which has no validity buffer).
+fn is_null(a: &dyn Array, r: usize) -> bool {
+    a.data_type() == &DataType::Null || a.is_null(r)
+}
+
 /// A cell as text (`None` for NULL).
 pub fn cell(a: &dyn Array, r: usize) -> Option<String> {
-    if a.is_null(r) {
+    if is_null(a, r) {
         return None;
     }
     Some(match a.data_type() {
@@ -53,7 +58,7 @@ pub fn format_f64(v: f64) -> String {
 }
 
 pub fn json_value(a: &dyn Array, r: usize) -> serde_json::Value {
-    if a.is_null(r) {
+    if is_null(a, r) {
         return serde_json::Value::Null;
     }
     match a.data_type() {

@@ -41,6 +41,56 @@ fn http_api_formats_errors_and_status() {
     let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap()).sum();
     assert_eq!(total, 75691);
 
+    // Session functions answer on HTTP as on the PostgreSQL port (the same module folds them), each column named
+    // after its function; an unknown setting is a clear error (42704), unless asked to be NULL.
+    let (st, _, body) = sql(
+        "SELECT version(), current_setting('server_version'), current_database(), current_user, \
+         current_setting('no_such_thing', true) AS missing",
+        "json",
+    );
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let names: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "version",
+            "current_setting",
+            "current_database",
+            "current_user",
+            "missing"
+        ]
+    );
+    let row = &v["rows"][0];
+    assert!(
+        row[0]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL 16.6 (basalt "),
+        "{body}"
+    );
+    assert_eq!(
+        (&row[1], &row[2], &row[3], &row[4]),
+        (
+            &serde_json::json!("16.6"),
+            &serde_json::json!("basalt"),
+            &serde_json::json!("basalt"),
+            &serde_json::Value::Null
+        )
+    );
+    let (st, _, body) = sql("SELECT current_setting('no_such_thing')", "json");
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "unknown_setting", "{body}");
+    assert!(
+        body.contains("unrecognized configuration parameter"),
+        "{body}"
+    );
+
     // A result spanning several streamed chunks is still one valid document.
     let (_, _, body) = sql("SELECT name, num FROM births", "json");
     let v = json(&body);
@@ -289,7 +339,7 @@ fn psql_talks_to_basalt() {
             "-c",
             "SELECT gender, COUNT(*) FROM births GROUP BY 1 ORDER BY 1",
             "-c",
-            "SELECT MIN(ds), 1e300::float8, 0.1 + 0.2 FROM births",
+            "SELECT MIN(ds), 1e300::float8, 0.1 + 0.2, NULL IS NULL, current_setting('nope', true) FROM births",
             "-c",
             ";",
             "-c",
@@ -302,7 +352,7 @@ fn psql_talks_to_basalt() {
     assert_eq!(lines[1], "girl|36446");
     assert_eq!(
         lines[2],
-        "1965-01-01 00:00:00+00|1e+300|0.30000000000000004"
+        "1965-01-01 00:00:00+00|1e+300|0.30000000000000004|t|"
     );
     // An error shows its SQLSTATE and psql goes on with the next command on the same connection.
     let out = psql(

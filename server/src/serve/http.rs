@@ -474,6 +474,7 @@ fn druid_error(e: &ServeError) -> Response {
             Q::Unsupported { .. }
             | Q::UnknownTable { .. }
             | Q::UnknownColumn { .. }
+            | Q::UnknownSetting { .. }
             | Q::Invalid { .. },
         ) => (
             400,

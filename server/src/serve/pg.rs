@@ -1,10 +1,9 @@
 //! The PostgreSQL wire protocol face, on the `pgwire` crate: simple and extended query protocols, text and
 //! binary result formats, session statements clients send on connect (`SET`, `SHOW`, `BEGIN`/`COMMIT`), and
-//! session functions (`version()`, `current_setting(...)`, `current_schema()`) folded to constants before the
-//! engine plans the query. Catalog queries (`information_schema`, `pg_catalog`) are answered by the engine.
+//! session functions (`version()`, `current_setting(...)`; `basalt_query::session`) folded to constants for the
+//! connection's user before the engine plans the query. Catalog queries (`information_schema`, `pg_catalog`) are answered by the engine.
 
 use std::fmt::Debug;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -12,6 +11,7 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use async_trait::async_trait;
+use basalt_query::session::{self, setting, SERVER_VERSION};
 use basalt_query::{Face, QueryContext, QueryError, Scalar};
 use futures::{stream, Sink};
 use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuthStartupHandler};
@@ -32,48 +32,10 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use sqlparser::ast::{self, VisitMut, VisitorMut};
+use sqlparser::ast::{self};
 
 use super::{ServeError, Server};
 use crate::output::format_f64;
-
-/// The version string clients see (`SELECT version()` must start with `PostgreSQL`).
-pub const SERVER_VERSION: &str = "16.6";
-const SERVER_VERSION_NUM: &str = "160006";
-
-fn version_string() -> String {
-    format!(
-        "PostgreSQL {SERVER_VERSION} (basalt {}) on x86_64-pc-linux-gnu, a real-time columnar OLAP store",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
-/// A setting `SHOW` and `current_setting` answer.
-fn setting(name: &str, user: &str) -> Option<String> {
-    Some(
-        match name.to_ascii_lowercase().as_str() {
-            "server_version" => SERVER_VERSION,
-            "server_version_num" => SERVER_VERSION_NUM,
-            "server_encoding" | "client_encoding" => "UTF8",
-            "timezone" | "time zone" | "log_timezone" => "UTC",
-            "datestyle" => "ISO, MDY",
-            "intervalstyle" => "postgres",
-            "integer_datetimes" | "standard_conforming_strings" => "on",
-            "search_path" => "\"$user\", public",
-            "transaction_isolation" | "default_transaction_isolation" => "read committed",
-            "transaction_read_only" | "default_transaction_read_only" => "on",
-            "max_identifier_length" => "63",
-            "lc_collate" | "lc_ctype" => "C.UTF-8",
-            "application_name" => "",
-            "extra_float_digits" => "1",
-            "statement_timeout" => "0",
-            "is_superuser" => "off",
-            "session_authorization" | "current_user" => return Some(user.to_string()),
-            _ => return None,
-        }
-        .to_string(),
-    )
-}
 
 fn pg_error(e: &ServeError) -> PgWireError {
     let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.message());
@@ -158,101 +120,8 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
     })
 }
 
-/// Folds session functions to constants.
-struct SessionFolder<'a> {
-    user: &'a str,
-}
-
-impl VisitorMut for SessionFolder<'_> {
-    type Break = PgWireError;
-
-    fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<PgWireError> {
-        let ast::Expr::Function(f) = e else {
-            return ControlFlow::Continue(());
-        };
-        let name = f.name.to_string().to_ascii_lowercase();
-        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
-        let args: Vec<String> = match &f.args {
-            ast::FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .map(|a| a.to_string().trim_matches('\'').to_string())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let value = match name {
-            "version" => Scalar::Str(version_string()),
-            "current_schema" => Scalar::Str("public".into()),
-            "current_database" | "current_catalog" => Scalar::Str(basalt_query::DATABASE.into()),
-            "current_user" | "session_user" | "user" => Scalar::Str(self.user.to_string()),
-            "pg_backend_pid" => Scalar::Int(std::process::id() as i64),
-            // Every table is in `public` (or pg_catalog), both on the search path; one owner.
-            "pg_table_is_visible" => Scalar::Bool(true),
-            "pg_get_userbyid" => Scalar::Str(self.user.to_string()),
-            "current_setting" => match args.first().and_then(|a| setting(a, self.user)) {
-                Some(v) => Scalar::Str(v),
-                None if args.get(1).is_some_and(|m| m == "true") => Scalar::Null,
-                None => {
-                    return ControlFlow::Break(user_error(
-                        "42704",
-                        format!(
-                            "unrecognized configuration parameter \"{}\"",
-                            args.first().map(String::as_str).unwrap_or("")
-                        ),
-                    ))
-                }
-            },
-            _ => return ControlFlow::Continue(()),
-        };
-        *e = basalt_query::literal(&value);
-        ControlFlow::Continue(())
-    }
-}
-
-const SESSION_FUNCTIONS: [&str; 9] = [
-    "version",
-    "current_schema",
-    "current_database",
-    "current_catalog",
-    "current_user",
-    "session_user",
-    "user",
-    "pg_backend_pid",
-    "current_setting",
-];
-
-/// Names an unaliased session-function column after the function, as PostgreSQL does, before folding it.
-fn alias_session_columns(stmt: &mut ast::Statement) {
-    let ast::Statement::Query(q) = stmt else {
-        return;
-    };
-    let ast::SetExpr::Select(select) = q.body.as_mut() else {
-        return;
-    };
-    for item in &mut select.projection {
-        if let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item {
-            let name = f.name.to_string().to_ascii_lowercase();
-            let name = name
-                .strip_prefix("pg_catalog.")
-                .unwrap_or(&name)
-                .to_string();
-            if SESSION_FUNCTIONS.contains(&name.as_str()) {
-                let expr = ast::Expr::Function(f.clone());
-                *item = ast::SelectItem::ExprWithAlias {
-                    expr,
-                    alias: ast::Ident::with_quote('"', name),
-                };
-            }
-        }
-    }
-}
-
 fn fold_session(stmt: &mut ast::Statement, user: &str) -> PgWireResult<()> {
-    alias_session_columns(stmt);
-    match stmt.visit(&mut SessionFolder { user }) {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    session::fold(stmt, user).map_err(|e| pg_error(&e.into()))
 }
 
 /// The PostgreSQL type of a result column.
@@ -316,7 +185,7 @@ fn encode_cell(
     r: usize,
     binary: bool,
 ) -> PgWireResult<()> {
-    if a.is_null(r) {
+    if a.data_type() == &DataType::Null || a.is_null(r) {
         return enc.encode_field(&None::<i64>);
     }
     match a.data_type() {
