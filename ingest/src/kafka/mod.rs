@@ -3,6 +3,8 @@
 //! the same atomic step as the segments they describe; the catalog, not the consumer group, is the truth. A
 //! restarted process resumes each ingestion from its committed offsets and re-reads the uncommitted tail.
 
+mod batch;
+mod handoff;
 pub mod properties;
 pub mod state;
 pub mod worker;

@@ -9,8 +9,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use basalt_segment::catalog::fault;
-use basalt_segment::{Catalog, Commit, LiveIndex, SourceUpdate, TableSchema, WriteOptions};
+use basalt_segment::{Catalog, LiveIndex, TableSchema};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -18,26 +17,22 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::state::{source_id, DeadLetter, Desired, IngestStatus, PartitionStatus, SourceState};
-use crate::build::SegmentBuilder;
-use crate::infer::{self, Sampler};
-use crate::input::json::JsonRecord;
+use super::state::{DeadLetter, Desired, IngestStatus, SourceState};
 use crate::realtime::RealtimeIndex;
-use crate::record::{FieldValue, Record, RejectReason, Rejection};
-use crate::rows::{RowBuffer, RowPlan};
+use crate::rows::RowPlan;
 use crate::spec::IngestSpec;
 use crate::{Error, Result};
 
 /// Messages per poll batch at most; how long a poll waits for a first message, and then for more. The second
 /// wait bounds how long a consumed row stays invisible, and keeps batches large enough to index cheaply.
-const BATCH_MESSAGES: usize = 20_000;
-const BATCH_WAIT: Duration = Duration::from_millis(50);
-const BATCH_FILL: Duration = Duration::from_millis(10);
+pub(super) const BATCH_MESSAGES: usize = 20_000;
+pub(super) const BATCH_WAIT: Duration = Duration::from_millis(50);
+pub(super) const BATCH_FILL: Duration = Duration::from_millis(10);
 /// How often partitions are re-listed (new partitions, broker reachability); faster while idle or failing.
-const METADATA_EVERY: Duration = Duration::from_secs(10);
-const METADATA_EVERY_IDLE: Duration = Duration::from_secs(2);
-const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
-const DEAD_LETTER_BYTES: usize = 1024;
+pub(super) const METADATA_EVERY: Duration = Duration::from_secs(10);
+pub(super) const METADATA_EVERY_IDLE: Duration = Duration::from_secs(2);
+pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const DEAD_LETTER_BYTES: usize = 1024;
 
 /// What the operator asks of a running worker; each carries the channel for its answer.
 pub enum Command {
@@ -54,8 +49,8 @@ pub enum Command {
 /// and client-level errors.
 #[derive(Default)]
 pub struct Context {
-    high_watermarks: Mutex<HashMap<i32, i64>>,
-    last_error: Mutex<Option<String>>,
+    pub(super) high_watermarks: Mutex<HashMap<i32, i64>>,
+    pub(super) last_error: Mutex<Option<String>>,
 }
 
 impl ClientContext for Context {
@@ -83,53 +78,53 @@ impl ClientContext for Context {
 impl ConsumerContext for Context {}
 
 /// A message as polled: partition, offset, payload.
-struct Polled {
-    partition: i32,
-    offset: i64,
-    payload: Vec<u8>,
+pub(super) struct Polled {
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    pub(super) payload: Vec<u8>,
 }
 
 pub struct Worker {
-    id: String,
-    spec: IngestSpec,
-    catalog: Arc<dyn Catalog>,
-    live: Arc<LiveIndex>,
-    status: Arc<Mutex<IngestStatus>>,
-    commands: Receiver<Command>,
+    pub(super) id: String,
+    pub(super) spec: IngestSpec,
+    pub(super) catalog: Arc<dyn Catalog>,
+    pub(super) live: Arc<LiveIndex>,
+    pub(super) status: Arc<Mutex<IngestStatus>>,
+    pub(super) commands: Receiver<Command>,
     /// Directories Kafka TLS files may come from (the server's `kafka_tls_dirs`).
-    tls_dirs: Arc<[PathBuf]>,
-    committed: SourceState,
-    consumer: Option<BaseConsumer<Context>>,
+    pub(super) tls_dirs: Arc<[PathBuf]>,
+    pub(super) committed: SourceState,
+    pub(super) consumer: Option<BaseConsumer<Context>>,
     /// Partitions assigned, and per partition the next offset to consume.
-    assigned: HashSet<i32>,
-    next: BTreeMap<i32, i64>,
-    schema: Option<TableSchema>,
-    plan: Option<RowPlan>,
-    index: Option<RealtimeIndex>,
+    pub(super) assigned: HashSet<i32>,
+    pub(super) next: BTreeMap<i32, i64>,
+    pub(super) schema: Option<TableSchema>,
+    pub(super) plan: Option<RowPlan>,
+    pub(super) index: Option<RealtimeIndex>,
     /// Rejections and dead letters since the last handoff.
-    pending_rejected: BTreeMap<String, u64>,
-    pending_dead: Vec<DeadLetter>,
-    pending_messages: u64,
-    last_handoff: Instant,
-    last_metadata: Option<Instant>,
-    paused: bool,
-    error: Option<String>,
-    backoff: Duration,
-    consumed: u64,
-    rate: VecDeque<(Instant, u64)>,
-    segments_committed: u64,
-    last_handoff_at: Option<i64>,
-    rejections_logged: u64,
+    pub(super) pending_rejected: BTreeMap<String, u64>,
+    pub(super) pending_dead: Vec<DeadLetter>,
+    pub(super) pending_messages: u64,
+    pub(super) last_handoff: Instant,
+    pub(super) last_metadata: Option<Instant>,
+    pub(super) paused: bool,
+    pub(super) error: Option<String>,
+    pub(super) backoff: Duration,
+    pub(super) consumed: u64,
+    pub(super) rate: VecDeque<(Instant, u64)>,
+    pub(super) segments_committed: u64,
+    pub(super) last_handoff_at: Option<i64>,
+    pub(super) rejections_logged: u64,
     /// A rejection arrived since the status last showed the counts and dead letters.
-    rejections_changed: bool,
+    pub(super) rejections_changed: bool,
 }
 
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Exit,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -455,453 +450,5 @@ impl Worker {
             }
         }
         out
-    }
-
-    fn reject(&mut self, m: &Polled, r: Rejection, original: &[u8]) {
-        let reason = r.reason.name();
-        self.rejections_changed = true;
-        // The first rejections of a run are warnings; after that they are counted (and kept as dead letters)
-        // without flooding the log.
-        self.rejections_logged += 1;
-        if self.rejections_logged <= 20 {
-            tracing::warn!(id = %self.id, topic = %self.committed.topic, partition = m.partition,
-                offset = m.offset, reason, message = %r.message, "message rejected");
-        } else {
-            tracing::debug!(id = %self.id, topic = %self.committed.topic, partition = m.partition,
-                offset = m.offset, reason, message = %r.message, "message rejected");
-        }
-        *self.pending_rejected.entry(reason.to_string()).or_default() += 1;
-        let cut = &original[..original.len().min(DEAD_LETTER_BYTES)];
-        self.pending_dead.push(DeadLetter {
-            partition: m.partition,
-            offset: m.offset,
-            reason: reason.to_string(),
-            message: r.message,
-            payload: String::from_utf8_lossy(cut).into_owned(),
-        });
-        let keep = self.spec.tuning.max_dead_letters;
-        if self.pending_dead.len() > keep {
-            let drop = self.pending_dead.len() - keep;
-            self.pending_dead.drain(..drop);
-        }
-    }
-
-    /// Parses a batch of messages into rows, extends the schema with new fields, and publishes the rows.
-    fn ingest(&mut self, polled: Vec<Polled>) -> Result<()> {
-        self.consumed += polled.len() as u64;
-        self.pending_messages += polled.len() as u64;
-        let max_bytes = self.spec.tuning.max_message_bytes;
-        let mut records: Vec<(usize, JsonRecord)> = Vec::with_capacity(polled.len());
-        for (i, m) in polled.iter().enumerate() {
-            if m.payload.len() > max_bytes {
-                let r = Rejection::new(
-                    RejectReason::Oversized,
-                    format!(
-                        "message of {} bytes, more than tuning.max_message_bytes {max_bytes}",
-                        m.payload.len()
-                    ),
-                );
-                self.reject(m, r, &m.payload);
-                continue;
-            }
-            let mut bytes = m.payload.clone();
-            match JsonRecord::parse(&mut bytes) {
-                Ok(r) => records.push((i, r)),
-                Err(r) => self.reject(m, r, &m.payload),
-            }
-        }
-        self.extend_schema(records.iter().map(|(_, r)| r as &dyn Record))?;
-        let (Some(plan), Some(index)) = (&self.plan, &mut self.index) else {
-            return Ok(());
-        };
-        let mut buffer = RowBuffer::new(plan.clone());
-        let tuning = &self.spec.tuning;
-        let now = now_ms();
-        let (late, early) = (
-            tuning.late_message_rejection_ms.map(|ms| now - ms as i64),
-            tuning.early_message_rejection_ms.map(|ms| now + ms as i64),
-        );
-        let accept = |t: i64| {
-            if late.is_some_and(|l| t < l) {
-                Err(Rejection::new(
-                    RejectReason::TooLate,
-                    format!(
-                        "time {} is older than tuning.late_message_rejection_ms allows",
-                        fmt_ms(t)
-                    ),
-                ))
-            } else if early.is_some_and(|e| t > e) {
-                Err(Rejection::new(
-                    RejectReason::TooEarly,
-                    format!(
-                        "time {} is further ahead than tuning.early_message_rejection_ms allows",
-                        fmt_ms(t)
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        let mut rejected = Vec::new();
-        for (i, record) in &records {
-            if let Err(r) = buffer.push_checked(record, &accept) {
-                rejected.push((*i, r));
-            }
-        }
-        let batch = buffer.take_batch()?;
-        index.add(batch)?;
-        self.live
-            .publish(&self.id, &self.spec.table, index.sources());
-        for (i, r) in rejected {
-            let m = &polled[i];
-            self.reject(m, r, &m.payload);
-        }
-        Ok(())
-    }
-
-    /// Creates the table's schema on the first rows, and adds columns for fields not seen before (when the spec
-    /// discovers dimensions). The schema is committed before any row that uses it is published.
-    fn extend_schema<'r>(
-        &mut self,
-        records: impl Iterator<Item = &'r dyn Record> + Clone,
-    ) -> Result<()> {
-        let table = self
-            .catalog
-            .snapshot()
-            .tables
-            .get(&self.spec.table)
-            .cloned();
-        let current = match table.clone().or_else(|| self.schema.clone()) {
-            Some(s) => s,
-            None => {
-                // No table yet: wait for rows to learn the types from.
-                if records.clone().next().is_none() {
-                    return Ok(());
-                }
-                let mut sampler = Sampler::new(&self.spec.null_values);
-                records
-                    .clone()
-                    .for_each(|r| sampler.observe(&NumericMetrics::new(r, &self.spec)));
-                infer::table_schema(&self.spec, &sampler)?
-            }
-        };
-        let mut known: HashSet<&str> = current.columns.iter().map(|c| c.name.as_str()).collect();
-        known.extend(self.spec.metrics.iter().map(|m| m.field()));
-        known.insert(self.spec.timestamp.column.as_str());
-        let wanted_missing = match &self.spec.dimensions {
-            Some(dims) => dims.iter().any(|d| !known.contains(d.name())),
-            None => records
-                .clone()
-                .any(|r| r.field_names().iter().any(|f| !known.contains(f.as_str()))),
-        } || self
-            .spec
-            .metrics
-            .iter()
-            .any(|m| current.column(&m.name).is_none());
-        let mut next = current.clone();
-        if wanted_missing {
-            let mut sampler = Sampler::new(&self.spec.null_values);
-            records
-                .clone()
-                .for_each(|r| sampler.observe(&NumericMetrics::new(r, &self.spec)));
-            let mut inferred = infer::table_schema(&self.spec, &sampler)?;
-            // Columns the table has keep their type; only new ones come from this batch.
-            inferred.columns.retain(|c| {
-                c.role == basalt_segment::ColumnRole::Time || current.column(&c.name).is_none()
-            });
-            next = infer::reconcile(&current, &inferred)?;
-        }
-        if table.as_ref() != Some(&next) {
-            self.catalog.commit(Commit {
-                tables: vec![next.clone()],
-                ..Default::default()
-            })?;
-            tracing::info!(id = %self.id, table = %self.spec.table, columns = next.columns.len(), "table schema committed");
-        }
-        if self.schema.as_ref() != Some(&next) {
-            let fixed: Vec<String> = next.columns.iter().map(|c| c.name.clone()).collect();
-            self.plan = Some(RowPlan::new(&self.spec, &next, &fixed)?);
-            match &mut self.index {
-                Some(index) => index.set_schema(next.clone()),
-                None => self.index = Some(RealtimeIndex::new(next.clone())),
-            }
-            self.schema = Some(next);
-        }
-        Ok(())
-    }
-
-    fn due_for_handoff(&self) -> bool {
-        let t = &self.spec.tuning;
-        let (rows, bytes) = self
-            .index
-            .as_ref()
-            .map_or((0, 0), |i| (i.rows(), i.bytes()));
-        rows >= t.max_rows_in_memory
-            || bytes >= t.max_bytes_in_memory
-            || (self.pending_messages > 0
-                && self.last_handoff.elapsed() >= Duration::from_millis(t.persist_period_ms))
-    }
-
-    /// Writes the in-memory rows into segments and commits them with the offsets, counts and dead letters, in
-    /// one catalog step that also swaps the in-memory rows out of queries. `desired` records a state change.
-    fn handoff(&mut self, desired: Option<Desired>) -> Result<()> {
-        let nothing_new = self.pending_messages == 0 && self.next == self.committed.offsets;
-        if nothing_new && desired.is_none_or(|d| d == self.committed.desired) {
-            self.last_handoff = Instant::now();
-            return Ok(());
-        }
-        let started = Instant::now();
-        let mut entries = Vec::new();
-        let mut rows = 0u64;
-        if let (Some(index), Some(schema)) = (&self.index, &self.schema) {
-            let t = &self.spec.tuning;
-            let mut builder = SegmentBuilder::new(
-                self.catalog.as_ref(),
-                schema.clone(),
-                WriteOptions::default(),
-                t.max_rows_per_segment,
-                t.max_bytes_in_memory / 4,
-            );
-            let built = (|| -> Result<()> {
-                for batch in index.chunk_batches()? {
-                    rows += batch.num_rows() as u64;
-                    builder.push(batch)?;
-                }
-                Ok(())
-            })();
-            if let Err(e) = built {
-                self.catalog.discard(&builder.abandon());
-                return Err(e);
-            }
-            entries = builder.finish()?;
-        }
-        fault::point(fault::AFTER_SEGMENT_WRITE);
-        let mut next = self.committed.clone();
-        next.offsets = self.next.clone();
-        next.rows_committed += rows;
-        next.messages_committed += self.pending_messages;
-        for (reason, n) in &self.pending_rejected {
-            *next.rejected.entry(reason.clone()).or_default() += n;
-        }
-        next.dead_letters.extend(self.pending_dead.iter().cloned());
-        let keep = self.spec.tuning.max_dead_letters;
-        if next.dead_letters.len() > keep {
-            let drop = next.dead_letters.len() - keep;
-            next.dead_letters.drain(..drop);
-        }
-        if let Some(d) = desired {
-            next.desired = d;
-        }
-        let to_json = |s: &SourceState| {
-            serde_json::to_value(s).map_err(|e| Error::Spec(format!("internal: {e}")))
-        };
-        let commit = Commit {
-            tables: Vec::new(),
-            add: entries.clone(),
-            remove: Vec::new(),
-            sources: vec![SourceUpdate {
-                source_id: source_id(&self.id),
-                expected: Some(to_json(&self.committed)?),
-                new: to_json(&next)?,
-            }],
-        };
-        if let Err(e) = self.live.commit_and_publish(
-            self.catalog.as_ref(),
-            commit,
-            &self.id,
-            &self.spec.table,
-            Vec::new(),
-        ) {
-            self.catalog.discard(&entries);
-            return Err(e.into());
-        }
-        if let Some(index) = &mut self.index {
-            index.clear();
-        }
-        tracing::info!(id = %self.id, rows, segments = entries.len(), elapsed_ms = started.elapsed().as_millis() as u64,
-            "handoff committed");
-        // Merge small segments of the chunks just written (size-tiered; a failure only delays it).
-        let chunks: std::collections::BTreeSet<(i64, i64)> = entries
-            .iter()
-            .map(|e| (e.interval.start, e.interval.end))
-            .collect();
-        for (start, end) in chunks {
-            for _ in 0..4 {
-                match crate::compact::compact_chunk(
-                    self.catalog.as_ref(),
-                    &self.spec.table,
-                    basalt_segment::Interval::new(start, end),
-                    self.spec.tuning.max_rows_per_segment,
-                ) {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(id = %self.id, error = %e, "compaction failed; will retry after a later handoff");
-                        break;
-                    }
-                }
-            }
-        }
-        self.committed = next;
-        self.segments_committed += entries.len() as u64;
-        self.pending_rejected.clear();
-        self.pending_dead.clear();
-        self.pending_messages = 0;
-        self.last_handoff = Instant::now();
-        self.last_handoff_at = Some(now_ms());
-        Ok(())
-    }
-
-    fn publish_status(&mut self) {
-        let now = Instant::now();
-        self.rate.push_back((now, self.consumed));
-        while self
-            .rate
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(5))
-        {
-            self.rate.pop_front();
-        }
-        let rate = match (self.rate.front(), self.rate.back()) {
-            (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
-                (n1 - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
-            }
-            _ => 0.0,
-        };
-        let hw: HashMap<i32, i64> = self
-            .consumer
-            .as_ref()
-            .map(|c| {
-                c.context()
-                    .high_watermarks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-            })
-            .unwrap_or_default();
-        let mut ids: Vec<i32> = self.assigned.iter().copied().collect();
-        ids.extend(self.committed.offsets.keys());
-        ids.sort_unstable();
-        ids.dedup();
-        let partitions: Vec<PartitionStatus> = ids
-            .into_iter()
-            .map(|p| {
-                let consumed = self.next.get(&p).copied();
-                let latest = hw.get(&p).copied();
-                PartitionStatus {
-                    partition: p,
-                    committed_offset: self.committed.offsets.get(&p).copied(),
-                    consumed_offset: consumed,
-                    latest_offset: latest,
-                    lag: latest.map(|l| (l - consumed.unwrap_or(0)).max(0)),
-                }
-            })
-            .collect();
-        let lag = partitions
-            .iter()
-            .map(|p| p.lag)
-            .sum::<Option<i64>>()
-            .filter(|_| !partitions.is_empty());
-        // Counts and dead letters change only with a rejection: rebuilt then, not on every poll.
-        let rejections = if self.rejections_changed {
-            self.rejections_changed = false;
-            let mut rejected = self.committed.rejected.clone();
-            for (r, n) in &self.pending_rejected {
-                *rejected.entry(r.clone()).or_default() += n;
-            }
-            let mut dead = self.committed.dead_letters.clone();
-            dead.extend(self.pending_dead.iter().cloned());
-            let keep = self.spec.tuning.max_dead_letters;
-            if dead.len() > keep {
-                let drop = dead.len() - keep;
-                dead.drain(..drop);
-            }
-            Some((rejected, dead))
-        } else {
-            None
-        };
-        let state = if self.paused {
-            "paused"
-        } else if self.error.is_some() {
-            "error"
-        } else if self.consumer.is_none() || self.assigned.is_empty() {
-            "starting"
-        } else {
-            "running"
-        };
-        let client_error = self.consumer.as_ref().and_then(|c| {
-            c.context()
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-        });
-        if let Ok(mut s) = self.status.lock() {
-            s.id = self.id.clone();
-            s.table = self.spec.table.clone();
-            s.topic = self.committed.topic.clone();
-            s.state = state.into();
-            if let Some(e) = client_error {
-                s.last_error = Some(e);
-                s.last_error_at = Some(now_ms());
-            }
-            s.partitions = partitions;
-            s.lag = lag;
-            s.messages_per_second = rate;
-            s.rows_in_memory = self.index.as_ref().map_or(0, RealtimeIndex::rows);
-            s.bytes_in_memory = self.index.as_ref().map_or(0, RealtimeIndex::bytes);
-            s.messages_consumed = self.consumed;
-            s.rows_committed = self.committed.rows_committed;
-            s.messages_committed = self.committed.messages_committed;
-            s.segments_committed = self.segments_committed;
-            s.last_handoff_at = self.last_handoff_at;
-            if let Some((rejected, dead)) = rejections {
-                s.rejected = rejected;
-                s.dead_letters = dead;
-            }
-            s.spec = Some(self.spec.clone());
-        }
-    }
-}
-
-fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-    )
-}
-
-/// A record whose metric fields holding text read as absent, so that type discovery on a batch is not derailed
-/// by one bad value (that row is rejected later, as the wrong type).
-struct NumericMetrics<'a> {
-    inner: &'a dyn Record,
-    metric_fields: Vec<&'a str>,
-}
-
-impl<'a> NumericMetrics<'a> {
-    fn new(inner: &'a dyn Record, spec: &'a IngestSpec) -> Self {
-        NumericMetrics {
-            inner,
-            metric_fields: spec.metrics.iter().map(|m| m.field()).collect(),
-        }
-    }
-}
-
-impl Record for NumericMetrics<'_> {
-    fn get(&self, name: &str) -> FieldValue<'_> {
-        let v = self.inner.get(name);
-        if self.metric_fields.contains(&name)
-            && matches!(v, FieldValue::Str(s) if crate::infer::classify_text(s) == basalt_segment::ColumnType::String)
-        {
-            return FieldValue::Missing;
-        }
-        if self.metric_fields.contains(&name) && matches!(v, FieldValue::Json(_)) {
-            return FieldValue::Missing;
-        }
-        v
-    }
-
-    fn field_names(&self) -> Vec<String> {
-        self.inner.field_names()
     }
 }

@@ -1,10 +1,9 @@
-//! The HTTP face (axum): basalt's own API under `/v1`, the Druid-compatible SQL API under `/druid/v2/sql` with
-//! Druid's status endpoints, and `/metrics`.
+//! The HTTP face (axum): basalt's own API under `/v1` and `/metrics`; the Druid-compatible SQL API and Druid's
+//! status endpoints are in `druid`. This file holds the router and the request and response helpers both use.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_schema::DataType;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -14,19 +13,18 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use basalt_query::{Face, QueryContext, Scalar};
 use basalt_segment::granularity::format_iso;
-use basalt_segment::schema::TIME_ALIAS;
 use basalt_segment::Catalog;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{ingest, ServeError, Server};
-use crate::output::{cell, json_value};
+use super::formats::{array_lines, csv_chunks, object_lines};
+use super::{druid, ingest, ServeError, Server};
 
-type AppState = Arc<Server>;
+pub(super) type AppState = Arc<Server>;
 
 /// Rows encoded per chunk of a streamed response.
-const CHUNK_ROWS: usize = 4096;
+pub(super) const CHUNK_ROWS: usize = 4096;
 /// An answer of at most this many chunks is sent whole rather than streamed.
-const WHOLE_CHUNKS: usize = 3;
+pub(super) const WHOLE_CHUNKS: usize = 3;
 
 pub fn router(server: AppState) -> Router {
     Router::new()
@@ -44,18 +42,18 @@ pub fn router(server: AppState) -> Router {
         .route("/v1/ingest/{id}/pause", post(ingest::pause))
         .route("/v1/ingest/{id}/resume", post(ingest::resume))
         .route("/v1/queries/{id}", delete(cancel_query))
-        .route("/druid/v2/sql", post(druid_sql))
-        .route("/druid/v2/sql/", post(druid_sql))
+        .route("/druid/v2/sql", post(druid::druid_sql))
+        .route("/druid/v2/sql/", post(druid::druid_sql))
         .route("/druid/v2/sql/{id}", delete(cancel_query))
-        .route("/druid/v2/datasources", get(druid_datasources))
-        .route("/status", get(status))
+        .route("/druid/v2/datasources", get(druid::druid_datasources))
+        .route("/status", get(druid::status))
         .route("/status/health", get(|| async { axum::Json(json!(true)) }))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(server)
 }
 
-async fn not_found(req: Request) -> Response {
+pub(super) async fn not_found(req: Request) -> Response {
     v1_error(&ServeError::NotFound(format!(
         "no endpoint {} {}",
         req.method(),
@@ -74,7 +72,7 @@ pub(super) fn v1_error(e: &ServeError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
     // A declared Content-Length past the limit is refused before a byte of the body is read.
     if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
         return Err(ServeError::BodyTooLarge(limit));
@@ -90,7 +88,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServeError> {
 }
 
 /// A request field that must be a string when present.
-fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, ServeError> {
+pub(super) fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, ServeError> {
     match req.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -102,7 +100,7 @@ fn opt_str<'a>(req: &'a Value, key: &str) -> Result<Option<&'a str>, ServeError>
 }
 
 /// A request field that must be a boolean when present.
-fn opt_bool(req: &Value, key: &str) -> Result<bool, ServeError> {
+pub(super) fn opt_bool(req: &Value, key: &str) -> Result<bool, ServeError> {
     match req.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -113,7 +111,7 @@ fn opt_bool(req: &Value, key: &str) -> Result<bool, ServeError> {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+pub(super) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -125,7 +123,7 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// A parameter given as `{"type": ..., "value": ...}` (Druid's form, also accepted by /v1/sql).
-fn typed_param(i: usize, p: &Value) -> Result<Scalar, ServeError> {
+pub(super) fn typed_param(i: usize, p: &Value) -> Result<Scalar, ServeError> {
     let bad = |why: String| ServeError::BadRequest(format!("parameter {}: {why}", i + 1));
     let Value::Object(o) = p else {
         return Err(bad(format!(
@@ -155,7 +153,7 @@ fn typed_param(i: usize, p: &Value) -> Result<Scalar, ServeError> {
 }
 
 /// A JSON parameter as a SQL value (numbers keep their kind; strings stay strings).
-fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
+pub(super) fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
     let ty = ty.map(|t| t.to_ascii_uppercase());
     Ok(match (v, ty.as_deref()) {
         (Value::Null, _) => Scalar::Null,
@@ -189,14 +187,14 @@ fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeError> {
 // ---------------------------------------------------------------------------------------------------------
 // basalt's own API
 
-async fn v1_sql(State(server): State<AppState>, body: Body) -> Response {
+pub(super) async fn v1_sql(State(server): State<AppState>, body: Body) -> Response {
     match v1_sql_inner(&server, body).await {
         Ok(r) => r,
         Err(e) => v1_error(&e),
     }
 }
 
-async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, ServeError> {
+pub(super) async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, ServeError> {
     let bytes = read_body(body, server.config.max_request_bytes).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
@@ -301,7 +299,7 @@ async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, Serv
 
 /// Joins items into strings of up to [`CHUNK_ROWS`] items each (one write per chunk, not per row), with `sep`
 /// between consecutive items, across chunk boundaries too.
-fn chunked(
+pub(super) fn chunked(
     items: impl Iterator<Item = String> + Send,
     sep: &'static str,
 ) -> impl Iterator<Item = String> + Send {
@@ -321,7 +319,7 @@ fn chunked(
     })
 }
 
-fn stream_response(
+pub(super) fn stream_response(
     chunks: impl Iterator<Item = String> + Send + 'static,
     content_type: &'static str,
 ) -> Response {
@@ -345,7 +343,7 @@ fn stream_response(
 }
 
 /// basalt's name for a result column type.
-fn type_name(t: &DataType) -> &'static str {
+pub(super) fn type_name(t: &DataType) -> &'static str {
     match t {
         DataType::Int64 => "long",
         DataType::Float64 => "double",
@@ -357,7 +355,7 @@ fn type_name(t: &DataType) -> &'static str {
     }
 }
 
-fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
+pub(super) fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
     let view = server.live.view(server.catalog.as_ref());
     let m = view.manifest.clone();
     let schema = m.tables.get(name)?;
@@ -399,7 +397,7 @@ fn table_json(server: &Server, name: &str, detail: bool) -> Option<Value> {
     Some(v)
 }
 
-async fn v1_tables(State(server): State<AppState>) -> Response {
+pub(super) async fn v1_tables(State(server): State<AppState>) -> Response {
     let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
     let tables: Vec<Value> = names
         .iter()
@@ -408,7 +406,10 @@ async fn v1_tables(State(server): State<AppState>) -> Response {
     axum::Json(json!({ "tables": tables })).into_response()
 }
 
-async fn v1_table(State(server): State<AppState>, Path(table): Path<String>) -> Response {
+pub(super) async fn v1_table(
+    State(server): State<AppState>,
+    Path(table): Path<String>,
+) -> Response {
     match table_json(&server, &table, true) {
         Some(v) => axum::Json(v).into_response(),
         None => v1_error(&ServeError::NotFound(format!(
@@ -417,13 +418,16 @@ async fn v1_table(State(server): State<AppState>, Path(table): Path<String>) -> 
     }
 }
 
-async fn v1_ready(State(server): State<AppState>) -> Response {
+pub(super) async fn v1_ready(State(server): State<AppState>) -> Response {
     let m = server.catalog.snapshot();
     axum::Json(json!({"ready": true, "manifest_version": m.version, "tables": m.tables.len()}))
         .into_response()
 }
 
-async fn cancel_query(State(server): State<AppState>, Path(id): Path<String>) -> Response {
+pub(super) async fn cancel_query(
+    State(server): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     if server.cancel(&id) {
         StatusCode::ACCEPTED.into_response()
     } else {
@@ -433,7 +437,7 @@ async fn cancel_query(State(server): State<AppState>, Path(id): Path<String>) ->
     }
 }
 
-async fn metrics(State(server): State<AppState>) -> Response {
+pub(super) async fn metrics(State(server): State<AppState>) -> Response {
     server.metrics.update_ingest(&server.ingest.list());
     let damaged = server.damaged_segments(None);
     server.metrics.update_damaged(&damaged);
@@ -445,7 +449,7 @@ async fn metrics(State(server): State<AppState>) -> Response {
     r
 }
 
-async fn v1_load(
+pub(super) async fn v1_load(
     State(server): State<AppState>,
     Path(table): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
@@ -460,412 +464,3 @@ async fn v1_load(
 
 // ---------------------------------------------------------------------------------------------------------
 // Druid-compatible SQL API
-
-/// Druid's error body and status.
-fn druid_error(e: &ServeError) -> Response {
-    use basalt_query::QueryError as Q;
-    let (status, error, class) = match e {
-        ServeError::Query(Q::Syntax { .. }) => (
-            400,
-            "SQL parse failed",
-            "org.apache.calcite.sql.parser.SqlParseException",
-        ),
-        ServeError::Query(
-            Q::Unsupported { .. }
-            | Q::UnknownTable { .. }
-            | Q::UnknownColumn { .. }
-            | Q::UnknownSetting { .. }
-            | Q::Invalid { .. },
-        ) => (
-            400,
-            "Plan validation failed",
-            "org.apache.calcite.tools.ValidationException",
-        ),
-        ServeError::Query(Q::Timeout(_)) => (
-            504,
-            "Query timeout",
-            "org.apache.druid.query.QueryTimeoutException",
-        ),
-        ServeError::Query(Q::Cancelled) => (
-            500,
-            "Query cancelled",
-            "org.apache.druid.query.QueryInterruptedException",
-        ),
-        ServeError::Overloaded { .. } => (
-            429,
-            "Query capacity exceeded",
-            "org.apache.druid.query.QueryCapacityExceededException",
-        ),
-        ServeError::ResultTooLarge(_)
-        | ServeError::Query(Q::MemoryLimit { .. })
-        | ServeError::Query(Q::TooManyGroups { .. })
-        | ServeError::Query(Q::TooComplex { .. }) => (
-            400,
-            "Resource limit exceeded",
-            "org.apache.druid.query.ResourceLimitExceededException",
-        ),
-        ServeError::BadRequest(_) | ServeError::BodyTooLarge(_) => (
-            400,
-            "Bad Request",
-            "org.apache.druid.query.BadQueryException",
-        ),
-        ServeError::Query(Q::Execution(_) | Q::DivisionByZero | Q::OutOfRange(_)) => (
-            400,
-            "Unknown exception",
-            "org.apache.druid.query.QueryException",
-        ),
-        _ => (500, "Unknown exception", "java.lang.RuntimeException"),
-    };
-    let host = std::env::var("HOSTNAME").ok();
-    let body =
-        json!({"error": error, "errorMessage": e.message(), "errorClass": class, "host": host});
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-struct DruidRequest {
-    query: String,
-    format: String,
-    header: bool,
-    types_header: bool,
-    sql_types_header: bool,
-    query_id: Option<String>,
-    params: Vec<Scalar>,
-}
-
-fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest, ServeError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ServeError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-    let is_plain = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/plain"));
-    if is_plain {
-        return Ok(DruidRequest {
-            query: text.to_string(),
-            format: "object".into(),
-            header: false,
-            types_header: false,
-            sql_types_header: false,
-            query_id: None,
-            params: Vec::new(),
-        });
-    }
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ServeError::BadRequest(format!(
-            "the body must be a JSON object, not {}",
-            json_kind(&v)
-        )));
-    }
-    let query = opt_str(&v, "query")?
-        .ok_or_else(|| ServeError::BadRequest("missing \"query\"".into()))?
-        .to_string();
-    let format = opt_str(&v, "resultFormat")?.unwrap_or("object").to_string();
-    if !["object", "array", "objectLines", "arrayLines", "csv"].contains(&format.as_str()) {
-        return Err(ServeError::BadRequest(format!(
-            "unknown resultFormat {format:?} (object, array, objectLines, arrayLines or csv)"
-        )));
-    }
-    let context = match v.get("context") {
-        None | Some(Value::Null) => Value::Null,
-        Some(c @ Value::Object(_)) => c.clone(),
-        Some(other) => {
-            return Err(ServeError::BadRequest(format!(
-                "\"context\" must be an object, not {}",
-                json_kind(other)
-            )))
-        }
-    };
-    if let Some(tz) = opt_str(&context, "sqlTimeZone")? {
-        if !["UTC", "Etc/UTC", "Z", "GMT", "+00:00"].contains(&tz) {
-            return Err(ServeError::BadRequest(format!(
-                "sqlTimeZone {tz:?} is not supported: basalt computes time in UTC"
-            )));
-        }
-    }
-    let params = match v.get("parameters") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(ps)) => ps
-            .iter()
-            .enumerate()
-            .map(|(i, p)| typed_param(i, p))
-            .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(ServeError::BadRequest(format!(
-                "\"parameters\" must be an array, not {}",
-                json_kind(other)
-            )))
-        }
-    };
-    let query_id = opt_str(&context, "sqlQueryId")?.map(str::to_string);
-    if let Some(id) = &query_id {
-        if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
-            return Err(ServeError::BadRequest(
-                "sqlQueryId must be printable text of 1 to 256 bytes".into(),
-            ));
-        }
-    }
-    Ok(DruidRequest {
-        query,
-        format,
-        header: opt_bool(&v, "header")?,
-        types_header: opt_bool(&v, "typesHeader")?,
-        sql_types_header: opt_bool(&v, "sqlTypesHeader")?,
-        query_id,
-        params,
-    })
-}
-
-async fn druid_sql(State(server): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let req = match read_body(body, server.config.max_request_bytes)
-        .await
-        .and_then(|b| parse_druid_request(&headers, &b))
-    {
-        Ok(r) => r,
-        Err(e) => return druid_error(&e),
-    };
-    let id = req
-        .query_id
-        .clone()
-        .unwrap_or_else(|| server.new_query_id());
-    let ctx = QueryContext {
-        face: Face::Druid,
-        params: req.params.clone(),
-        ..Default::default()
-    };
-    let mut resp = match server.query(&req.query, ctx, "druid", id.clone()).await {
-        Ok(result) => druid_body(result.batch, &req),
-        Err(e) => druid_error(&e),
-    };
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-druid-sql-query-id", v);
-    }
-    resp
-}
-
-/// Druid's native and SQL type names of a result column.
-fn druid_types(name: &str, t: &DataType) -> (&'static str, &'static str) {
-    match t {
-        DataType::Int64 => ("LONG", "BIGINT"),
-        DataType::Float64 => ("DOUBLE", "DOUBLE"),
-        DataType::Boolean => ("LONG", "BOOLEAN"),
-        DataType::Timestamp(_, _) => ("LONG", "TIMESTAMP"),
-        _ if name == TIME_ALIAS => ("LONG", "TIMESTAMP"),
-        _ => ("STRING", "VARCHAR"),
-    }
-}
-
-/// A JSON object with keys in column order (duplicated names kept, as Druid writes them).
-fn json_object(pairs: impl Iterator<Item = (String, Value)>) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in pairs.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::String(k).to_string());
-        out.push(':');
-        out.push_str(&v.to_string());
-    }
-    out.push('}');
-    out
-}
-
-fn object_lines(batch: RecordBatch) -> impl Iterator<Item = String> + Send {
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    (0..batch.num_rows()).map(move |r| {
-        json_object(
-            names
-                .iter()
-                .zip(batch.columns())
-                .map(|(n, c)| (n.clone(), json_value(c.as_ref(), r))),
-        )
-    })
-}
-
-fn array_lines(batch: RecordBatch) -> impl Iterator<Item = String> + Send {
-    (0..batch.num_rows()).map(move |r| {
-        let row: Vec<Value> = batch
-            .columns()
-            .iter()
-            .map(|c| json_value(c.as_ref(), r))
-            .collect();
-        Value::Array(row).to_string()
-    })
-}
-
-/// CSV text of some records (`None` is the empty field).
-fn csv_text(records: impl Iterator<Item = Vec<Option<String>>>) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    for rec in records {
-        let _ = w.write_record(rec.iter().map(|f| f.as_deref().unwrap_or("")));
-    }
-    w.into_inner()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-/// CSV rows (with the given header rows first), chunked; `trailing_blank` ends with an empty line (Druid).
-fn csv_chunks(
-    batch: RecordBatch,
-    header_rows: &[Vec<String>],
-    trailing_blank: bool,
-) -> impl Iterator<Item = String> + Send {
-    let names: Vec<Option<String>> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| Some(f.name().clone()))
-        .collect();
-    let mut head_rows: Vec<Vec<Option<String>>> = Vec::new();
-    if header_rows.is_empty() && !trailing_blank {
-        head_rows.push(names);
-    }
-    head_rows.extend(
-        header_rows
-            .iter()
-            .map(|h| h.iter().cloned().map(Some).collect()),
-    );
-    let head = csv_text(head_rows.into_iter());
-    let n = batch.num_rows();
-    let chunks = (0..n).step_by(CHUNK_ROWS).map(move |start| {
-        csv_text((start..(start + CHUNK_ROWS).min(n)).map(|r| {
-            batch
-                .columns()
-                .iter()
-                .map(|c| cell(c.as_ref(), r))
-                .collect()
-        }))
-    });
-    std::iter::once(head)
-        .chain(chunks)
-        .chain(trailing_blank.then(|| "\n".to_string()))
-}
-
-fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
-    let schema = batch.schema();
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let types: Vec<(&str, &str)> = schema
-        .fields()
-        .iter()
-        .map(|f| druid_types(f.name(), f.data_type()))
-        .collect();
-    let header_obj = || -> String {
-        json_object(names.iter().zip(&types).map(|(n, (t, st))| {
-            let v = if !req.types_header && !req.sql_types_header {
-                Value::Null
-            } else {
-                let mut o = Map::new();
-                if req.types_header {
-                    o.insert("type".into(), json!(t));
-                }
-                if req.sql_types_header {
-                    o.insert("sqlType".into(), json!(st));
-                }
-                Value::Object(o)
-            };
-            (n.clone(), v)
-        }))
-    };
-    let header_arrays = || -> Vec<Vec<String>> {
-        let mut rows = vec![names.clone()];
-        if req.types_header {
-            rows.push(types.iter().map(|t| t.0.to_string()).collect());
-        }
-        if req.sql_types_header {
-            rows.push(types.iter().map(|t| t.1.to_string()).collect());
-        }
-        rows
-    };
-    match req.format.as_str() {
-        "object" | "array" => {
-            let first = if !req.header {
-                None
-            } else if req.format == "object" {
-                Some(header_obj())
-            } else {
-                Some(
-                    header_arrays()
-                        .iter()
-                        .map(|r| json!(r).to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )
-            };
-            let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "object" {
-                Box::new(object_lines(batch))
-            } else {
-                Box::new(array_lines(batch))
-            };
-            stream_response(
-                std::iter::once("[".to_string())
-                    .chain(chunked(first.into_iter().chain(rows), ","))
-                    .chain(std::iter::once("]".to_string())),
-                "application/json",
-            )
-        }
-        "objectLines" | "arrayLines" => {
-            let first: Vec<String> = if !req.header {
-                Vec::new()
-            } else if req.format == "objectLines" {
-                vec![header_obj()]
-            } else {
-                header_arrays()
-                    .iter()
-                    .map(|r| json!(r).to_string())
-                    .collect()
-            };
-            let rows: Box<dyn Iterator<Item = String> + Send> = if req.format == "objectLines" {
-                Box::new(object_lines(batch))
-            } else {
-                Box::new(array_lines(batch))
-            };
-            stream_response(
-                chunked(
-                    first.into_iter().chain(rows).map(|mut l| {
-                        l.push('\n');
-                        l
-                    }),
-                    "",
-                )
-                .chain(std::iter::once("\n".to_string())),
-                "text/plain",
-            )
-        }
-        _ => {
-            let heads = if req.header {
-                header_arrays()
-            } else {
-                Vec::new()
-            };
-            stream_response(csv_chunks(batch, &heads, true), "text/csv")
-        }
-    }
-}
-
-async fn druid_datasources(State(server): State<AppState>) -> Response {
-    let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
-    axum::Json(names).into_response()
-}
-
-async fn status(State(server): State<AppState>) -> Response {
-    axum::Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "modules": [],
-        "memory": {},
-        "server": "basalt",
-        "uptime_s": server.started.elapsed().as_secs(),
-    }))
-    .into_response()
-}

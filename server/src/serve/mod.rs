@@ -3,6 +3,8 @@
 //! the timeout and the result-size limit, registers the query for cancellation and records metrics.
 
 pub mod config;
+pub mod druid;
+pub mod formats;
 pub mod http;
 pub mod ingest;
 pub mod load;
