@@ -29,6 +29,7 @@ pub use error::{Pos, QueryError, Result};
 pub use exec::{ExecOptions, ExecStats};
 pub use expr::Scalar;
 pub use memory::DEFAULT_LIMIT as DEFAULT_MEMORY_LIMIT;
+pub use planner::registry::{Function, Kind as FunctionKind, FUNCTIONS};
 pub use planner::TableProvider;
 pub use sql::params::count as count_params;
 pub use sql::{literal, parse, parse_all};

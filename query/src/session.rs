@@ -55,19 +55,6 @@ pub fn setting(name: &str, user: &str) -> Option<String> {
     )
 }
 
-/// The session functions [`fold`] replaces (without a `pg_catalog.` prefix).
-const SESSION_FUNCTIONS: [&str; 9] = [
-    "version",
-    "current_schema",
-    "current_database",
-    "current_catalog",
-    "current_user",
-    "session_user",
-    "user",
-    "pg_backend_pid",
-    "current_setting",
-];
-
 /// Replaces the session functions of `stmt` by their values for `user`.
 pub fn fold(stmt: &mut ast::Statement, user: &str) -> Result<()> {
     alias_session_columns(stmt);
@@ -95,7 +82,9 @@ fn alias_session_columns(stmt: &mut ast::Statement) {
     for item in &mut select.projection {
         if let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item {
             let name = function_name(f);
-            if SESSION_FUNCTIONS.contains(&name.as_str()) {
+            if crate::planner::registry::lookup(&name)
+                .is_some_and(|f| f.kind == crate::planner::registry::Kind::Session)
+            {
                 let expr = ast::Expr::Function(f.clone());
                 *item = ast::SelectItem::ExprWithAlias {
                     expr,

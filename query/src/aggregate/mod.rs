@@ -6,7 +6,7 @@
 //!
 //! A new aggregate function: a state type in its own file implementing [`Accumulator`], a variant in [`Acc`]
 //! (and in the `each!` list and [`Acc::merge`] below), its constructor in [`Acc::new`], and its name in the
-//! planner (`crate::planner::aggregates`: `AGGREGATES` and `Binder::aggregate`).
+//! function registry (`crate::planner::registry`) and its binding in `crate::planner::aggregates`.
 
 pub(crate) mod avg;
 pub(crate) mod code_buffer;

@@ -11,21 +11,6 @@ use crate::error::{Pos, QueryError, Result};
 use crate::expr::{Expr, Scalar};
 use crate::plan::{AggCall, AggFunc};
 
-pub(crate) const AGGREGATES: [&str; 12] = [
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "percentile_cont",
-    "percentile_disc",
-    "approx_count_distinct",
-    "approx_distinct",
-    "approx_quantile",
-    "approx_percentile_cont",
-    "approx_percentile",
-];
-
 pub(crate) fn func_name(f: &ast::Function) -> String {
     f.name
         .0
@@ -40,7 +25,7 @@ pub(crate) fn contains_aggregate(e: &ast::Expr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |x| {
         if let ast::Expr::Function(f) = x {
-            if AGGREGATES.contains(&func_name(f).as_str()) && f.over.is_none() {
+            if registry::is_aggregate(&func_name(f)) && f.over.is_none() {
                 found = true;
                 return ControlFlow::Break(());
             }

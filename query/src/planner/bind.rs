@@ -157,7 +157,7 @@ impl Binder<'_> {
         let pos = pos_of(e);
         if mode == Mode::Agg {
             if let ast::Expr::Function(f) = e {
-                if AGGREGATES.contains(&func_name(f).as_str()) && f.over.is_none() {
+                if registry::is_aggregate(&func_name(f)) && f.over.is_none() {
                     return self.aggregate(f, pos);
                 }
             }

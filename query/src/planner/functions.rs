@@ -19,11 +19,40 @@ impl Binder<'_> {
                 pos,
             ));
         }
-        if AGGREGATES.contains(&name.as_str()) {
-            return Err(QueryError::invalid(
-                format!("aggregate function {name} is not allowed here"),
-                pos,
-            ));
+        match registry::lookup(&name).map(|f| f.kind) {
+            Some(registry::Kind::Scalar) => {}
+            Some(registry::Kind::Aggregate) => {
+                return Err(QueryError::invalid(
+                    format!("aggregate function {name} is not allowed here"),
+                    pos,
+                ))
+            }
+            Some(registry::Kind::Constant) => {
+                return Err(QueryError::unsupported(
+                    format!("{name} over values that are not constants"),
+                    pos,
+                ))
+            }
+            // Session functions are folded to constants before planning; one left here has arguments the
+            // folder does not take.
+            Some(registry::Kind::Session) => {
+                return Err(QueryError::unsupported(
+                    format!("{name} with these arguments"),
+                    pos,
+                ))
+            }
+            None => {
+                let near = registry::nearest(&name);
+                let hint = if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean {}?)", near.join(", "))
+                };
+                return Err(QueryError::unsupported(
+                    format!("function {name}{hint}"),
+                    pos,
+                ));
+            }
         }
         let (args, _) = self.args(f, pos)?;
         let n = args.len();

@@ -10,6 +10,7 @@ mod bind;
 mod functions;
 mod intervals;
 mod operators;
+pub mod registry;
 mod relations;
 mod select;
 
@@ -19,7 +20,7 @@ use basalt_segment::{SegmentSource, TableSchema};
 
 use crate::error::Result;
 
-pub(crate) use aggregates::{contains_aggregate, func_name, AGGREGATES};
+pub(crate) use aggregates::{contains_aggregate, func_name};
 pub(crate) use bind::*;
 pub(crate) use intervals::{granularity_of, parse_interval, parse_iso_period, IntervalValue};
 pub(crate) use relations::*;
