@@ -248,8 +248,15 @@ mod tests {
         use std::sync::Arc;
         struct NoTables;
         impl TableProvider for NoTables {
-            fn table(&self, _: &str) -> Option<TableSchema> {
-                None
+            /// Only the one-row relation of a SELECT without FROM.
+            fn table(&self, name: &str) -> Option<TableSchema> {
+                (name == crate::planner::DUAL_KEY).then(|| TableSchema {
+                    name: name.into(),
+                    time_column: String::new(),
+                    columns: Vec::new(),
+                    segment_granularity: basalt_segment::Granularity::None,
+                    rollup: None,
+                })
             }
             fn table_names(&self) -> Vec<String> {
                 Vec::new()
@@ -258,7 +265,7 @@ mod tests {
                 Ok(Vec::new())
             }
         }
-        let tables = crate::catalog::mem_table::Overlay::new(&NoTables);
+        let tables = NoTables;
         let plan = |sql: &str| {
             let stmt = crate::sql::parse(sql).unwrap();
             let sqlparser::ast::Statement::Query(q) = stmt else {
