@@ -5,7 +5,6 @@
 //! (Run today, the generator writes the current version only: never regenerate a committed older file.)
 #![allow(clippy::unwrap_used)]
 
-
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::Array;
