@@ -15,6 +15,7 @@ use crate::error::{QueryError, Result};
 
 pub(crate) mod functions;
 pub(crate) mod scalar;
+pub(crate) mod time;
 
 pub use scalar::Scalar;
 pub(crate) use scalar::{compare_scalars, scalar_at, scalars_to_array};
@@ -389,7 +390,7 @@ pub fn cast_strict(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         return Ok(a.clone());
     }
     if *to == TS && matches!(a.data_type(), DataType::Utf8) {
-        return crate::expr::functions::parse_timestamps(a.as_string::<i32>(), None);
+        return crate::expr::time::parse_timestamps(a.as_string::<i32>(), None);
     }
     if *to == DataType::Int64 && *a.data_type() == DataType::Float64 {
         // PostgreSQL rounds when casting a float to an integer.

@@ -130,7 +130,7 @@ impl Binder<'_> {
 
     /// A literal timestamp from a string, or an error at `pos`.
     pub(super) fn timestamp_literal(&self, s: &str, pos: Pos) -> Result<Scalar> {
-        crate::expr::functions::parse_timestamp(s, None)
+        crate::expr::time::parse_timestamp(s, None)
             .map(Scalar::Timestamp)
             .ok_or_else(|| QueryError::invalid(format!("invalid timestamp literal {s:?}"), pos))
     }
