@@ -32,6 +32,8 @@ fn runner_loads_all_three_engines_and_they_agree() {
         .arg(&file)
         .arg("--basalt")
         .arg(env!("CARGO_BIN_EXE_basalt"))
+        .arg("--baseline")
+        .arg(env!("CARGO_BIN_EXE_basalt"))
         .arg("--runs")
         .arg("1")
         .output()
@@ -40,9 +42,11 @@ fn runner_loads_all_three_engines_and_they_agree() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "runner failed:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains("all 25 answers agree across basalt, duckdb, clickhouse"),
+        stdout.contains("all 25 answers agree across basalt, duckdb, clickhouse, baseline"),
         "{stdout}"
     );
+    // `--baseline` (here the same build) adds its column and its ratio.
+    assert!(stdout.contains("basalt / baseline"), "{stdout}");
     // One timing row per query and engine, and the summary lines.
     assert!(stdout.contains("user_drilldown"), "{stdout}");
     assert!(stdout.contains("rows 30,000"), "{stdout}");

@@ -660,3 +660,66 @@ fn http_batch_load() {
     );
     assert_eq!(out, "n\n2\n");
 }
+
+/// `information_schema.schemata`, `tables` and `columns` have PostgreSQL 16's full column lists, in its order (the
+/// lists below are PostgreSQL's, from its documentation, chapter "The Information Schema"), so any standard catalog
+/// query binds: Grafana's query builder reads `numeric_scale` and friends.
+#[test]
+fn information_schema_has_postgresqls_columns() {
+    let s = serve(&[]);
+    // Unaligned output with a header: its first line is the column names.
+    let columns_of = |table: &str| {
+        let sql = format!("SELECT * FROM information_schema.{table} LIMIT 1");
+        let out = psql(s.pg_port, &["-A", "-F", ",", "-c", &sql]);
+        let text = psql_stdout(&out);
+        text.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(
+        columns_of("schemata"),
+        "catalog_name,schema_name,schema_owner,default_character_set_catalog,default_character_set_schema,\
+         default_character_set_name,sql_path"
+    );
+    assert_eq!(
+        columns_of("tables"),
+        "table_catalog,table_schema,table_name,table_type,self_referencing_column_name,reference_generation,\
+         user_defined_type_catalog,user_defined_type_schema,user_defined_type_name,is_insertable_into,is_typed,\
+         commit_action"
+    );
+    assert_eq!(
+        columns_of("columns"),
+        "table_catalog,table_schema,table_name,column_name,ordinal_position,column_default,is_nullable,data_type,\
+         character_maximum_length,character_octet_length,numeric_precision,numeric_precision_radix,numeric_scale,\
+         datetime_precision,interval_type,interval_precision,character_set_catalog,character_set_schema,\
+         character_set_name,collation_catalog,collation_schema,collation_name,domain_catalog,domain_schema,\
+         domain_name,udt_catalog,udt_schema,udt_name,scope_catalog,scope_schema,scope_name,maximum_cardinality,\
+         dtd_identifier,is_self_referencing,is_identity,identity_generation,identity_start,identity_increment,\
+         identity_maximum,identity_minimum,identity_cycle,is_generated,generation_expression,is_updatable"
+    );
+    // Grafana's column picker: numeric columns with their precision and scale, as PostgreSQL answers them for
+    // bigint (64, radix 2, scale 0) and double precision (53, radix 2, no scale).
+    let out = psql(
+        s.pg_port,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT column_name, data_type, numeric_precision, numeric_precision_radix, numeric_scale \
+             FROM information_schema.columns WHERE table_name = 'flights' \
+             AND data_type IN ('bigint', 'double precision') ORDER BY ordinal_position LIMIT 2",
+        ],
+    );
+    let text = psql_stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        !lines.is_empty(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in lines {
+        let f: Vec<&str> = l.split('|').collect();
+        match f[1] {
+            "bigint" => assert_eq!(&f[2..], ["64", "2", "0"], "{l}"),
+            _ => assert_eq!(&f[2..], ["53", "2", ""], "{l}"),
+        }
+    }
+}

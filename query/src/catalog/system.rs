@@ -280,6 +280,10 @@ impl<'a> SystemTables<'a> {
                         Column::Str(schemas.iter().map(|x| s(*x)).collect()),
                     ),
                     ("schema_owner", Column::Str(vec![s(DATABASE); n])),
+                    ("default_character_set_catalog", Column::Str(vec![None; n])),
+                    ("default_character_set_schema", Column::Str(vec![None; n])),
+                    ("default_character_set_name", Column::Str(vec![None; n])),
+                    ("sql_path", Column::Str(vec![None; n])),
                 ]
             }
             (Face::Postgres, "information_schema.tables") => {
@@ -307,7 +311,14 @@ impl<'a> SystemTables<'a> {
                         "table_type",
                         Column::Str(rows.iter().map(|r| s(&r.2)).collect()),
                     ),
+                    ("self_referencing_column_name", Column::Str(vec![None; n])),
+                    ("reference_generation", Column::Str(vec![None; n])),
+                    ("user_defined_type_catalog", Column::Str(vec![None; n])),
+                    ("user_defined_type_schema", Column::Str(vec![None; n])),
+                    ("user_defined_type_name", Column::Str(vec![None; n])),
                     ("is_insertable_into", Column::Str(vec![s("NO"); n])),
+                    ("is_typed", Column::Str(vec![s("NO"); n])),
+                    ("commit_action", Column::Str(vec![None; n])),
                 ]
             }
             (Face::Postgres, "information_schema.columns") => {
@@ -339,6 +350,14 @@ impl<'a> SystemTables<'a> {
                     ),
                     ("character_maximum_length", Column::Int(vec![None; n])),
                     (
+                        "character_octet_length",
+                        Column::Int(
+                            rows.iter()
+                                .map(|r| (r.2 == ColumnType::String).then_some(1_073_741_824))
+                                .collect(),
+                        ),
+                    ),
+                    (
                         "numeric_precision",
                         Column::Int(
                             rows.iter()
@@ -351,6 +370,25 @@ impl<'a> SystemTables<'a> {
                         ),
                     ),
                     (
+                        "numeric_precision_radix",
+                        Column::Int(
+                            rows.iter()
+                                .map(|r| {
+                                    matches!(r.2, ColumnType::Long | ColumnType::Double)
+                                        .then_some(2)
+                                })
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "numeric_scale",
+                        Column::Int(
+                            rows.iter()
+                                .map(|r| (r.2 == ColumnType::Long).then_some(0))
+                                .collect(),
+                        ),
+                    ),
+                    (
                         "datetime_precision",
                         Column::Int(
                             rows.iter()
@@ -358,10 +396,42 @@ impl<'a> SystemTables<'a> {
                                 .collect(),
                         ),
                     ),
+                    ("interval_type", Column::Str(vec![None; n])),
+                    ("interval_precision", Column::Int(vec![None; n])),
+                    ("character_set_catalog", Column::Str(vec![None; n])),
+                    ("character_set_schema", Column::Str(vec![None; n])),
+                    ("character_set_name", Column::Str(vec![None; n])),
+                    ("collation_catalog", Column::Str(vec![None; n])),
+                    ("collation_schema", Column::Str(vec![None; n])),
+                    ("collation_name", Column::Str(vec![None; n])),
+                    ("domain_catalog", Column::Str(vec![None; n])),
+                    ("domain_schema", Column::Str(vec![None; n])),
+                    ("domain_name", Column::Str(vec![None; n])),
+                    ("udt_catalog", Column::Str(vec![s(DATABASE); n])),
+                    ("udt_schema", Column::Str(vec![s("pg_catalog"); n])),
                     (
                         "udt_name",
                         Column::Str(rows.iter().map(|r| s(pg_type(r.2).1)).collect()),
                     ),
+                    ("scope_catalog", Column::Str(vec![None; n])),
+                    ("scope_schema", Column::Str(vec![None; n])),
+                    ("scope_name", Column::Str(vec![None; n])),
+                    ("maximum_cardinality", Column::Int(vec![None; n])),
+                    (
+                        "dtd_identifier",
+                        Column::Str(rows.iter().map(|r| s(r.3.to_string())).collect()),
+                    ),
+                    ("is_self_referencing", Column::Str(vec![s("NO"); n])),
+                    ("is_identity", Column::Str(vec![s("NO"); n])),
+                    ("identity_generation", Column::Str(vec![None; n])),
+                    ("identity_start", Column::Str(vec![None; n])),
+                    ("identity_increment", Column::Str(vec![None; n])),
+                    ("identity_maximum", Column::Str(vec![None; n])),
+                    ("identity_minimum", Column::Str(vec![None; n])),
+                    ("identity_cycle", Column::Str(vec![s("NO"); n])),
+                    ("is_generated", Column::Str(vec![s("NEVER"); n])),
+                    ("generation_expression", Column::Str(vec![None; n])),
+                    ("is_updatable", Column::Str(vec![s("NO"); n])),
                 ]
             }
             (Face::Postgres, "pg_catalog.pg_namespace") => vec![
