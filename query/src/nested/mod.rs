@@ -6,6 +6,7 @@
 
 pub(crate) mod join;
 pub(crate) mod union;
+pub(crate) mod window;
 
 use std::sync::Arc;
 
@@ -104,6 +105,29 @@ pub fn run_query(
             stats.add(&s);
             return Ok((batch, stats, node.after(with_nodes)));
         }
+    }
+    // Window functions: the SELECT without them first, the windows over its rows, then the outputs.
+    if window::has_windows(&q) {
+        let split = window::split(&q)?;
+        let (batch, s, node) = run_query(&split.inner, &overlay, now_ms, opts, depth + 1)?;
+        stats.add(&s);
+        let batch = window::compute(batch, &split.windows)?;
+        let key = format!("\u{0}window@{}", Pos::from(q.span()).line);
+        overlay.insert(key.clone(), MemTable::from_batch(&key, &batch)?);
+        let outer = split.outer(&key)?;
+        let (batch, s, outer_node) = run_query(&outer, &overlay, now_ms, opts, depth + 1)?;
+        stats.add(&s);
+        let windowed = PlanNode::new(
+            Operator::Window {
+                calls: split.windows.len(),
+            },
+            vec![node],
+        );
+        return Ok((
+            batch,
+            stats,
+            outer_node.with_input(windowed).after(with_nodes),
+        ));
     }
     let mut inputs = Vec::new();
     // `IN (subquery)` and scalar subqueries become literals.

@@ -51,6 +51,9 @@ fn node(n: &PlanNode, depth: usize, analyze: bool, out: &mut Vec<String>) {
         )),
         Operator::Union { branches } => out.push(format!("{pad}Union: {branches} branches")),
         Operator::Relation { name } => out.push(format!("{pad}Relation {name}: computed first")),
+        Operator::Window { calls } => out.push(format!(
+            "{pad}Window: {calls} window function(s) over the rows below, partition by partition"
+        )),
         Operator::Values => out.push(format!(
             "{pad}Subquery as values: computed first, inlined as literals"
         )),
@@ -65,6 +68,7 @@ fn table_name(name: &str) -> String {
     match name.strip_prefix('\u{0}') {
         Some(n) if n.starts_with("join@") => "the joined rows".into(),
         Some(n) if n.starts_with("subquery@") => "the subquery's rows".into(),
+        Some(n) if n.starts_with("window@") => "the rows with their window values".into(),
         Some("dual") => "no table (one row)".into(),
         _ => format!("table {name:?}"),
     }

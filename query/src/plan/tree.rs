@@ -32,6 +32,8 @@ pub enum Operator {
     Union { branches: usize },
     /// A relation computed first and read by name: `WITH name AS (...)`, a subquery in FROM.
     Relation { name: String },
+    /// Window functions computed over its input's rows (`calls` of them), for the SELECT that reads them.
+    Window { calls: usize },
     /// A subquery used as a value (`IN (subquery)`, a scalar subquery), computed first and inlined as literals.
     Values,
 }
@@ -39,6 +41,12 @@ pub enum Operator {
 impl PlanNode {
     pub fn new(op: Operator, inputs: Vec<PlanNode>) -> Self {
         PlanNode { op, inputs }
+    }
+
+    /// The same node reading `input` too, after its own inputs.
+    pub fn with_input(mut self, input: PlanNode) -> Self {
+        self.inputs.push(input);
+        self
     }
 
     /// The same node with `first` read before its own inputs (the WITH tables a query defines).

@@ -14,8 +14,10 @@ impl Binder<'_> {
     pub(super) fn function(&mut self, f: &ast::Function, mode: Mode, pos: Pos) -> Result<Expr> {
         let name = func_name(f);
         if f.over.is_some() {
-            return Err(QueryError::unsupported(
-                format!("window function {name}(...) OVER"),
+            return Err(QueryError::invalid(
+                format!(
+                    "window function {name}(...) OVER is not allowed here (only in the SELECT list and ORDER BY)"
+                ),
                 pos,
             ));
         }
@@ -24,6 +26,12 @@ impl Binder<'_> {
             Some(registry::Kind::Aggregate) => {
                 return Err(QueryError::invalid(
                     format!("aggregate function {name} is not allowed here"),
+                    pos,
+                ))
+            }
+            Some(registry::Kind::Window) => {
+                return Err(QueryError::invalid(
+                    format!("window function {name} requires an OVER clause"),
                     pos,
                 ))
             }

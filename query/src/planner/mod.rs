@@ -24,7 +24,7 @@ pub(crate) use aggregates::{contains_aggregate, func_name};
 pub(crate) use bind::*;
 pub(crate) use intervals::{granularity_of, parse_interval, parse_iso_period, IntervalValue};
 pub(crate) use relations::*;
-pub(crate) use select::plan_query;
+pub(crate) use select::{output_name, plan_query};
 
 /// Looks tables up by name and opens their rows.
 pub trait TableProvider {

@@ -15,6 +15,9 @@ pub enum Kind {
     Session,
     /// Folded on the syntax tree before planning (`crate::sql::consts`): constant arrays and relations.
     Constant,
+    /// Only with `OVER (...)`, over the rows of a window (`crate::nested::window`). The aggregates `count`, `sum`,
+    /// `avg`, `min` and `max` also run over a window.
+    Window,
 }
 
 /// One function name.
@@ -29,7 +32,7 @@ const fn f(name: &'static str, kind: Kind, about: &'static str) -> Function {
     Function { name, kind, about }
 }
 
-use Kind::{Aggregate, Constant, Scalar, Session};
+use Kind::{Aggregate, Constant, Scalar, Session, Window};
 
 /// The functions, by name (lower case; `pg_catalog.` prefixes are dropped before lookup).
 pub const FUNCTIONS: &[Function] = &[
@@ -171,6 +174,24 @@ pub const FUNCTIONS: &[Function] = &[
         "a relation of consecutive integers (in FROM)",
     ),
     f("array_agg", Constant, "aggregate over a constant relation"),
+    // Window functions (with OVER).
+    f("row_number", Window, "position in the partition, from 1"),
+    f("rank", Window, "rank with gaps after ties"),
+    f("dense_rank", Window, "rank without gaps"),
+    f(
+        "percent_rank",
+        Window,
+        "(rank - 1) / (rows in the partition - 1)",
+    ),
+    f(
+        "cume_dist",
+        Window,
+        "rows up to the current row's last peer / rows in the partition",
+    ),
+    f("lag", Window, "a value offset rows before (default 1)"),
+    f("lead", Window, "a value offset rows after (default 1)"),
+    f("first_value", Window, "the frame's first value"),
+    f("last_value", Window, "the frame's last value"),
 ];
 
 /// The function named `name` (any case, `pg_catalog.` prefix allowed).
@@ -178,6 +199,13 @@ pub fn lookup(name: &str) -> Option<&'static Function> {
     let name = name.to_ascii_lowercase();
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
     FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// Whether `name` also runs over a window frame (`SUM(x) OVER (...)`).
+pub fn runs_over_a_window(name: &str) -> bool {
+    lookup(name).is_some_and(|f| {
+        f.kind == Kind::Window || matches!(f.name, "count" | "sum" | "avg" | "min" | "max")
+    })
 }
 
 /// Whether `name` is an aggregate function.
