@@ -84,11 +84,12 @@ pub fn run_statement(
     ctx: &QueryContext,
 ) -> Result<QueryResult> {
     let mut stmt = stmt.clone();
+    // Parameters first, so that `current_setting($1)` folds on the bound name.
+    sql::params::bind(&mut stmt, &ctx.params)?;
     session::fold(
         &mut stmt,
         ctx.user.as_deref().unwrap_or(session::DEFAULT_USER),
     )?;
-    sql::params::bind(&mut stmt, &ctx.params)?;
     sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());
     let tables = catalog::system::SystemTables::new(&user, ctx.face);

@@ -28,31 +28,81 @@ pub fn version_string() -> String {
     )
 }
 
+/// The settings basalt reports, by PostgreSQL's names, with their values and a description (`SHOW`,
+/// `current_setting` and `pg_catalog.pg_settings` answer from this list). `session_authorization` and
+/// `current_user` answer the session's user.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        "server_version",
+        SERVER_VERSION,
+        "the PostgreSQL version basalt speaks",
+    ),
+    (
+        "server_version_num",
+        SERVER_VERSION_NUM,
+        "the PostgreSQL version as a number",
+    ),
+    ("server_encoding", "UTF8", "the database's encoding"),
+    ("client_encoding", "UTF8", "the client's encoding"),
+    ("timezone", "UTC", "time zone of timestamps"),
+    ("log_timezone", "UTC", "time zone of the logs"),
+    ("datestyle", "ISO, MDY", "display format of dates"),
+    ("intervalstyle", "postgres", "display format of intervals"),
+    ("integer_datetimes", "on", "timestamps are 64-bit integers"),
+    (
+        "standard_conforming_strings",
+        "on",
+        "backslashes are literal in '...'",
+    ),
+    (
+        "search_path",
+        "\"$user\", public",
+        "schemas searched for unqualified names",
+    ),
+    (
+        "transaction_isolation",
+        "read committed",
+        "isolation of the transaction",
+    ),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        "isolation of new transactions",
+    ),
+    (
+        "transaction_read_only",
+        "on",
+        "the transaction is read-only (basalt takes no writes over SQL)",
+    ),
+    (
+        "default_transaction_read_only",
+        "on",
+        "new transactions are read-only",
+    ),
+    ("max_identifier_length", "63", "longest identifier"),
+    ("lc_collate", "C.UTF-8", "collation order"),
+    ("lc_ctype", "C.UTF-8", "character classification"),
+    ("application_name", "", "the client's name"),
+    ("extra_float_digits", "1", "digits of floating-point output"),
+    (
+        "statement_timeout",
+        "0",
+        "statement time limit (basalt's own is query_timeout_ms)",
+    ),
+    ("is_superuser", "off", "the user is a superuser"),
+];
+
 /// A setting `SHOW` and `current_setting` answer (`None`: no such setting).
 pub fn setting(name: &str, user: &str) -> Option<String> {
-    Some(
-        match name.to_ascii_lowercase().as_str() {
-            "server_version" => SERVER_VERSION,
-            "server_version_num" => SERVER_VERSION_NUM,
-            "server_encoding" | "client_encoding" => "UTF8",
-            "timezone" | "time zone" | "log_timezone" => "UTC",
-            "datestyle" => "ISO, MDY",
-            "intervalstyle" => "postgres",
-            "integer_datetimes" | "standard_conforming_strings" => "on",
-            "search_path" => "\"$user\", public",
-            "transaction_isolation" | "default_transaction_isolation" => "read committed",
-            "transaction_read_only" | "default_transaction_read_only" => "on",
-            "max_identifier_length" => "63",
-            "lc_collate" | "lc_ctype" => "C.UTF-8",
-            "application_name" => "",
-            "extra_float_digits" => "1",
-            "statement_timeout" => "0",
-            "is_superuser" => "off",
-            "session_authorization" | "current_user" => return Some(user.to_string()),
-            _ => return None,
-        }
-        .to_string(),
-    )
+    let name = name.to_ascii_lowercase();
+    match name.as_str() {
+        "session_authorization" | "current_user" => Some(user.to_string()),
+        "time zone" => setting("timezone", user),
+        _ => SETTINGS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, v, _)| v.to_string()),
+    }
 }
 
 /// Replaces the session functions of `stmt` by their values for `user`.
@@ -95,6 +145,17 @@ fn alias_session_columns(stmt: &mut ast::Statement) {
     }
 }
 
+fn first_arg_is_null(f: &ast::Function) -> bool {
+    let ast::FunctionArguments::List(l) = &f.args else {
+        return false;
+    };
+    matches!(
+        l.args.first(),
+        Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v))))
+            if v.value == ast::Value::Null
+    )
+}
+
 /// Folds session functions to constants.
 struct SessionFolder<'a> {
     user: &'a str,
@@ -125,6 +186,8 @@ impl VisitorMut for SessionFolder<'_> {
             // Every table is in `public` (or pg_catalog), both on the search path; one owner.
             "pg_table_is_visible" => Scalar::Bool(true),
             "pg_get_userbyid" => Scalar::Str(self.user.to_string()),
+            // Strict, as in PostgreSQL: a NULL name (a Describe binds parameters as NULL) answers NULL.
+            "current_setting" if first_arg_is_null(f) => Scalar::Null,
             "current_setting" => match args.first().and_then(|a| setting(a, self.user)) {
                 Some(v) => Scalar::Str(v),
                 None if args.get(1).is_some_and(|m| m == "true") => Scalar::Null,

@@ -169,6 +169,53 @@ check("usable after cancel", victim.execute("SELECT count(*) FROM births").fetch
 timer.join()
 victim.close()
 
+# Window functions over an aggregation (Superset's "advanced analytics": running total, moving average, rank),
+# with server-side parameters and binary results, against DuckDB.
+WINDOWS = [
+    (
+        "SELECT date_trunc('year', ds) AS y, SUM(num) AS n, SUM(SUM(num)) OVER (ORDER BY date_trunc('year', ds)) AS running, "
+        "AVG(SUM(num)) OVER (ORDER BY date_trunc('year', ds) ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS avg7 "
+        "FROM births WHERE state = %s GROUP BY 1 ORDER BY 1",
+        ("NY",),
+        lambda r: (r[0].year, r[1], r[2], round(r[3], 6)),
+    ),
+    (
+        "SELECT name, SUM(num) AS n, RANK() OVER (ORDER BY SUM(num) DESC) AS r, "
+        "LAG(name) OVER (ORDER BY SUM(num) DESC, name) AS prev FROM births WHERE gender = %s "
+        "GROUP BY name ORDER BY r, name LIMIT 10",
+        ("girl",),
+        lambda r: tuple(r),
+    ),
+]
+for sql, params, norm in WINDOWS:
+    want = [norm(r) for r in duck.execute(sql.replace("%s", "?"), params).fetchall()]
+    for binary in (False, True):
+        cur.execute(sql, params, binary=binary, prepare=True)
+        check(f"window query (binary={binary}) {sql[:50]!r}", [norm(r) for r in cur.fetchall()], want)
+
+# Describe(Statement) of a named statement with parameters, as pgx and JDBC send it before any Bind: parameter
+# and column descriptions for catalog queries too, without running them.
+pg = conn.pgconn
+for i, (sql, nfields) in enumerate([
+    ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2", 2),
+    ("SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+     "WHERE n.nspname = $1", 1),
+    ("SELECT current_setting($1)", 1),
+    ("SELECT setting, short_desc FROM pg_catalog.pg_settings WHERE name = $1", 2),
+    ("SELECT state, SUM(num) FROM births WHERE gender = $1 AND num > $2 GROUP BY 1", 2),
+]):
+    name = f"described_{i}".encode()
+    r = pg.prepare(name, sql.encode())
+    check(f"prepare {sql!r}", r.status, psycopg.pq.ExecStatus.COMMAND_OK)
+    d = pg.describe_prepared(name)
+    check(f"describe {sql!r}", (d.status, d.error_message), (psycopg.pq.ExecStatus.COMMAND_OK, b""))
+    check(f"described columns of {sql!r}", d.nfields, nfields)
+    check(f"described parameters of {sql!r}", d.nparams, sql.count("$"))
+cur.execute("SELECT current_setting(%s), current_setting(%s)", ("TimeZone", "server_version_num"), prepare=True)
+check("current_setting of a parameter", cur.fetchone(), ("UTC", "160006"))
+cur.execute("SELECT setting FROM pg_catalog.pg_settings WHERE name = %s", ("max_identifier_length",))
+check("pg_settings", cur.fetchall(), [("63",)])
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)

@@ -94,7 +94,7 @@ pub fn druid_type(ty: ColumnType) -> (&'static str, i64) {
 }
 
 const DRUID_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
-const PG_TABLES: [&str; 10] = [
+const PG_TABLES: [&str; 11] = [
     "information_schema.schemata",
     "information_schema.tables",
     "information_schema.columns",
@@ -105,6 +105,7 @@ const PG_TABLES: [&str; 10] = [
     "pg_catalog.pg_database",
     "pg_catalog.pg_extension",
     "pg_catalog.pg_am",
+    "pg_catalog.pg_settings",
 ];
 
 impl<'a> SystemTables<'a> {
@@ -543,6 +544,32 @@ impl<'a> SystemTables<'a> {
                 ("extnamespace", Column::Int(vec![Some(CATALOG_NS_OID)])),
                 ("extversion", Column::Str(vec![s("1.0")])),
             ],
+            (Face::Postgres, "pg_catalog.pg_settings") => {
+                let list = crate::session::SETTINGS;
+                let n = list.len();
+                let text = |f: fn(&(&'static str, &'static str, &'static str)) -> &'static str| {
+                    Column::Str(list.iter().map(|x| s(f(x))).collect())
+                };
+                vec![
+                    ("name", text(|x| x.0)),
+                    ("setting", text(|x| x.1)),
+                    ("unit", Column::Str(vec![None; n])),
+                    ("category", Column::Str(vec![s("basalt"); n])),
+                    ("short_desc", text(|x| x.2)),
+                    ("extra_desc", Column::Str(vec![None; n])),
+                    ("context", Column::Str(vec![s("internal"); n])),
+                    ("vartype", Column::Str(vec![s("string"); n])),
+                    ("source", Column::Str(vec![s("default"); n])),
+                    ("min_val", Column::Str(vec![None; n])),
+                    ("max_val", Column::Str(vec![None; n])),
+                    ("enumvals", Column::Str(vec![None; n])),
+                    ("boot_val", text(|x| x.1)),
+                    ("reset_val", text(|x| x.1)),
+                    ("sourcefile", Column::Str(vec![None; n])),
+                    ("sourceline", Column::Int(vec![None; n])),
+                    ("pending_restart", Column::Str(vec![s("false"); n])),
+                ]
+            }
             _ => Vec::new(),
         }
     }

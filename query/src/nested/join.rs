@@ -248,6 +248,20 @@ fn keys(
         };
         let (la, rb) = (find(left, qa, ca, pos)?, find(right, qb, cb, pos)?);
         let (lb, ra) = (find(left, qb, cb, pos)?, find(right, qa, ca, pos)?);
+        // A column on neither side is a missing column, not an unsupported condition.
+        for (found, q, c, e) in [(la.or(ra), qa, ca, a), (lb.or(rb), qb, cb, b)] {
+            if found.is_none() {
+                let name = match q {
+                    Some(q) => format!("{}.{}", q.value, c.value),
+                    None => c.value.clone(),
+                };
+                return Err(QueryError::UnknownColumn {
+                    name,
+                    pos: Pos::from(e.span()),
+                    hint: String::new(),
+                });
+            }
+        }
         match (la, rb, lb, ra) {
             (Some(l), Some(r), _, _) if qa.is_some() || ra.is_none() => out.push((l, r)),
             (_, _, Some(l), Some(r)) => out.push((l, r)),

@@ -11,7 +11,7 @@ use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use async_trait::async_trait;
-use basalt_query::session::{self, setting, SERVER_VERSION};
+use basalt_query::session::{setting, SERVER_VERSION};
 use basalt_query::{Face, QueryContext, QueryError, Scalar};
 use futures::{stream, Sink};
 use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuthStartupHandler};
@@ -118,10 +118,6 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
         ast::Statement::Query(_) | ast::Statement::Explain { .. } => Kind::Query,
         _ => Kind::Query,
     })
-}
-
-fn fold_session(stmt: &mut ast::Statement, user: &str) -> PgWireResult<()> {
-    session::fold(stmt, user).map_err(|e| pg_error(&e.into()))
 }
 
 /// The PostgreSQL type of a result column.
@@ -306,8 +302,8 @@ impl PgParser {
         stmt: &PgStatement,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let mut s = stmt.stmt.clone();
-        match kind(&s)? {
+        let s = &stmt.stmt;
+        match kind(s)? {
             Kind::Show(name) => {
                 return Ok(vec![FieldInfo::new(
                     name.to_ascii_lowercase(),
@@ -320,12 +316,12 @@ impl PgParser {
             Kind::Query => {}
             _ => return Ok(Vec::new()),
         }
-        fold_session(&mut s, &self.server.config.pg_user)?;
-        let n = basalt_query::count_params(&s).map_err(|e| pg_error(&e.into()))?;
+        let n = basalt_query::count_params(s).map_err(|e| pg_error(&e.into()))?;
         let nulls = vec![Scalar::Null; n];
         let ctx = QueryContext {
             face: Face::Postgres,
             params: nulls,
+            user: Some(self.server.config.pg_user.clone()),
             ..Default::default()
         };
         let opts = basalt_query::ExecOptions {
@@ -333,7 +329,7 @@ impl PgParser {
             threads: 1,
             ..Default::default()
         };
-        let r = basalt_query::run_statement(self.server.catalog.as_ref(), &s, &opts, &ctx)
+        let r = basalt_query::run_statement(self.server.catalog.as_ref(), s, &opts, &ctx)
             .map_err(|e| pg_error(&e.into()))?;
         Ok(fields(&r.batch, format))
     }
@@ -388,7 +384,7 @@ pub struct PgHandler {
 impl PgHandler {
     async fn run(
         &self,
-        mut stmt: ast::Statement,
+        stmt: ast::Statement,
         params: Vec<Scalar>,
         format: Option<&Format>,
         cancel: Option<Arc<ConnectionHandle>>,
@@ -429,10 +425,12 @@ impl PgHandler {
             }
             Kind::Query => {}
         }
-        fold_session(&mut stmt, &user)?;
+        // Session functions fold inside the engine, after the parameters are bound
+        // (`current_setting($1)`).
         let ctx = QueryContext {
             face: Face::Postgres,
             params,
+            user: Some(user.clone()),
             ..Default::default()
         };
         let id = self.server.new_query_id();
