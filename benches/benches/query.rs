@@ -43,6 +43,7 @@ fn table() -> (tempfile::TempDir, FileCatalog) {
             num_rows: ROWS_PER_DAY as u64,
             bytes,
             version: 0,
+            crc32c: None,
         });
     }
     catalog

@@ -176,6 +176,7 @@ impl<'a> SegmentBuilder<'a> {
             num_rows: batch.num_rows() as u64,
             bytes: 0,
             version: 0,
+            crc32c: None,
         };
         let (writer, schema) = (SegmentWriter::new(self.options), self.schema.clone());
         let dictionaries = self.dictionaries.clone();

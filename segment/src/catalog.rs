@@ -15,7 +15,16 @@
 //! [`FileCatalog::new_segment_path`]); the new manifest is written to `MANIFEST.tmp`, synced, renamed over
 //! `MANIFEST`, and the directory synced. A crash at any point leaves either the old or the new manifest.
 //! Files no manifest names (orphans of a crashed commit, removed segments) are deleted when a writer opens the
-//! directory. A removed segment's file is deleted by a later commit once no reader still holds a manifest that
+//! directory.
+//!
+//! With deep storage ([`crate::store`], `FileCatalog::open_with_store`), a commit first uploads each new segment
+//! (size checked, its crc32c recorded in the entry), then writes the local manifest, then copies the manifest to
+//! the store; the manifest records the store (`deep_storage`), so every later open of the directory uses it.
+//! `tables/` is then a cache bounded by `cache_bytes`: a segment missing locally is downloaded when a query opens
+//! it (checked against the entry's size and crc32c), and the least recently opened files are evicted past the
+//! bound. A directory without a MANIFEST restores it from the store. Objects no manifest names (uploads of a
+//! crashed commit) are deleted when a writer opens the directory; a removed segment's object goes with its
+//! local file. A removed segment's file is deleted by a later commit once no reader still holds a manifest that
 //! names it (a query keeps its manifest while it runs and may open the segment late).
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +40,7 @@ use crate::footer::Interval;
 use crate::format::SEGMENT_EXTENSION;
 use crate::reader::Segment;
 use crate::schema::TableSchema;
+use crate::store::{self, LocalDir, SegmentStore, StoreOptions};
 use crate::{Error, Result};
 
 const MANIFEST: &str = "MANIFEST";
@@ -49,6 +59,10 @@ pub struct SegmentEntry {
     pub bytes: u64,
     /// Manifest version that published the segment.
     pub version: u64,
+    /// CRC-32C of the whole file, recorded by the catalog when it uploads the segment to deep storage and
+    /// checked on every download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
 }
 
 /// The catalog's state at one version.
@@ -60,6 +74,20 @@ pub struct Manifest {
     /// Per-source metadata (for Kafka: offsets per partition), opaque to the catalog.
     #[serde(default)]
     pub sources: BTreeMap<String, serde_json::Value>,
+    /// The deep storage holding every live segment, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_storage: Option<DeepStorage>,
+}
+
+/// Where a data directory's segments live durably: the store's URL and the settings its URL does not carry
+/// (credentials never: they come from the environment or the server's config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeepStorage {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 impl Manifest {
@@ -115,12 +143,21 @@ pub mod fault {
     pub const AFTER_MANIFEST_TMP: &str = "after-manifest-tmp";
     pub const AFTER_RENAME: &str = "after-rename";
     pub const AFTER_DIR_SYNC: &str = "after-dir-sync";
+    /// Deep storage: a new segment is in the store, the manifest does not name it yet.
+    pub const AFTER_UPLOAD: &str = "after-upload";
+    /// Deep storage: the store holds the new manifest (the commit point), the local file is still the old one.
+    pub const AFTER_STORE_MANIFEST: &str = "after-store-manifest";
+    /// Deep storage: a cached segment file is being evicted.
+    pub const DURING_EVICTION: &str = "during-eviction";
+    /// The steps of every commit.
     pub const ALL: [&str; 4] = [
         AFTER_SEGMENT_WRITE,
         AFTER_MANIFEST_TMP,
         AFTER_RENAME,
         AFTER_DIR_SYNC,
     ];
+    /// The further steps of a commit with deep storage.
+    pub const DEEP_STORAGE: [&str; 2] = [AFTER_UPLOAD, AFTER_STORE_MANIFEST];
 
     /// Aborts the process (like SIGKILL: no destructors, no flush) if `BASALT_FAULT` names `point`.
     pub fn point(point: &str) {
@@ -163,26 +200,94 @@ pub struct FileCatalog {
     /// a file is unlinked only when no manifest older than its removal is still held (a query holding one may
     /// still open the segment).
     retired: Mutex<Retired>,
+    /// Deep storage ([`LocalDir`] when the directory is the only copy).
+    store: Arc<dyn SegmentStore>,
+    deep: Option<DeepStorage>,
+    /// Local segment files, when they are a cache of deep storage.
+    local: Mutex<LocalFiles>,
+    cache_bytes: u64,
+    pub cache: CacheStats,
+}
+
+/// How a deep-storage catalog's local segment cache did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Opens that found the file on local disk.
+    pub hits: AtomicU64,
+    /// Opens that downloaded it.
+    pub misses: AtomicU64,
+    /// Files removed to stay under the bound.
+    pub evictions: AtomicU64,
+}
+
+/// Local copies of segments: bytes and last use, for eviction.
+#[derive(Debug, Default)]
+struct LocalFiles {
+    files: HashMap<String, (PathBuf, u64, u64)>,
+    total: u64,
+    tick: u64,
+}
+
+impl LocalFiles {
+    fn touch(&mut self, id: &str, path: &Path, bytes: u64) {
+        self.tick += 1;
+        let tick = self.tick;
+        match self.files.get_mut(id) {
+            Some(f) => f.2 = tick,
+            None => {
+                self.files
+                    .insert(id.to_string(), (path.to_path_buf(), bytes, tick));
+                self.total += bytes;
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some((_, bytes, _)) = self.files.remove(id) {
+            self.total -= bytes;
+        }
+    }
+}
+
+/// How a writer or reader opens a data directory's storage.
+#[derive(Debug, Clone, Default)]
+pub struct StorageConfig {
+    /// Deep storage to keep segments in. `None` keeps what the directory's manifest records (none for a new
+    /// directory); naming a different store than the manifest's is an error.
+    pub deep_storage: Option<DeepStorage>,
+    /// Credentials for the store (empty: the `AWS_*` environment variables).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Bound in bytes of the local segment files when deep storage holds them (0: no bound).
+    pub cache_bytes: u64,
+}
+
+/// The key of a segment's object in deep storage.
+pub fn segment_key(table: &str, id: &str) -> String {
+    format!("{TABLES}/{table}/{id}.{SEGMENT_EXTENSION}")
 }
 
 #[derive(Default)]
 struct Retired {
-    files: Vec<(u64, PathBuf)>,
+    files: Vec<(u64, PathBuf, String)>,
     manifests: Vec<std::sync::Weak<Manifest>>,
 }
 
 impl Retired {
-    /// Unlinks the files no live manifest can name any more.
-    fn collect(&mut self) {
+    /// Unlinks the files (and deletes the objects) no live manifest can name any more.
+    fn collect(&mut self, store: &dyn SegmentStore) {
         self.manifests.retain(|w| w.strong_count() > 0);
         let oldest = self
             .manifests
             .iter()
             .filter_map(|w| w.upgrade().map(|m| m.version))
             .min();
-        self.files.retain(|(removed_at, path)| {
+        self.files.retain(|(removed_at, path, key)| {
             if oldest.is_some_and(|v| v < *removed_at) {
                 return true;
+            }
+            if let Err(e) = store.delete(key) {
+                tracing::warn!(error = %e, "could not delete a replaced segment from deep storage");
             }
             // Unlinking a mapped file is safe: readers keep their mapping until they drop the segment.
             if let Err(e) = std::fs::remove_file(path) {
@@ -207,6 +312,18 @@ impl FileCatalog {
     /// Opens (creating if needed) `dir` for writing: takes the exclusive lock, reads the manifest, and removes
     /// files no manifest names. `holder` says who holds the lock (shown to a second writer).
     pub fn open(dir: &Path, holder: &str) -> Result<FileCatalog> {
+        FileCatalog::open_with_storage(dir, holder, &StorageConfig::default())
+    }
+
+    /// [`FileCatalog::open`] with deep storage: the manifest is brought in line with the store's copy (a newer
+    /// one there wins: its commit reached the store before the crash that lost the local write; a directory
+    /// without a MANIFEST restores it), live segments not yet in the store are uploaded (a local directory
+    /// moving to deep storage), and objects no manifest names are deleted.
+    pub fn open_with_storage(
+        dir: &Path,
+        holder: &str,
+        config: &StorageConfig,
+    ) -> Result<FileCatalog> {
         std::fs::create_dir_all(dir.join(TABLES))
             .map_err(|e| Error::io("create directory", dir, e))?;
         let lock_path = dir.join(LOCK);
@@ -237,37 +354,285 @@ impl FileCatalog {
         lock.set_len(0)
             .map_err(|e| Error::io("truncate", &lock_path, e))?;
         let _ = writeln!(lock, "pid {} ({holder})", std::process::id());
-        let manifest = read_manifest(dir)?;
-        let catalog = FileCatalog {
-            dir: dir.to_path_buf(),
-            manifest: RwLock::new(Arc::new(manifest)),
-            commit_lock: Mutex::new(()),
-            open: Mutex::new(HashMap::new()),
-            _lock: Some(lock),
-            seq: AtomicU64::new(0),
-            retired: Mutex::new(Retired::default()),
-        };
+        let catalog = FileCatalog::build(dir, read_manifest(dir)?, Some(lock), config)?;
         catalog.remove_orphans()?;
+        catalog.sync_store()?;
         Ok(catalog)
     }
 
-    /// Opens `dir` for reading only: no lock, no cleanup, commits refused.
+    /// Opens `dir` for reading only: no lock, no cleanup, commits refused. Deep storage, where the manifest
+    /// records one, is opened with `config`'s credentials (segments missing locally are downloaded).
     pub fn open_read_only(dir: &Path) -> Result<FileCatalog> {
+        FileCatalog::open_read_only_with(dir, &StorageConfig::default())
+    }
+
+    pub fn open_read_only_with(dir: &Path, config: &StorageConfig) -> Result<FileCatalog> {
         if !dir.join(MANIFEST).exists() && !dir.join(TABLES).exists() {
             return Err(Error::Catalog {
                 dir: dir.to_path_buf(),
                 reason: "not a basalt data directory (no MANIFEST)".into(),
             });
         }
-        Ok(FileCatalog {
+        FileCatalog::build(dir, read_manifest(dir)?, None, config)
+    }
+
+    fn build(
+        dir: &Path,
+        manifest: Option<Manifest>,
+        lock: Option<File>,
+        config: &StorageConfig,
+    ) -> Result<FileCatalog> {
+        let recorded = manifest.as_ref().and_then(|m| m.deep_storage.clone());
+        let deep = match (&config.deep_storage, recorded) {
+            (Some(want), Some(have)) if want.url != have.url => {
+                return Err(Error::Catalog {
+                    dir: dir.to_path_buf(),
+                    reason: format!(
+                        "its segments are in deep storage {}, not {} (moving between stores is not supported)",
+                        have.url, want.url
+                    ),
+                })
+            }
+            (Some(want), _) => Some(want.clone()),
+            (None, have) => have,
+        };
+        let store: Arc<dyn SegmentStore> = match &deep {
+            Some(d) => store::open(
+                &d.url,
+                &StoreOptions {
+                    endpoint: d.endpoint.clone(),
+                    region: d.region.clone(),
+                    access_key_id: config.access_key_id.clone(),
+                    secret_access_key: config.secret_access_key.clone(),
+                },
+            )?,
+            None => Arc::new(LocalDir::default()),
+        };
+        let mut manifest = manifest;
+        if deep.is_some() {
+            // The store's manifest is the commit point: a newer one there wins, none here restores it.
+            if let Some(bytes) = store.get_bytes(MANIFEST)? {
+                let theirs: Manifest =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
+                        dir: dir.to_path_buf(),
+                        reason: format!("the MANIFEST in deep storage is unreadable: {e}"),
+                    })?;
+                if manifest.as_ref().is_none_or(|m| m.version < theirs.version) {
+                    tracing::info!(version = theirs.version, "manifest taken from deep storage");
+                    if lock.is_some() {
+                        write_manifest_file(dir, &theirs)?;
+                    }
+                    manifest = Some(theirs);
+                }
+            }
+        }
+        let catalog = FileCatalog {
             dir: dir.to_path_buf(),
-            manifest: RwLock::new(Arc::new(read_manifest(dir)?)),
+            manifest: RwLock::new(Arc::new(manifest.unwrap_or_default())),
             commit_lock: Mutex::new(()),
             open: Mutex::new(HashMap::new()),
-            _lock: None,
+            _lock: lock,
             seq: AtomicU64::new(0),
             retired: Mutex::new(Retired::default()),
-        })
+            store,
+            deep,
+            local: Mutex::new(LocalFiles::default()),
+            cache_bytes: config.cache_bytes,
+            cache: CacheStats::default(),
+        };
+        if catalog.deep.is_some() {
+            let m = catalog.snapshot();
+            let mut local = catalog.local.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &m.segments {
+                let path = catalog.segment_path(&s.table, &s.id);
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    local.touch(&s.id, &path, meta.len());
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The deep storage in use, if any.
+    pub fn deep_storage(&self) -> Option<&DeepStorage> {
+        self.deep.as_ref()
+    }
+
+    /// What deep storage did (uploads, downloads, deletes).
+    pub fn store_stats(&self) -> &store::StoreStats {
+        self.store.stats()
+    }
+
+    /// Bytes of local segment files counted against the cache bound, and the bound (0: none).
+    pub fn local_bytes(&self) -> (u64, u64) {
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        (local.total, self.cache_bytes)
+    }
+
+    /// Uploads live segments the store lacks, deletes objects no manifest names, and writes the manifest (with
+    /// its crc32c's and `deep_storage`) where it changed.
+    fn sync_store(&self) -> Result<()> {
+        let Some(deep) = &self.deep else {
+            return Ok(());
+        };
+        let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot();
+        let stored: std::collections::HashSet<String> = self
+            .store
+            .list(&format!("{TABLES}/"))?
+            .into_iter()
+            .collect();
+        let mut next = (*old).clone();
+        let mut changed = next.deep_storage.as_ref() != Some(deep);
+        for entry in &mut next.segments {
+            let key = segment_key(&entry.table, &entry.id);
+            if stored.contains(&key) {
+                continue;
+            }
+            let path = self.segment_path(&entry.table, &entry.id);
+            if !path.exists() {
+                tracing::error!(segment = %entry.id, "a live segment is neither on local disk nor in deep storage");
+                continue;
+            }
+            entry.crc32c = Some(file_crc32c(&path)?);
+            self.store.upload(&key, &path)?;
+            changed = true;
+        }
+        let live: std::collections::HashSet<String> = next
+            .segments
+            .iter()
+            .map(|s| segment_key(&s.table, &s.id))
+            .collect();
+        for key in stored.difference(&live) {
+            tracing::info!(key = %key, "deleting an object no manifest names");
+            self.store.delete(key)?;
+        }
+        if changed {
+            next.version = old.version + 1;
+            next.deep_storage = Some(deep.clone());
+            self.publish(&next)?;
+            *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        } else if self.store.get_bytes(MANIFEST)?.is_none() {
+            self.publish(&next)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `manifest`: to deep storage first (the commit point when there is one), then the local file.
+    fn publish(&self, manifest: &Manifest) -> Result<()> {
+        if self.deep.is_some() {
+            let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Catalog {
+                dir: self.dir.clone(),
+                reason: format!("encoding manifest: {e}"),
+            })?;
+            self.store.put_bytes(MANIFEST, bytes)?;
+            fault::point(fault::AFTER_STORE_MANIFEST);
+        }
+        write_manifest_file(&self.dir, manifest)
+    }
+
+    /// The local path of a live segment's file, downloaded from deep storage first if it is not on local disk.
+    pub fn local_segment(&self, entry: &SegmentEntry) -> Result<PathBuf> {
+        let path = self.segment_path(&entry.table, &entry.id);
+        if self.deep.is_none() {
+            return Ok(path);
+        }
+        if path.exists() {
+            self.cache.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.cache.misses.fetch_add(1, Ordering::Relaxed);
+            self.download(entry, &path)?;
+        }
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .touch(&entry.id, &path, bytes);
+        Ok(path)
+    }
+
+    /// Downloads a segment into a temporary file, checks its size and crc32c, and renames it into place.
+    fn download(&self, entry: &SegmentEntry, path: &Path) -> Result<()> {
+        let key = segment_key(&entry.table, &entry.id);
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        let tmp = parent.join(format!(
+            ".{}.{}.{}.download",
+            entry.id,
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let n = self.store.download(&key, &tmp)?;
+            let bad = |reason: String| Error::Store {
+                url: self
+                    .deep
+                    .as_ref()
+                    .map(|d| d.url.clone())
+                    .unwrap_or_default(),
+                op: "download",
+                key: key.clone(),
+                reason,
+            };
+            if entry.bytes != 0 && n != entry.bytes {
+                return Err(bad(format!("{n} bytes, the manifest says {}", entry.bytes)));
+            }
+            if let Some(want) = entry.crc32c {
+                let got = file_crc32c(&tmp)?;
+                if got != want {
+                    return Err(bad(format!(
+                        "crc32c {got:08x}, the manifest says {want:08x}"
+                    )));
+                }
+            }
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes the least recently opened local files past the cache bound (never `keep`). A query that holds
+    /// an evicted segment keeps reading its mapping; the next open downloads it again.
+    fn evict(&self, keep: &str) {
+        if self.deep.is_none() || self.cache_bytes == 0 {
+            return;
+        }
+        // Victims are chosen under the cache's lock alone: `open_segment` takes the open map's lock, then this one.
+        let victims: Vec<(String, PathBuf)> = {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            let mut victims = Vec::new();
+            while local.total > self.cache_bytes {
+                let Some(victim) = local
+                    .files
+                    .iter()
+                    .filter(|(id, _)| id.as_str() != keep)
+                    .min_by_key(|(_, f)| f.2)
+                    .map(|(id, f)| (id.clone(), f.0.clone()))
+                else {
+                    break;
+                };
+                local.forget(&victim.0);
+                victims.push(victim);
+            }
+            victims
+        };
+        for (id, path) in victims {
+            self.open
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            fault::point(fault::DURING_EVICTION);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "could not evict a cached segment");
+                }
+            }
+            self.cache.evictions.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -319,25 +684,41 @@ impl FileCatalog {
         }
         Ok(())
     }
+}
 
-    fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        let tmp = self.dir.join(MANIFEST_TMP);
-        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Catalog {
-            dir: self.dir.clone(),
-            reason: format!("encoding manifest: {e}"),
-        })?;
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        drop(f);
-        fault::point(fault::AFTER_MANIFEST_TMP);
-        let dest = self.dir.join(MANIFEST);
-        std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
-        fault::point(fault::AFTER_RENAME);
-        sync_dir(&self.dir)?;
-        fault::point(fault::AFTER_DIR_SYNC);
-        Ok(())
+/// Writes `manifest` as `dir`'s MANIFEST: a temporary file, synced, renamed over the old one, the directory synced.
+fn write_manifest_file(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = dir.join(MANIFEST_TMP);
+    let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Catalog {
+        dir: dir.to_path_buf(),
+        reason: format!("encoding manifest: {e}"),
+    })?;
+    let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(&bytes)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    drop(f);
+    fault::point(fault::AFTER_MANIFEST_TMP);
+    let dest = dir.join(MANIFEST);
+    std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+    fault::point(fault::AFTER_RENAME);
+    sync_dir(dir)?;
+    fault::point(fault::AFTER_DIR_SYNC);
+    Ok(())
+}
+
+/// CRC-32C of a whole file.
+fn file_crc32c(path: &Path) -> Result<u32> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut crc = 0u32;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
     }
 }
 
@@ -347,14 +728,16 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest> {
+fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
-            dir: dir.to_path_buf(),
-            reason: format!("MANIFEST is unreadable: {e}"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Catalog {
+                dir: dir.to_path_buf(),
+                reason: format!("MANIFEST is unreadable: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", &path, e)),
     }
 }
@@ -366,7 +749,7 @@ impl Drop for FileCatalog {
             self.retired
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .collect();
+                .collect(self.store.as_ref());
         }
     }
 }
@@ -435,6 +818,12 @@ impl Catalog for FileCatalog {
             }
             let mut entry = entry.clone();
             entry.version = next.version;
+            if self.deep.is_some() {
+                entry.crc32c = Some(file_crc32c(&path)?);
+                self.store
+                    .upload(&segment_key(&entry.table, &entry.id), &path)?;
+                fault::point(fault::AFTER_UPLOAD);
+            }
             next.segments.push(entry);
         }
         next.segments.sort_by(|a, b| {
@@ -454,21 +843,34 @@ impl Catalog for FileCatalog {
         {
             sync_dir(&self.dir.join(TABLES).join(table))?;
         }
-        self.write_manifest(&next)?;
+        next.deep_storage = self.deep.clone();
+        self.publish(&next)?;
         let next = Arc::new(next);
         *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         retired.manifests.push(Arc::downgrade(&old));
         retired.manifests.push(Arc::downgrade(&next));
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
         for entry in removed {
             open.remove(&entry.id);
-            retired
-                .files
-                .push((next.version, self.segment_path(&entry.table, &entry.id)));
+            local.forget(&entry.id);
+            retired.files.push((
+                next.version,
+                self.segment_path(&entry.table, &entry.id),
+                segment_key(&entry.table, &entry.id),
+            ));
         }
+        if self.deep.is_some() {
+            for e in &commit.add {
+                local.touch(&e.id, &self.segment_path(&e.table, &e.id), e.bytes);
+            }
+        }
+        drop((open, local));
         drop(old);
-        retired.collect();
+        retired.collect(self.store.as_ref());
+        drop(retired);
+        self.evict("");
         Ok(next)
     }
 
@@ -508,11 +910,11 @@ impl Catalog for FileCatalog {
         if let Some(s) = open.get(&entry.id) {
             return Ok(s.clone());
         }
-        let seg = Arc::new(Segment::open_with_id(
-            &self.segment_path(&entry.table, &entry.id),
-            entry.id.clone(),
-        )?);
+        let path = self.local_segment(entry)?;
+        let seg = Arc::new(Segment::open_with_id(&path, entry.id.clone())?);
         open.insert(entry.id.clone(), seg.clone());
+        drop(open);
+        self.evict(&entry.id);
         Ok(seg)
     }
 }

@@ -81,6 +81,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Deep storage failed: an upload, a download, a listing.
+    #[error("deep storage {url}: {op} {key}: {reason}")]
+    Store {
+        url: String,
+        op: &'static str,
+        key: String,
+        reason: String,
+    },
+
     /// A schema change that is not allowed (a column changing type, a different time column).
     #[error("table {table:?}: {reason}")]
     SchemaMismatch { table: String, reason: String },

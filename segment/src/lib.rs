@@ -16,6 +16,7 @@ pub mod mem;
 pub mod reader;
 pub mod schema;
 pub mod source;
+pub mod store;
 pub mod writer;
 
 pub use catalog::{Catalog, Commit, FileCatalog, Manifest, SegmentEntry, SourceUpdate};
@@ -27,4 +28,5 @@ pub use mem::MemSource;
 pub use reader::Segment;
 pub use schema::{Aggregator, ColumnDef, ColumnRole, ColumnType, TableSchema};
 pub use source::{ColumnInfo, Dictionary, SegmentSource, StringMatch, StringPredicate};
+pub use store::{LocalDir, SegmentStore, StoreOptions};
 pub use writer::{IndexPolicy, SegmentWriter, WriteOptions};

@@ -28,6 +28,7 @@ fn write_segment(catalog: &FileCatalog, rows: usize) -> SegmentEntry {
         num_rows: rows as u64,
         bytes,
         version: 0,
+        crc32c: None,
     }
 }
 
@@ -168,6 +169,7 @@ fn a_missing_segment_file_is_not_published() {
         num_rows: 1,
         bytes: 1,
         version: 0,
+        crc32c: None,
     };
     let err = catalog
         .commit(Commit {

@@ -54,6 +54,7 @@ pub fn commit_segment(
                 num_rows: batch.num_rows() as u64,
                 bytes,
                 version: 0,
+                crc32c: None,
             }],
             ..Default::default()
         })
