@@ -16,9 +16,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # DuckDB computes expected results (SQL behaviour files, client suites); psycopg and pydruid + SQLAlchemy are
-# the real clients the serving tests use; chdb (ClickHouse) is the second peer of the benchmark runner's test.
-if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests, chdb" 2>/dev/null; then
-  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]" chdb)
+# the real clients the serving tests use; chdb (ClickHouse) is the second peer of the benchmark runner's test;
+# moto is the S3 API server of the deep-storage tests.
+if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests, chdb, moto.server, flask" 2>/dev/null; then
+  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]" chdb "moto[server]")
   # Debian's own python3 refuses plain pip installs (PEP 668); the flag is the documented way past that.
   python3 -m pip install --quiet --disable-pip-version-check "${pkgs[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkgs[@]}"

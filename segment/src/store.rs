@@ -202,11 +202,19 @@ impl ObjectStorage {
     }
 
     fn err(&self, op: &'static str, key: &str, e: impl fmt::Display) -> Error {
+        let mut reason = e.to_string();
+        // Without credentials the S3 client falls back to the EC2 instance metadata service; say what is missing.
+        if reason.contains("169.254.169.254") {
+            reason.push_str(
+                " (no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                 deep_storage_access_key_id and deep_storage_secret_access_key)",
+            );
+        }
         Error::Store {
             url: self.url.clone(),
             op,
             key: key.into(),
-            reason: e.to_string(),
+            reason,
         }
     }
 

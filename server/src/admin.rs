@@ -121,15 +121,17 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
 pub fn verify(dir: Option<&Path>, files: &[PathBuf]) -> Result<()> {
     let mut checked = 0usize;
     let mut damaged = Vec::new();
-    let mut check = |path: &Path, id: Option<String>| {
+    let mut check = |path: basalt_segment::Result<PathBuf>, id: Option<String>| {
         checked += 1;
-        let result = match id {
-            Some(id) => Segment::open_with_id(path, id),
-            None => Segment::open(path),
-        }
-        .and_then(|s| s.verify().map(|_| s));
+        let result = path.and_then(|path| {
+            match id {
+                Some(id) => Segment::open_with_id(&path, id),
+                None => Segment::open(&path),
+            }
+            .and_then(|s| s.verify().map(|_| (path, s)))
+        });
         match result {
-            Ok(s) => println!("ok       {} ({} rows)", path.display(), s.num_rows()),
+            Ok((path, s)) => println!("ok       {} ({} rows)", path.display(), s.num_rows()),
             Err(e) => {
                 println!("DAMAGED  {e}");
                 damaged.push(e.to_string());
@@ -140,11 +142,12 @@ pub fn verify(dir: Option<&Path>, files: &[PathBuf]) -> Result<()> {
         let catalog = FileCatalog::open_read_only(dir)?;
         let m = catalog.snapshot();
         for s in &m.segments {
-            check(&catalog.segment_path(&s.table, &s.id), Some(s.id.clone()));
+            // With deep storage, a segment not on local disk is downloaded (and its crc32c checked) first.
+            check(catalog.local_segment(s), Some(s.id.clone()));
         }
     }
     for f in files {
-        check(f, None);
+        check(Ok(f.clone()), None);
     }
     if damaged.is_empty() {
         println!("{checked} segment(s) verified, no damage found");

@@ -23,9 +23,13 @@ pub fn read_spec(path: &Path) -> Result<IngestSpec> {
     }
 }
 
-pub fn kafka(data_dir: &Path, spec_path: &Path) -> Result<()> {
+pub fn kafka(data_dir: &Path, storage: &crate::load::StorageArgs, spec_path: &Path) -> Result<()> {
     let spec = read_spec(spec_path)?;
-    let catalog = Arc::new(FileCatalog::open(data_dir, "basalt ingest kafka")?);
+    let catalog = Arc::new(FileCatalog::open_with_storage(
+        data_dir,
+        "basalt ingest kafka",
+        &storage.config(),
+    )?);
     let supervisors = Arc::new(Supervisors::new(catalog, Arc::new(LiveIndex::new())));
     let id = spec.id().to_string();
     supervisors.submit(spec)?;

@@ -9,11 +9,43 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 
+/// Deep storage flags of the commands that write a data directory. A directory that keeps its segments in a
+/// store remembers it, so these are needed only the first time (or to restore a wiped directory).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageArgs {
+    /// Deep storage for segments: s3://bucket/prefix or file:///dir. S3 credentials come from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    pub deep_storage: Option<String>,
+    /// S3 endpoint of an S3-compatible server (http://127.0.0.1:9000).
+    #[arg(long)]
+    pub deep_storage_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long)]
+    pub deep_storage_region: Option<String>,
+}
+
+impl StorageArgs {
+    pub fn config(&self) -> basalt_segment::catalog::StorageConfig {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        crate::serve::config::storage_config(
+            &text(&self.deep_storage),
+            &text(&self.deep_storage_endpoint),
+            &text(&self.deep_storage_region),
+            "",
+            "",
+            0,
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// The data directory (created if missing).
     #[arg(long)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// The table to load into (created on first load).
     #[arg(long)]
     pub table: Option<String>,
@@ -213,7 +245,7 @@ pub fn run(a: LoadArgs) -> Result<()> {
             )));
         }
     }
-    let catalog = FileCatalog::open(&a.data_dir, "basalt load")?;
+    let catalog = FileCatalog::open_with_storage(&a.data_dir, "basalt load", &a.storage.config())?;
     let bar = (std::io::stderr().is_terminal() && !a.json).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

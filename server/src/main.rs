@@ -105,6 +105,8 @@ enum IngestCommand {
     Kafka {
         #[arg(long)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        storage: load::StorageArgs,
         /// The ingest spec, JSON (or TOML when the file name ends in .toml).
         #[arg(long)]
         spec: PathBuf,
@@ -206,7 +208,11 @@ fn main() -> ExitCode {
             None => Err(error::Error::Usage("no server settings".into())),
         },
         Command::Load(args) => load::run(*args),
-        Command::Ingest(IngestCommand::Kafka { data_dir, spec }) => ingest::kafka(&data_dir, &spec),
+        Command::Ingest(IngestCommand::Kafka {
+            data_dir,
+            storage,
+            spec,
+        }) => ingest::kafka(&data_dir, &storage, &spec),
         Command::Tables { data_dir } => admin::tables(&data_dir),
         Command::Segments { data_dir, table } => admin::segments(&data_dir, &table),
         Command::Inspect { file, json } => admin::inspect(&file, json),

@@ -137,6 +137,54 @@ settings! {
     /// the port on loopback or a trusted network).
     pg_user: String = "basalt".into();
     pg_password: String = String::new();
+    /// Deep storage for segments: `s3://bucket/prefix` (any S3-compatible server) or `file:///dir`; empty: the
+    /// data directory holds the only copy. Once set, the data directory remembers it.
+    deep_storage: String = String::new();
+    /// The S3 endpoint (`http://127.0.0.1:9000` for MinIO or moto); empty: AWS.
+    deep_storage_endpoint: String = String::new();
+    /// The S3 region; empty: `AWS_REGION` or us-east-1.
+    deep_storage_region: String = String::new();
+    /// S3 credentials; empty: the `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment variables.
+    deep_storage_access_key_id: String = String::new();
+    deep_storage_secret_access_key: String = String::new();
+    /// Bytes of segment files kept on local disk when deep storage holds them, least recently used evicted
+    /// first (0: no bound).
+    segment_cache_bytes: u64 = 0;
+}
+
+impl Config {
+    /// How the catalog opens the data directory's storage.
+    pub fn storage(&self) -> basalt_segment::catalog::StorageConfig {
+        storage_config(
+            &self.deep_storage,
+            &self.deep_storage_endpoint,
+            &self.deep_storage_region,
+            &self.deep_storage_access_key_id,
+            &self.deep_storage_secret_access_key,
+            self.segment_cache_bytes,
+        )
+    }
+}
+
+/// A storage configuration from its parts (the server's settings, or a CLI command's flags).
+pub fn storage_config(
+    url: &str,
+    endpoint: &str,
+    region: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+    cache_bytes: u64,
+) -> basalt_segment::catalog::StorageConfig {
+    basalt_segment::catalog::StorageConfig {
+        deep_storage: (!url.is_empty()).then(|| basalt_segment::catalog::DeepStorage {
+            url: url.to_string(),
+            endpoint: endpoint.to_string(),
+            region: region.to_string(),
+        }),
+        access_key_id: access_key_id.to_string(),
+        secret_access_key: secret_access_key.to_string(),
+        cache_bytes,
+    }
 }
 
 impl Config {
@@ -188,8 +236,10 @@ impl Config {
             .values()
             .into_iter()
             .map(|(k, v)| match k {
-                "pg_password" if v.is_empty() => format!("{k}=(none)"),
-                "pg_password" => format!("{k}=(set)"),
+                "pg_password" | "deep_storage_secret_access_key" if v.is_empty() => {
+                    format!("{k}=(none)")
+                }
+                "pg_password" | "deep_storage_secret_access_key" => format!("{k}=(set)"),
                 "pg" if v.is_empty() => format!("{k}=off"),
                 _ => format!("{k}={v}"),
             })

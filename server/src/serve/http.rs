@@ -382,17 +382,27 @@ pub(super) fn table_json(server: &Server, name: &str, detail: bool) -> Option<Va
         })
         .collect();
     if detail {
+        // Where each segment is: on local disk only (no deep storage), in deep storage with a local copy, or in
+        // deep storage only (downloaded when a query needs it).
+        let deep = server.catalog.deep_storage();
+        v["deep_storage"] = json!(deep.map(|d| d.url.clone()));
+        v["segment_list"] = segs
+            .iter()
+            .map(|s| {
+                let local = server.catalog.segment_path(&s.table, &s.id).exists();
+                let tier = match (deep.is_some(), local) {
+                    (false, _) => "local",
+                    (true, true) => "deep+local",
+                    (true, false) => "deep",
+                };
+                json!({"id": s.id, "start": format_iso(s.interval.start), "end": format_iso(s.interval.end),
+                       "rows": s.num_rows, "bytes": s.bytes, "tier": tier})
+            })
+            .collect();
         v["columns"] = serde_json::to_value(&schema.columns).unwrap_or_default();
         v["segment_granularity"] =
             json!(format!("{:?}", schema.segment_granularity).to_lowercase());
         v["rollup"] = json!(schema.rollup.is_some());
-        v["segment_list"] = segs
-            .iter()
-            .map(|s| {
-                json!({"id": s.id, "start": format_iso(s.interval.start), "end": format_iso(s.interval.end),
-                       "rows": s.num_rows, "bytes": s.bytes})
-            })
-            .collect();
     }
     Some(v)
 }
@@ -441,6 +451,7 @@ pub(super) async fn metrics(State(server): State<AppState>) -> Response {
     server.metrics.update_ingest(&server.ingest.list());
     let damaged = server.damaged_segments(None);
     server.metrics.update_damaged(&damaged);
+    server.metrics.update_storage(&server.catalog);
     let mut r = Response::new(Body::from(server.metrics.encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

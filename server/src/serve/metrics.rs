@@ -57,6 +57,14 @@ pub struct Metrics {
     ingest_rate: Family<IngestLabels, Gauge>,
     ingest_rejected: Family<RejectLabels, Gauge>,
     segments_damaged: Family<TableLabels, Gauge>,
+    /// Deep storage and the local segment cache, by what happened (hits, misses, evictions, uploaded_bytes,
+    /// downloaded_bytes, local_bytes).
+    storage: Family<EventLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
 }
 
 impl Default for Metrics {
@@ -150,7 +158,15 @@ impl Metrics {
             "Committed segments whose file cannot be opened, by table (basalt verify tells more)",
             segments_damaged.clone(),
         );
+        let storage = Family::<EventLabels, Gauge>::default();
+        registry.register(
+            "segment_storage",
+            "Deep storage and the local segment cache since start: hits and misses of segment opens, evictions, \
+             uploaded_bytes, downloaded_bytes, and local_bytes held now",
+            storage.clone(),
+        );
         Metrics {
+            storage,
             segments_damaged,
             ingest_lag,
             ingest_in_memory,
@@ -243,6 +259,26 @@ impl Metrics {
                     table: entry.table.clone(),
                 })
                 .inc();
+        }
+    }
+
+    /// Sets the storage gauges from the catalog (at scrape time).
+    pub fn update_storage(&self, catalog: &basalt_segment::FileCatalog) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let store = catalog.store_stats();
+        for (event, v) in [
+            ("hits", catalog.cache.hits.load(Relaxed)),
+            ("misses", catalog.cache.misses.load(Relaxed)),
+            ("evictions", catalog.cache.evictions.load(Relaxed)),
+            ("uploaded_bytes", store.uploaded_bytes.load(Relaxed)),
+            ("downloaded_bytes", store.downloaded_bytes.load(Relaxed)),
+            ("local_bytes", catalog.local_bytes().0),
+        ] {
+            self.storage
+                .get_or_create(&EventLabels {
+                    event: event.into(),
+                })
+                .set(v as i64);
         }
     }
 

@@ -450,7 +450,8 @@ impl Server {
 /// Starts the server and runs until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     basalt_segment::cache::set_capacity(config.block_cache_bytes);
-    let catalog = FileCatalog::open(&config.data_dir, "basalt serve")?;
+    let catalog =
+        FileCatalog::open_with_storage(&config.data_dir, "basalt serve", &config.storage())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("basalt-serve")
