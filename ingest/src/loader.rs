@@ -333,6 +333,7 @@ impl<'a> Loader<'a> {
             add: entries.clone(),
             remove,
             sources: Vec::new(),
+            ..Default::default()
         };
         match self.catalog.commit(commit) {
             Ok(m) => summary.manifest_version = m.version,

@@ -74,6 +74,9 @@ pub struct Manifest {
     /// Per-source metadata (for Kafka: offsets per partition), opaque to the catalog.
     #[serde(default)]
     pub sources: BTreeMap<String, serde_json::Value>,
+    /// Lifecycle rules per table (retention, hot tier).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, TableRules>,
     /// The deep storage holding every live segment, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deep_storage: Option<DeepStorage>,
@@ -120,6 +123,42 @@ pub struct Commit {
     pub remove: Vec<String>,
     /// Source metadata to swap; a mismatch rejects the whole commit.
     pub sources: Vec<SourceUpdate>,
+    /// Tables to drop, with all their segments and rules.
+    pub drop_tables: Vec<String>,
+    /// Rules to set (`Some`) or clear (`None`) per table.
+    pub rules: Vec<(String, Option<TableRules>)>,
+}
+
+/// A table's data-lifecycle rules, applied by the server's janitor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableRules {
+    /// Segments whose time chunk ended longer ago than this are dropped (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<i64>,
+    /// With deep storage, segments whose time chunk ended longer ago than this keep no local copy (milliseconds):
+    /// queries that need them download them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_ms: Option<i64>,
+}
+
+/// The segments of `table` whose time chunk lies inside `[from, to)`, for a delete by time. A segment whose chunk
+/// the range cuts is an error naming it: deletes remove whole time chunks.
+pub fn segments_in_range<'a>(
+    manifest: &'a Manifest,
+    table: &'a str,
+    from: i64,
+    to: i64,
+) -> std::result::Result<Vec<&'a SegmentEntry>, &'a SegmentEntry> {
+    let mut out = Vec::new();
+    for s in manifest.segments_of(table) {
+        let (a, b) = (s.interval.start, s.interval.end);
+        if a >= from && b <= to {
+            out.push(s);
+        } else if a < to && b > from {
+            return Err(s);
+        }
+    }
+    Ok(out)
 }
 
 /// The catalog seam: an embedded file catalog now, a shared metadata store later.
@@ -595,6 +634,33 @@ impl FileCatalog {
         result
     }
 
+    /// Deletes the files (and objects) of removed segments that no manifest still held can name. Commits do this
+    /// too; the server's janitor calls it so that a drop's files go soon after its last query ends.
+    pub fn collect_garbage(&self) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .collect(self.store.as_ref());
+    }
+
+    /// Removes the local copy of a live segment that deep storage holds (the hot tier's end); `false` without
+    /// deep storage or without a local copy. Queries that need it again download it.
+    pub fn drop_local_copy(&self, entry: &SegmentEntry) -> bool {
+        if self.deep.is_none() {
+            return false;
+        }
+        let path = self.segment_path(&entry.table, &entry.id);
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&entry.id);
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(&entry.id);
+        std::fs::remove_file(&path).is_ok()
+    }
+
     /// Removes the least recently opened local files past the cache bound (never `keep`). A query that holds
     /// an evicted segment keeps reading its mapping; the next open downloads it again.
     fn evict(&self, keep: &str) {
@@ -792,19 +858,36 @@ impl Catalog for FileCatalog {
             check_table_name(&next, &table.name)?;
             next.tables.insert(table.name.clone(), table.clone());
         }
+        for (table, rules) in &commit.rules {
+            if !next.tables.contains_key(table) {
+                return Err(Error::UnknownTable(table.clone()));
+            }
+            match rules {
+                Some(r) => next.rules.insert(table.clone(), r.clone()),
+                None => next.rules.remove(table),
+            };
+        }
+        let mut remove = commit.remove.clone();
+        for table in &commit.drop_tables {
+            if next.tables.remove(table).is_none() {
+                return Err(Error::UnknownTable(table.clone()));
+            }
+            next.rules.remove(table);
+            remove.extend(next.segments_of(table).map(|s| s.id.clone()));
+        }
         let removed: Vec<SegmentEntry> = next
             .segments
             .iter()
-            .filter(|s| commit.remove.contains(&s.id))
+            .filter(|s| remove.contains(&s.id))
             .cloned()
             .collect();
-        if removed.len() != commit.remove.len() {
+        if removed.len() != remove.len() {
             return Err(Error::Catalog {
                 dir: self.dir.clone(),
                 reason: "commit removes a segment that is not live".into(),
             });
         }
-        next.segments.retain(|s| !commit.remove.contains(&s.id));
+        next.segments.retain(|s| !remove.contains(&s.id));
         for entry in &commit.add {
             if !next.tables.contains_key(&entry.table) {
                 return Err(Error::UnknownTable(entry.table.clone()));

@@ -48,6 +48,7 @@ fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
                 expected: None,
                 new: offsets.clone(),
             }],
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(m.version, 1);

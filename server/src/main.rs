@@ -4,6 +4,7 @@
 mod admin;
 mod error;
 mod ingest;
+mod lifecycle;
 mod load;
 mod output;
 mod serve;
@@ -90,12 +91,52 @@ enum Command {
         max_memory_bytes: usize,
         sql: String,
     },
+    /// Change a table: drop it, delete whole time chunks, set its retention and hot-tier rules.
+    #[command(subcommand)]
+    Table(TableCommand),
     /// Check every checksum of every live segment (exit code 1 on damage).
     Verify {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Segment files to check besides (or instead of) a data directory.
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Drop a table with all its segments (files and deep-storage objects go once no query holds them).
+    Drop {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        table: String,
+    },
+    /// Delete the rows with time in [--from, --to): whole time chunks only.
+    Delete {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        table: String,
+        /// ISO 8601 start (inclusive); default: the beginning.
+        #[arg(long)]
+        from: Option<String>,
+        /// ISO 8601 end (exclusive); default: the end.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Set a table's rules, applied by `basalt serve`'s janitor; with neither flag, clears them.
+    Rules {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        table: String,
+        /// Drop segments whose time chunk ended longer ago than this (90d, P90D, "90 days").
+        #[arg(long)]
+        retention: Option<String>,
+        /// With deep storage, keep no local copy of segments older than this (7d, P7D).
+        #[arg(long)]
+        hot: Option<String>,
     },
 }
 
@@ -111,6 +152,60 @@ enum IngestCommand {
         #[arg(long)]
         spec: PathBuf,
     },
+}
+
+fn table_command(cmd: TableCommand) -> error::Result<()> {
+    let open = |dir: &std::path::Path| {
+        basalt_segment::FileCatalog::open(dir, "basalt table").map_err(error::Error::from)
+    };
+    match cmd {
+        TableCommand::Drop { data_dir, table } => {
+            let r = lifecycle::drop_table(&open(&data_dir)?, &table)?;
+            println!(
+                "dropped table {table:?}: {} rows in {} segment(s)",
+                r.rows, r.segments
+            );
+        }
+        TableCommand::Delete {
+            data_dir,
+            table,
+            from,
+            to,
+        } => {
+            let time = |t: Option<String>, default: i64| match t {
+                None => Ok(default),
+                Some(t) => basalt_segment::granularity::parse_iso8601(&t).ok_or_else(|| {
+                    error::Error::Usage(format!("{t:?} is not an ISO 8601 timestamp"))
+                }),
+            };
+            let (from, to) = (time(from, i64::MIN)?, time(to, i64::MAX)?);
+            let r = lifecycle::delete_range(&open(&data_dir)?, &table, from, to)?;
+            println!(
+                "deleted {} rows in {} segment(s) of table {table:?}",
+                r.rows, r.segments
+            );
+        }
+        TableCommand::Rules {
+            data_dir,
+            table,
+            retention,
+            hot,
+        } => {
+            let ms = |v: Option<String>| v.map(|v| lifecycle::parse_duration(&v)).transpose();
+            let rules = basalt_segment::catalog::TableRules {
+                retention_ms: ms(retention)?,
+                hot_ms: ms(hot)?,
+            };
+            lifecycle::set_rules(&open(&data_dir)?, &table, rules.clone())?;
+            let show = |v: Option<i64>| v.map_or("none".to_string(), lifecycle::show_duration);
+            println!(
+                "table {table:?}: retention {}, hot {}",
+                show(rules.retention_ms),
+                show(rules.hot_ms)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `basalt query`'s settings.
@@ -232,6 +327,7 @@ fn main() -> ExitCode {
             };
             query(&data_dir, &a, &sql)
         }
+        Command::Table(cmd) => table_command(cmd),
         Command::Verify { data_dir, files } => {
             if data_dir.is_none() && files.is_empty() {
                 Err(error::Error::Usage(

@@ -89,6 +89,7 @@ impl Worker {
                 expected: Some(to_json(&self.committed)?),
                 new: to_json(&next)?,
             }],
+            ..Default::default()
         };
         if let Err(e) = self.live.commit_and_publish(
             self.catalog.as_ref(),

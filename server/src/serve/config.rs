@@ -150,6 +150,8 @@ settings! {
     /// Bytes of segment files kept on local disk when deep storage holds them, least recently used evicted
     /// first (0: no bound).
     segment_cache_bytes: u64 = 0;
+    /// How often the janitor applies the tables' rules (retention, hot tier), in milliseconds (0: never).
+    janitor_interval_ms: u64 = 60_000;
 }
 
 impl Config {

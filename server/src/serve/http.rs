@@ -30,7 +30,11 @@ pub fn router(server: AppState) -> Router {
     Router::new()
         .route("/v1/sql", post(v1_sql))
         .route("/v1/tables", get(v1_tables))
-        .route("/v1/tables/{table}", get(v1_table))
+        .route("/v1/tables/{table}", get(v1_table).delete(v1_drop_table))
+        .route(
+            "/v1/tables/{table}/rules",
+            get(v1_get_rules).put(v1_put_rules),
+        )
         .route("/v1/tables/{table}/load", post(v1_load))
         .route(
             "/v1/health",
@@ -386,6 +390,7 @@ pub(super) fn table_json(server: &Server, name: &str, detail: bool) -> Option<Va
         // deep storage only (downloaded when a query needs it).
         let deep = server.catalog.deep_storage();
         v["deep_storage"] = json!(deep.map(|d| d.url.clone()));
+        v["rules"] = rules_json(m.rules.get(name));
         v["segment_list"] = segs
             .iter()
             .map(|s| {
@@ -425,6 +430,108 @@ pub(super) async fn v1_table(
         None => v1_error(&ServeError::NotFound(format!(
             "table {table:?} does not exist"
         ))),
+    }
+}
+
+/// `DELETE /v1/tables/{t}`: drops the table, as `DROP TABLE` does.
+pub(super) async fn v1_drop_table(
+    State(server): State<AppState>,
+    Path(table): Path<String>,
+) -> Response {
+    let write = super::dml::Write::Drop {
+        tables: vec![table],
+        if_exists: false,
+    };
+    match super::dml::execute(&server, write).await {
+        Ok(r) => axum::Json(
+            json!({"dropped": true, "rows_removed": r.batch.column(0).as_any()
+            .downcast_ref::<arrow_array::Int64Array>().map_or(0, |a| a.value(0))}),
+        )
+        .into_response(),
+        Err(e) => v1_error(&e),
+    }
+}
+
+/// A table's rules as JSON: `{"retention": "90 days", "hot": "7 days"}` (null when unset).
+fn rules_json(rules: Option<&basalt_segment::catalog::TableRules>) -> Value {
+    let show = |v: Option<i64>| v.map(crate::lifecycle::show_duration);
+    json!({
+        "retention": show(rules.and_then(|r| r.retention_ms)),
+        "hot": show(rules.and_then(|r| r.hot_ms)),
+    })
+}
+
+pub(super) async fn v1_get_rules(
+    State(server): State<AppState>,
+    Path(table): Path<String>,
+) -> Response {
+    let m = server.catalog.snapshot();
+    match crate::lifecycle::resolve(&m, &table) {
+        Ok(t) => axum::Json(rules_json(m.rules.get(&t))).into_response(),
+        Err(_) => v1_error(&ServeError::NotFound(format!(
+            "table {table:?} does not exist"
+        ))),
+    }
+}
+
+/// `PUT /v1/tables/{t}/rules` with `{"retention": "90 days", "hot": "P7D"}`: replaces the table's rules (a key
+/// left out or null clears that rule). The janitor applies them every `janitor_interval_ms`.
+pub(super) async fn v1_put_rules(
+    State(server): State<AppState>,
+    Path(table): Path<String>,
+    body: Body,
+) -> Response {
+    let result = async {
+        let bytes = read_body(body, server.config.max_request_bytes).await?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ServeError::BadRequest(format!("rules: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ServeError::BadRequest("rules: expected a JSON object".into()))?;
+        let mut rules = basalt_segment::catalog::TableRules::default();
+        for (k, v) in obj {
+            let ms = match v {
+                Value::Null => None,
+                Value::String(s) => Some(
+                    crate::lifecycle::parse_duration(s)
+                        .map_err(|e| ServeError::BadRequest(format!("rules.{k}: {e}")))?,
+                ),
+                other => {
+                    return Err(ServeError::BadRequest(format!(
+                        "rules.{k}: expected a duration string such as \"90 days\", got {other}"
+                    )))
+                }
+            };
+            match k.as_str() {
+                "retention" => rules.retention_ms = ms,
+                "hot" => rules.hot_ms = ms,
+                other => {
+                    return Err(ServeError::BadRequest(format!(
+                        "rules: unknown key {other:?} (known: retention, hot)"
+                    )))
+                }
+            }
+        }
+        let catalog = server.catalog.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::lifecycle::set_rules(&catalog, &table, rules)?;
+            let m = catalog.snapshot();
+            let t = crate::lifecycle::resolve(&m, &table)?;
+            Ok::<_, crate::error::Error>(rules_json(m.rules.get(&t)))
+        })
+        .await
+        .map_err(|e| ServeError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            crate::error::Error::Segment(basalt_segment::Error::UnknownTable(t)) => {
+                ServeError::NotFound(format!("table {t:?} does not exist"))
+            }
+            other => ServeError::Internal(other.to_string()),
+        })
+    }
+    .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => v1_error(&e),
     }
 }
 

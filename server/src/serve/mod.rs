@@ -3,6 +3,7 @@
 //! the timeout and the result-size limit, registers the query for cancellation and records metrics.
 
 pub mod config;
+pub mod dml;
 pub mod druid;
 pub mod formats;
 pub mod http;
@@ -265,7 +266,9 @@ impl Server {
     }
 
     /// Committed segments (of `table`, or all) whose file does not open, with the reason. Open segments are
-    /// cached by the catalog, so this costs a file open only for the damaged ones.
+    /// cached by the catalog, so this costs a file open only for the damaged ones. With deep storage only the
+    /// local copies are checked: a status page must not download the whole table (a damaged object shows when a
+    /// query downloads it: the download checks its crc32c).
     pub fn damaged_segments(
         &self,
         table: Option<&str>,
@@ -274,6 +277,10 @@ impl Server {
         m.segments
             .iter()
             .filter(|s| table.is_none_or(|t| s.table == t))
+            .filter(|s| {
+                self.catalog.deep_storage().is_none()
+                    || self.catalog.segment_path(&s.table, &s.id).exists()
+            })
             .filter_map(|s| match self.catalog.open_segment(s) {
                 Ok(_) => None,
                 Err(e) => Some((s.clone(), e.to_string())),
@@ -350,6 +357,16 @@ impl Server {
             cancel: cancel.clone(),
             done: false,
         };
+        // DROP TABLE and DELETE change the catalog; the engine only reads.
+        let time_column = |t: &str| {
+            let m = self.catalog.snapshot();
+            let name = crate::lifecycle::resolve(&m, t).ok()?;
+            m.tables.get(&name).map(|s| s.time_column.clone())
+        };
+        if let Some(write) = dml::classify(&stmt, time_column) {
+            guard.done = true;
+            return dml::execute(self, write?).await;
+        }
         // Sleeping is not work: it takes no query slot, so sleeping clients cannot starve the others.
         if let Some(seconds) = pg_sleep_seconds(&stmt) {
             let r = self.sleep(seconds, &cancel).await;
@@ -447,6 +464,37 @@ impl Server {
     }
 }
 
+/// Applies the tables' rules every `janitor_interval_ms` (retention drops, hot-tier evictions).
+fn spawn_janitor(server: Arc<Server>) {
+    let every = server.config.janitor_interval_ms;
+    if every == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let catalog = server.catalog.clone();
+            let now = chrono::Utc::now().timestamp_millis();
+            match tokio::task::spawn_blocking(move || crate::lifecycle::apply_rules(&catalog, now))
+                .await
+            {
+                Ok(Ok(pass)) if pass.expired + pass.cooled > 0 => {
+                    tracing::info!(
+                        expired = pass.expired,
+                        cooled = pass.cooled,
+                        "janitor applied table rules"
+                    )
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "janitor: applying table rules failed"),
+                Err(e) => tracing::warn!(error = %e, "janitor task failed"),
+            }
+        }
+    });
+}
+
 /// Starts the server and runs until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     basalt_segment::cache::set_capacity(config.block_cache_bytes);
@@ -463,6 +511,7 @@ pub fn run(config: Config) -> Result<()> {
     runtime.block_on(async move {
         let server = Arc::new(Server::new(config, catalog));
         tracing::info!(settings = %server.config.describe(), "basalt serve starting");
+        spawn_janitor(server.clone());
         match server.ingest.resume_from_catalog() {
             Ok(ids) if !ids.is_empty() => tracing::info!(?ids, "kafka ingestions resumed"),
             Ok(_) => {}

@@ -75,6 +75,8 @@ enum Kind {
     Show(String),
     Other(&'static str),
     Query,
+    /// DROP TABLE, DELETE: run by the server, answered with a command tag.
+    Write(&'static str),
 }
 
 fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
@@ -115,6 +117,8 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
         ),
         ast::Statement::Discard { .. } => Kind::Other("DISCARD ALL"),
         ast::Statement::Deallocate { .. } => Kind::Other("DEALLOCATE"),
+        ast::Statement::Drop { .. } => Kind::Write("DROP TABLE"),
+        ast::Statement::Delete(_) => Kind::Write("DELETE"),
         ast::Statement::Query(_) | ast::Statement::Explain { .. } => Kind::Query,
         _ => Kind::Query,
     })
@@ -390,7 +394,7 @@ impl PgHandler {
         cancel: Option<Arc<ConnectionHandle>>,
     ) -> PgWireResult<Response> {
         let user = self.server.config.pg_user.clone();
-        match kind(&stmt)? {
+        let write_tag = match kind(&stmt)? {
             Kind::Begin => return Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Kind::Rollback => return Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
@@ -423,8 +427,9 @@ impl PgHandler {
                     stream::iter(vec![Ok(row)]),
                 )));
             }
-            Kind::Query => {}
-        }
+            Kind::Query => None,
+            Kind::Write(tag) => Some(tag),
+        };
         // Session functions fold inside the engine, after the parameters are bound
         // (`current_setting($1)`).
         let ctx = QueryContext {
@@ -447,6 +452,19 @@ impl PgHandler {
             None => query.await,
         }
         .map_err(|e| pg_error(&e))?;
+        if let Some(tag) = write_tag {
+            let rows = result
+                .batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .map_or(0, |a| a.value(0).max(0) as usize);
+            return Ok(Response::Execution(if tag == "DELETE" {
+                Tag::new(tag).with_rows(rows)
+            } else {
+                Tag::new(tag)
+            }));
+        }
         let schema = Arc::new(fields(&result.batch, format));
         let rows = encode_rows(&result.batch, schema.clone())?;
         Ok(Response::Query(QueryResponse::new(

@@ -264,8 +264,14 @@ pub fn http(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, S
             .send(b.to_string())
             .unwrap(),
         ("POST", None) => agent.post(url).send_empty().unwrap(),
+        ("PUT", Some(b)) => agent
+            .put(url)
+            .header("content-type", "application/json")
+            .send(b.to_string())
+            .unwrap(),
         ("DELETE", _) => agent.delete(url).call().unwrap(),
-        _ => agent.get(url).call().unwrap(),
+        ("GET", _) => agent.get(url).call().unwrap(),
+        (other, _) => panic!("http: no {other} in this helper"),
     };
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
