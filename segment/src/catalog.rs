@@ -40,7 +40,7 @@ use crate::footer::Interval;
 use crate::format::SEGMENT_EXTENSION;
 use crate::reader::Segment;
 use crate::schema::TableSchema;
-use crate::store::{self, LocalDir, SegmentStore, StoreOptions};
+use crate::store::{self, Expect, LocalDir, SegmentStore, StoreOptions};
 use crate::{Error, Result};
 
 const MANIFEST: &str = "MANIFEST";
@@ -246,6 +246,8 @@ pub struct FileCatalog {
     local: Mutex<LocalFiles>,
     cache_bytes: u64,
     pub cache: CacheStats,
+    /// The version (ETag) of the store's manifest this process last read or wrote: the next write expects it.
+    store_version: Mutex<Option<Option<String>>>,
 }
 
 /// How a deep-storage catalog's local segment cache did, for `/metrics`.
@@ -448,9 +450,13 @@ impl FileCatalog {
             None => Arc::new(LocalDir::default()),
         };
         let mut manifest = manifest;
+        // The store's manifest version as this process knows it: `None` = no manifest there, `Some(None)` = one
+        // without a version (the next write replaces it unconditionally).
+        let mut store_version: Option<Option<String>> = None;
         if deep.is_some() {
             // The store's manifest is the commit point: a newer one there wins, none here restores it.
-            if let Some(bytes) = store.get_bytes(MANIFEST)? {
+            if let Some((bytes, version)) = store.get_bytes(MANIFEST)? {
+                store_version = Some(version);
                 let theirs: Manifest =
                     serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
                         dir: dir.to_path_buf(),
@@ -478,6 +484,7 @@ impl FileCatalog {
             local: Mutex::new(LocalFiles::default()),
             cache_bytes: config.cache_bytes,
             cache: CacheStats::default(),
+            store_version: Mutex::new(store_version),
         };
         if catalog.deep.is_some() {
             let m = catalog.snapshot();
@@ -551,7 +558,12 @@ impl FileCatalog {
             next.deep_storage = Some(deep.clone());
             self.publish(&next)?;
             *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-        } else if self.store.get_bytes(MANIFEST)?.is_none() {
+        } else if self
+            .store_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
             self.publish(&next)?;
         }
         Ok(())
@@ -564,7 +576,15 @@ impl FileCatalog {
                 dir: self.dir.clone(),
                 reason: format!("encoding manifest: {e}"),
             })?;
-            self.store.put_bytes(MANIFEST, bytes)?;
+            let mut known = self.store_version.lock().unwrap_or_else(|p| p.into_inner());
+            let expect = match &*known {
+                None => Expect::Absent,
+                Some(None) => Expect::Any,
+                Some(Some(v)) => Expect::Version(v.clone()),
+            };
+            let version = self.store.put_bytes(MANIFEST, bytes, expect)?;
+            *known = Some(version);
+            drop(known);
             fault::point(fault::AFTER_STORE_MANIFEST);
         }
         write_manifest_file(&self.dir, manifest)

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
 
 use crate::{Error, Result};
 
@@ -46,11 +48,23 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     fn delete(&self, key: &str) -> Result<()>;
     /// Keys under `prefix`.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
-    /// Stores small metadata (the manifest) under `key`, replacing it.
-    fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
-    /// Reads `key`, `None` when absent.
-    fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores small metadata (the manifest) under `key` if the object is as `expect` says (a compare-and-swap
+    /// where the store supports conditional puts, a plain replace where it does not); the new version (ETag).
+    fn put_bytes(&self, key: &str, bytes: Vec<u8>, expect: Expect) -> Result<Option<String>>;
+    /// Reads `key` and its version (ETag), `None` when absent.
+    fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>>;
     fn stats(&self) -> &StoreStats;
+}
+
+/// What a conditional write expects to find under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there.
+    Any,
+    /// Nothing.
+    Absent,
+    /// This version (the ETag last read or written).
+    Version(String),
 }
 
 /// No deep storage: the data directory holds the only copy of each segment.
@@ -80,10 +94,10 @@ impl SegmentStore for LocalDir {
     fn list(&self, _prefix: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
-    fn put_bytes(&self, _key: &str, _bytes: Vec<u8>) -> Result<()> {
-        Ok(())
+    fn put_bytes(&self, _key: &str, _bytes: Vec<u8>, _expect: Expect) -> Result<Option<String>> {
+        Ok(None)
     }
-    fn get_bytes(&self, _key: &str) -> Result<Option<Vec<u8>>> {
+    fn get_bytes(&self, _key: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
         Ok(None)
     }
     fn stats(&self) -> &StoreStats {
@@ -111,6 +125,8 @@ pub struct ObjectStorage {
     /// from any thread (a tokio worker included).
     runtime: Option<tokio::runtime::Runtime>,
     stats: StoreStats,
+    /// Set once a conditional put came back unsupported (warned once).
+    conditional_unsupported: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -189,6 +205,7 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn SegmentStore>> 
         prefix,
         runtime: Some(runtime),
         stats: StoreStats::default(),
+        conditional_unsupported: Default::default(),
     }))
 }
 
@@ -371,26 +388,66 @@ impl SegmentStore for ObjectStorage {
             .collect())
     }
 
-    fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        let store = self.store.clone();
-        let location = self.path(key);
-        self.block(async move { store.put(&location, PutPayload::from(bytes)).await })?
-            .map_err(|e| self.err("upload", key, e))?;
-        Ok(())
+    fn put_bytes(&self, key: &str, bytes: Vec<u8>, expect: Expect) -> Result<Option<String>> {
+        let mode = match &expect {
+            Expect::Any => PutMode::Overwrite,
+            Expect::Absent => PutMode::Create,
+            Expect::Version(e) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e.clone()),
+                version: None,
+            }),
+        };
+        let put = |mode: PutMode, bytes: Vec<u8>| {
+            let store = self.store.clone();
+            let location = self.path(key);
+            self.block(async move {
+                store
+                    .put_opts(&location, PutPayload::from(bytes), PutOptions::from(mode))
+                    .await
+            })
+        };
+        let r = match put(mode, bytes.clone())? {
+            // A store without conditional puts (the local file system's has no If-Match) gets a plain replace:
+            // the local writer lock still keeps one writer per data directory.
+            Err(object_store::Error::NotImplemented { .. })
+            | Err(object_store::Error::NotSupported { .. })
+                if expect != Expect::Any =>
+            {
+                if !self.conditional_unsupported.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(url = %self.url, "deep storage has no conditional puts; the manifest is replaced unconditionally");
+                }
+                put(PutMode::Overwrite, bytes)?
+            }
+            other => other,
+        };
+        match r {
+            Ok(done) => Ok(done.e_tag),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
+            ) => Err(self.err(
+                "replace",
+                key,
+                "it changed since this process read it: another basalt writes to the same store and prefix \
+                 (each data directory needs its own prefix until the shared catalog lands)",
+            )),
+            Err(e) => Err(self.err("upload", key, e)),
+        }
     }
 
-    fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
         let store = self.store.clone();
         let location = self.path(key);
         let got = self.block(async move {
             match store.get(&location).await {
-                Ok(r) => r.bytes().await.map(Some),
+                Ok(r) => {
+                    let e_tag = r.meta.e_tag.clone();
+                    r.bytes().await.map(|b| Some((b.to_vec(), e_tag)))
+                }
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
         })?;
-        got.map(|b| b.map(|b| b.to_vec()))
-            .map_err(|e| self.err("download", key, e))
+        got.map_err(|e| self.err("download", key, e))
     }
 
     fn stats(&self) -> &StoreStats {
@@ -415,8 +472,19 @@ mod tests {
         assert_eq!(store.download("tables/t/a.bslt", &back).unwrap(), 13);
         assert_eq!(std::fs::read(&back).unwrap(), b"segment bytes");
         assert!(store.get_bytes("MANIFEST").unwrap().is_none());
-        store.put_bytes("MANIFEST", b"{}".to_vec()).unwrap();
-        assert_eq!(store.get_bytes("MANIFEST").unwrap().unwrap(), b"{}");
+        store
+            .put_bytes("MANIFEST", b"{}".to_vec(), Expect::Absent)
+            .unwrap();
+        assert_eq!(store.get_bytes("MANIFEST").unwrap().unwrap().0, b"{}");
+        // Create refuses an existing object; the local file system has no If-Match, so an update replaces.
+        let e = store
+            .put_bytes("MANIFEST", b"[]".to_vec(), Expect::Absent)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another basalt"), "{e}");
+        store
+            .put_bytes("MANIFEST", b"[]".to_vec(), Expect::Version("x".into()))
+            .unwrap();
         store.delete("tables/t/a.bslt").unwrap();
         store.delete("tables/t/a.bslt").unwrap();
         assert!(store.list("tables/").unwrap().is_empty());

@@ -458,3 +458,72 @@ fn a_server_killed_while_evicting_keeps_every_segment() {
         "{out}"
     );
 }
+
+#[test]
+fn a_second_writer_on_the_same_prefix_is_refused_not_lost() {
+    let s3 = s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let url = "s3://basalt-test/shared";
+    let store = [
+        "--deep-storage",
+        url,
+        "--deep-storage-endpoint",
+        &s3.endpoint,
+    ];
+    let file = tmp.path().join("day1.csv");
+    csv(&file, 1, 100, false);
+    ok(&basalt_env(
+        &load_args(a.to_str().unwrap(), &store, "t", file.to_str().unwrap()),
+        &[],
+    ));
+    // Server A holds the store's manifest version it wrote.
+    let (child, http) = start_serve(
+        &[
+            "serve",
+            "--data-dir",
+            a.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "",
+        ],
+        &CREDENTIALS,
+    );
+    let _served = Served {
+        child,
+        http: http.clone(),
+        pg_port: 0,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // Another directory on the same prefix takes the store's manifest and commits on top of it.
+    csv(&file, 2, 50, false);
+    ok(&basalt_env(
+        &load_args(b.to_str().unwrap(), &store, "t", file.to_str().unwrap()),
+        &[],
+    ));
+    // A's next commit finds the manifest changed under it (S3 If-Match) and is refused, instead of replacing B's.
+    csv(&file, 3, 10, false);
+    let (status, _, body) = post(
+        &format!("{http}/v1/tables/t/load?format=csv&time_column=ts"),
+        "text/csv",
+        &std::fs::read_to_string(&file).unwrap(),
+    );
+    assert_ne!(status, 200, "{body}");
+    assert!(
+        body.contains("another basalt writes to the same store"),
+        "{body}"
+    );
+    // What B committed is intact in the store: a fresh directory restores 150 rows.
+    let c = tmp.path().join("c");
+    let empty = tmp.path().join("empty.csv");
+    std::fs::write(&empty, "ts,uid,n\n").unwrap();
+    ok(&basalt_env(
+        &load_args(c.to_str().unwrap(), &store, "t", empty.to_str().unwrap()),
+        &[],
+    ));
+    assert_eq!(
+        query_csv_env(c.to_str().unwrap(), "SELECT COUNT(*) FROM t"),
+        "150"
+    );
+}
