@@ -8,7 +8,6 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{self, VisitMut, VisitorMut};
 
-use crate::catalog::system::DATABASE;
 use crate::error::{QueryError, Result};
 use crate::expr::Scalar;
 use crate::sql::literal;
@@ -16,6 +15,8 @@ use crate::sql::literal;
 /// The PostgreSQL version clients see (`SELECT version()` must start with `PostgreSQL`).
 pub const SERVER_VERSION: &str = "16.6";
 const SERVER_VERSION_NUM: &str = "160006";
+
+pub const DATABASE: &str = "basalt";
 
 /// The user a query runs as when its face has no login (HTTP without auth).
 pub const DEFAULT_USER: &str = "basalt";

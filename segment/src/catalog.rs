@@ -171,6 +171,10 @@ pub trait Catalog: Send + Sync {
     fn new_segment_path(&self, table: &str, interval: Interval) -> Result<(String, PathBuf)>;
     /// Opens (or returns the already open) segment of a live entry.
     fn open_segment(&self, entry: &SegmentEntry) -> Result<Arc<Segment>>;
+    /// Whether opening `entry` needs no download (no deep storage, or a local copy).
+    fn is_local(&self, _entry: &SegmentEntry) -> bool {
+        true
+    }
     /// Deletes the files of segments that were written but will not be committed.
     fn discard(&self, entries: &[SegmentEntry]);
 }
@@ -1006,6 +1010,10 @@ impl Catalog for FileCatalog {
                 tracing::warn!(path = %path.display(), error = %err, "could not remove uncommitted segment");
             }
         }
+    }
+
+    fn is_local(&self, entry: &SegmentEntry) -> bool {
+        self.deep.is_none() || self.segment_path(&entry.table, &entry.id).exists()
     }
 
     fn open_segment(&self, entry: &SegmentEntry) -> Result<Arc<Segment>> {

@@ -1,7 +1,9 @@
 //! [`DamagedSegment`]: a committed segment whose file does not open, standing in for it so that one bad file
 //! does not take its whole table down. It knows only what the catalog knows (id, interval, row count), so
 //! queries whose time filter prunes it run as usual; a query that needs it gets its error, which names the
-//! segment and its time range (see [`SegmentSource::damage`]).
+//! segment and its time range (see [`SegmentSource::damage`]). It also stands in for a segment held only in deep
+//! storage whose time chunk the query's time filter excludes ([`DamagedSegment::not_downloaded`]): pruning drops
+//! it by its interval, so a query over recent data downloads nothing old.
 
 use std::sync::Arc;
 
@@ -30,6 +32,18 @@ impl DamagedSegment {
             num_rows: entry.num_rows as usize,
             table: entry.table.clone(),
             reason: cause.to_string(),
+        }
+    }
+
+    /// Stands in for `entry`, in deep storage only and outside the query's time filter: never downloaded.
+    pub fn not_downloaded(entry: &SegmentEntry) -> Self {
+        DamagedSegment {
+            id: entry.id.clone(),
+            interval: entry.interval,
+            num_rows: entry.num_rows as usize,
+            table: entry.table.clone(),
+            reason: "internal: read a segment that pruning should have dropped by its time chunk"
+                .into(),
         }
     }
 

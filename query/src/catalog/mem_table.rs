@@ -156,4 +156,16 @@ impl TableProvider for Overlay<'_> {
             None => self.base.sources(name),
         }
     }
+
+    fn sources_between(
+        &self,
+        name: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        match self.tables.get(name) {
+            Some(t) => Ok(vec![t.source.clone()]),
+            None => self.base.sources_between(name, min, max),
+        }
+    }
 }

@@ -32,17 +32,37 @@ impl<'a> CatalogTables<'a> {
 
     /// The open segments of `table` and its in-memory sources, in time order.
     pub fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        self.sources_between(table, None, None)
+    }
+
+    /// [`CatalogTables::sources`], where a segment that is not on local disk (deep storage) and whose time chunk
+    /// lies outside `[min, max]` stands in unopened, so that it is not downloaded to be pruned.
+    pub fn sources_between(
+        &self,
+        table: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        let outside = |e: &basalt_segment::SegmentEntry| {
+            max.is_some_and(|hi| e.interval.start > hi)
+                || min.is_some_and(|lo| e.interval.end - 1 < lo)
+        };
         let mut sources = self
             .view
             .manifest
             .segments_of(table)
-            .map(|e| match self.catalog.open_segment(e) {
-                Ok(s) => s as Arc<dyn SegmentSource>,
-                // One bad file must not fail every query on the table: it stands in by its catalog entry, so
-                // queries pruning its time range run, and those that need it fail naming it.
-                Err(cause) => {
-                    tracing::warn!(segment = %e.id, table, error = %cause, "segment cannot be opened");
-                    Arc::new(damaged::DamagedSegment::new(e, &cause)) as Arc<dyn SegmentSource>
+            .map(|e| -> Arc<dyn SegmentSource> {
+                if outside(e) && !self.catalog.is_local(e) {
+                    return Arc::new(damaged::DamagedSegment::not_downloaded(e));
+                }
+                match self.catalog.open_segment(e) {
+                    Ok(s) => s,
+                    // One bad file must not fail every query on the table: it stands in by its catalog entry, so
+                    // queries pruning its time range run, and those that need it fail naming it.
+                    Err(cause) => {
+                        tracing::warn!(segment = %e.id, table, error = %cause, "segment cannot be opened");
+                        Arc::new(damaged::DamagedSegment::new(e, &cause))
+                    }
                 }
             })
             .collect::<Vec<_>>();
@@ -66,5 +86,14 @@ impl TableProvider for CatalogTables<'_> {
 
     fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
         CatalogTables::sources(self, table)
+    }
+
+    fn sources_between(
+        &self,
+        table: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        CatalogTables::sources_between(self, table, min, max)
     }
 }

@@ -15,6 +15,7 @@ use basalt_segment::{ColumnType, SegmentSource, TableSchema};
 use crate::catalog::mem_table::MemTable;
 use crate::error::Result;
 use crate::planner::TableProvider;
+pub use crate::session::DATABASE;
 
 /// Which protocol's conventions the catalog tables follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,7 +28,6 @@ pub enum Face {
 }
 
 /// The database name the PostgreSQL face reports.
-pub const DATABASE: &str = "basalt";
 
 const PUBLIC_NS_OID: i64 = 2200;
 const CATALOG_NS_OID: i64 = 11;
@@ -622,6 +622,19 @@ impl TableProvider for SystemTables<'_> {
             Ok(vec![self.build(name)?.source])
         } else {
             self.base.sources(name)
+        }
+    }
+
+    fn sources_between(
+        &self,
+        name: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        if self.is_system(name) {
+            Ok(vec![self.build(name)?.source])
+        } else {
+            self.base.sources_between(name, min, max)
         }
     }
 }

@@ -33,6 +33,16 @@ pub use crate::stats::ExecStats;
 pub(crate) use finish::{distinct_rows, order_and_limit};
 pub(crate) use run::execute;
 
+/// The time bounds (milliseconds, inclusive) that `plan`'s filter puts on its table's rows, as pruning reads them.
+pub(crate) fn time_bounds(plan: &crate::plan::SelectPlan) -> (Option<i64>, Option<i64>) {
+    let time_col = plan
+        .table
+        .index_of(&plan.table.time_column)
+        .unwrap_or(usize::MAX);
+    let fp = filter::plan_filter(plan.filter.as_ref(), time_col);
+    (fp.time_min, fp.time_max)
+}
+
 /// Limits and controls of one query.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {

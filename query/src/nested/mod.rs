@@ -214,7 +214,8 @@ pub fn run_query(
     let sources = if opts.describe_only {
         Vec::new()
     } else {
-        overlay.sources(&plan.table.name)?
+        let (min, max) = crate::exec::time_bounds(&plan);
+        overlay.sources_between(&plan.table.name, min, max)?
     };
     let (batch, s) = execute(&plan, &sources, opts)?;
     stats.add(&s);

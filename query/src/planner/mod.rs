@@ -34,6 +34,17 @@ pub trait TableProvider {
     fn table_names(&self) -> Vec<String>;
     /// The sources holding the rows of `name`, in time order.
     fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>>;
+    /// [`TableProvider::sources`] for a query whose rows lie in `[min, max]` (milliseconds, inclusive): a
+    /// provider may stand in for sources outside it with placeholders that pruning drops, without opening them
+    /// (segments held only in deep storage are then not downloaded).
+    fn sources_between(
+        &self,
+        name: &str,
+        _min: Option<i64>,
+        _max: Option<i64>,
+    ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        self.sources(name)
+    }
     /// Whether `name` is an in-memory relation computed by the statement (a WITH table, a subquery's or a
     /// join's rows) rather than a table of the catalog.
     fn in_memory(&self, _name: &str) -> bool {
