@@ -27,8 +27,6 @@ pub enum Face {
     Postgres,
 }
 
-/// The database name the PostgreSQL face reports.
-
 const PUBLIC_NS_OID: i64 = 2200;
 const CATALOG_NS_OID: i64 = 11;
 const INFO_NS_OID: i64 = 13_000;
