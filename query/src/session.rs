@@ -16,6 +16,7 @@ use crate::sql::literal;
 pub const SERVER_VERSION: &str = "16.6";
 const SERVER_VERSION_NUM: &str = "160006";
 
+/// The database name the PostgreSQL face reports.
 pub const DATABASE: &str = "basalt";
 
 /// The user a query runs as when its face has no login (HTTP without auth).
