@@ -163,7 +163,16 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn SegmentStore>> 
             if bucket.is_empty() {
                 return Err(bad("the URL names no bucket".into()));
             }
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // Retries for at most 30 s (the crate's default is 3 minutes): a store that went away fails a load or
+            // a query with its error instead of holding it for minutes.
+            let retry = object_store::RetryConfig {
+                max_retries: 5,
+                retry_timeout: std::time::Duration::from_secs(30),
+                ..Default::default()
+            };
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry);
             if !options.endpoint.is_empty() {
                 b = b
                     .with_endpoint(&options.endpoint)

@@ -528,3 +528,124 @@ fn a_second_writer_on_the_same_prefix_is_refused_not_lost() {
         "150"
     );
 }
+
+#[test]
+fn a_missing_object_fails_only_the_queries_that_need_it() {
+    let s3 = s3();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ds = data.to_str().unwrap();
+    let store = [
+        "--deep-storage",
+        "s3://basalt-test/missing",
+        "--deep-storage-endpoint",
+        &s3.endpoint,
+    ];
+    let file = dir.path().join("a.csv");
+    for day in 1..=2 {
+        csv(&file, day, 100, false);
+        ok(&basalt_env(
+            &load_args(ds, &store, "t", file.to_str().unwrap()),
+            &[],
+        ));
+    }
+    // Day 2's object disappears from the bucket and its local copy from the disk.
+    let listed = objects(&s3, "missing/tables/");
+    let day2 = listed
+        .iter()
+        .map(|o| o.0.clone())
+        .find(|k| k.contains("20240102"))
+        .unwrap();
+    // Deleted through boto3 (moto's own dependency): moto refuses unsigned deletes.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', \
+             aws_secret_access_key='test', region_name='us-east-1').delete_object(Bucket='basalt-test', Key=sys.argv[2])",
+            &s3.endpoint,
+            &day2,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!objects(&s3, "missing/tables/").iter().any(|o| o.0 == day2));
+    std::fs::remove_dir_all(data.join("tables")).unwrap();
+    let q = |sql: &str| basalt_env(&["query", "--data-dir", ds, "--format", "csv", sql], &[]);
+    let out = q("SELECT COUNT(*) FROM t WHERE ts < '2024-01-02'");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().nth(1),
+        Some("100")
+    );
+    let out = q("SELECT COUNT(*) FROM t");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be read") && err.contains("2024-01-02"),
+        "{err}"
+    );
+    let out = basalt_env(&["verify", "--data-dir", ds], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DAMAGED"));
+}
+
+#[test]
+fn a_store_that_stops_mid_upload_fails_the_load_and_keeps_the_old_state() {
+    let mut s3 = s3();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ds = data.to_str().unwrap();
+    let url = "s3://basalt-test/stop";
+    let store = [
+        "--deep-storage",
+        url,
+        "--deep-storage-endpoint",
+        &s3.endpoint,
+    ];
+    let small = dir.path().join("small.csv");
+    csv(&small, 1, 100, false);
+    ok(&basalt_env(
+        &load_args(ds, &store, "t", small.to_str().unwrap()),
+        &[],
+    ));
+    let manifest_before = std::fs::read_to_string(data.join("MANIFEST")).unwrap();
+    let big = dir.path().join("big.csv");
+    csv(&big, 2, 900_000, true);
+    let load = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(load_args(ds, &store, "t", big.to_str().unwrap()))
+        .envs(CREDENTIALS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the server as soon as a multipart upload is under way.
+    let started = Instant::now();
+    loop {
+        let (_, body) = get(&format!("{}/basalt-test?uploads", s3.endpoint));
+        if body.contains("<Upload>") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no multipart upload began"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.child.kill().unwrap();
+    s3.child.wait().unwrap();
+    let out = load.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the load must fail when the store goes away"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deep storage s3://basalt-test/stop"), "{err}");
+    // Nothing was committed: the local manifest is the one before the load.
+    assert_eq!(
+        std::fs::read_to_string(data.join("MANIFEST")).unwrap(),
+        manifest_before
+    );
+}
