@@ -85,6 +85,55 @@ pub fn set_rules(catalog: &FileCatalog, table: &str, rules: TableRules) -> Resul
     Ok(())
 }
 
+/// Parses the `table_rules` setting: `events:retention=90d,hot=7d;logs:retention=P30D`.
+pub fn parse_table_rules(text: &str) -> Result<Vec<(String, TableRules)>> {
+    let mut out = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (table, rules) = part.split_once(':').ok_or_else(|| {
+            Error::Usage(format!(
+                "table_rules: {part:?} is not table:key=duration,... (keys: retention, hot)"
+            ))
+        })?;
+        let mut r = TableRules::default();
+        for kv in rules.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                Error::Usage(format!(
+                    "table_rules: {kv:?} in {part:?} is not key=duration"
+                ))
+            })?;
+            let ms = parse_duration(v).map_err(|e| Error::Usage(format!("table_rules: {e}")))?;
+            match k.trim() {
+                "retention" => r.retention_ms = Some(ms),
+                "hot" => r.hot_ms = Some(ms),
+                other => {
+                    return Err(Error::Usage(format!(
+                        "table_rules: unknown key {other:?} (known: retention, hot)"
+                    )))
+                }
+            }
+        }
+        out.push((table.trim().to_string(), r));
+    }
+    Ok(out)
+}
+
+/// Sets the rules the `table_rules` setting names ([`parse_table_rules`]), where they differ from the catalog's; a table that does not
+/// exist yet is skipped with a warning (it gets them at the next start after its first load).
+pub fn apply_configured_rules(
+    catalog: &FileCatalog,
+    rules: Vec<(String, TableRules)>,
+) -> Result<()> {
+    for (table, rules) in rules {
+        let m = catalog.snapshot();
+        match resolve(&m, &table) {
+            Ok(t) if m.rules.get(&t) != Some(&rules) => set_rules(catalog, &t, rules)?,
+            Ok(_) => {}
+            Err(_) => tracing::warn!(table, "table_rules names a table that does not exist (yet)"),
+        }
+    }
+    Ok(())
+}
+
 /// What one pass of the janitor did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JanitorPass {
@@ -220,6 +269,18 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(show_duration(90 * 86_400_000), "90 days");
+        let rules = parse_table_rules("events:retention=90d,hot=7d; logs:retention=P30D").unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].1.hot_ms, Some(7 * 86_400_000));
+        assert_eq!(rules[1].0, "logs");
+        for bad in [
+            "events",
+            "events:ttl=1d",
+            "events:retention",
+            "events:retention=soon",
+        ] {
+            assert!(parse_table_rules(bad).is_err(), "{bad}");
+        }
         assert_eq!(show_duration(36 * 3_600_000), "36 hours");
     }
 }

@@ -312,3 +312,36 @@ fn a_server_killed_while_applying_retention_leaves_old_or_new_state() {
         }
     }
 }
+
+#[test]
+fn table_rules_from_the_config_are_set_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let s = serve_dir(
+        dir,
+        &[
+            "--set",
+            "table_rules=BIRTHS:retention=3650d,hot=P7D; nope:retention=1d",
+        ],
+    );
+    let (status, rules) = get(&format!("{}/v1/tables/births/rules", s.http));
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&rules),
+        serde_json::json!({"retention": "3650 days", "hot": "7 days"})
+    );
+    // A malformed setting stops the server at start, naming it.
+    let out = basalt(&[
+        "serve",
+        "--data-dir",
+        s.dir.path().to_str().unwrap(),
+        "--http",
+        "127.0.0.1:0",
+        "--pg",
+        "",
+        "--set",
+        "table_rules=births:ttl=1d",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("table_rules: unknown key"));
+}

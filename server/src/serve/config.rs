@@ -152,6 +152,9 @@ settings! {
     segment_cache_bytes: u64 = 0;
     /// How often the janitor applies the tables' rules (retention, hot tier), in milliseconds (0: never).
     janitor_interval_ms: u64 = 60_000;
+    /// Rules per table, set at start: `events:retention=90d,hot=7d;logs:retention=P30D`. A table named here gets
+    /// exactly these rules each time the server starts (`PUT /v1/tables/{t}/rules` changes them until then).
+    table_rules: String = String::new();
 }
 
 impl Config {

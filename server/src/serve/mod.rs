@@ -498,8 +498,10 @@ fn spawn_janitor(server: Arc<Server>) {
 /// Starts the server and runs until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     basalt_segment::cache::set_capacity(config.block_cache_bytes);
+    let rules = crate::lifecycle::parse_table_rules(&config.table_rules)?;
     let catalog =
         FileCatalog::open_with_storage(&config.data_dir, "basalt serve", &config.storage())?;
+    crate::lifecycle::apply_configured_rules(&catalog, rules)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("basalt-serve")
