@@ -4,6 +4,7 @@
 //! in a fixed order. Results are Arrow `RecordBatch`es.
 
 pub(crate) mod aggregate;
+pub mod cache;
 pub(crate) mod catalog;
 pub mod error;
 pub(crate) mod exec;
@@ -23,6 +24,7 @@ use basalt_segment::Catalog;
 use sqlparser::ast::Statement;
 
 pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
+pub use cache::{CacheStats, ResultCache};
 pub use catalog::system::{Face, DATABASE};
 pub use catalog::CatalogTables;
 pub use error::{Pos, QueryError, Result};

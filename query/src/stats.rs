@@ -27,6 +27,11 @@ pub struct ExecStats {
     pub pruned: Vec<(String, String)>,
     /// The most memory the query held at once (estimated; see `crate::memory`).
     pub peak_memory_bytes: u64,
+    /// Whether the result cache took part (an aggregate, the cache on); segments answered from it and segments
+    /// that could have been but were scanned (then kept). EXPLAIN without ANALYZE counts the hits it would get.
+    pub cache_enabled: bool,
+    pub cache_hits: usize,
+    pub cache_misses: usize,
 }
 
 impl ExecStats {
@@ -46,6 +51,9 @@ impl ExecStats {
         self.code_scan_columns
             .extend(s.code_scan_columns.iter().cloned());
         self.residual_filter |= s.residual_filter;
+        self.cache_enabled |= s.cache_enabled;
+        self.cache_hits += s.cache_hits;
+        self.cache_misses += s.cache_misses;
         self.pruned.extend(s.pruned.iter().cloned());
         for (c, n) in &s.collectors {
             *self.collectors.entry(c.clone()).or_default() += n;

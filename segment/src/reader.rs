@@ -661,6 +661,10 @@ impl SegmentSource for Segment {
         &self.id
     }
 
+    fn cacheable(&self) -> bool {
+        true
+    }
+
     fn interval(&self) -> Interval {
         self.footer.interval
     }

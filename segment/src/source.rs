@@ -314,6 +314,12 @@ pub trait SegmentSource: Send + Sync + Debug {
     /// Rows whose value of string column `column` has dictionary code `code`.
     fn value_bitmap(&self, column: &str, code: u32) -> Result<RoaringBitmap>;
 
+    /// Whether results over this source may be kept across queries: true only for an immutable segment file,
+    /// whose id names the same rows forever (the real-time index and catalog tables change under one id).
+    fn cacheable(&self) -> bool {
+        false
+    }
+
     /// Whether the rows are in time order (ascending time column), so a time range is one stretch of rows.
     fn sorted_by_time(&self) -> bool {
         false

@@ -11,12 +11,14 @@ use crate::expr::Scalar;
 use crate::plan::AggCall;
 
 /// Group keys of a share as codes of its segment's dictionary.
+#[derive(Clone)]
 pub struct DenseKeys {
     pub(crate) values: ArrayRef,
     pub(crate) codes: Vec<u32>,
 }
 
 /// The partial result of one segment (or the merged total).
+#[derive(Clone)]
 pub struct Partial {
     pub keys: Vec<KeyRow>,
     pub accs: Vec<Acc>,

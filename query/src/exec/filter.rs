@@ -243,7 +243,7 @@ pub fn plan_filter(filter: Option<&Expr>, time_col: usize) -> FilterPlan {
     plan
 }
 
-fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+pub(crate) fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::Binary {
             op: BinOp::And,
@@ -451,7 +451,9 @@ fn value_bounds(e: &Expr, plan: &mut FilterPlan) {
     });
 }
 
-fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
+/// Narrows `plan`'s time bounds by `e` when `e` compares the time column (position `time_col`) with a timestamp
+/// constant: exactly the rows inside the bounds pass such a conjunct.
+pub(crate) fn time_bounds(e: &Expr, time_col: usize, plan: &mut FilterPlan) {
     let Expr::Binary {
         op, left, right, ..
     } = e

@@ -65,6 +65,8 @@ pub struct ExecOptions {
     /// Plan and prune (segment metadata only) but read no rows: what EXPLAIN without ANALYZE runs. The result
     /// is empty, as under `describe_only`.
     pub explain_only: bool,
+    /// Per-segment partials kept across queries ([`crate::cache`]); `None`: every segment is scanned.
+    pub cache: Option<Arc<crate::cache::ResultCache>>,
 }
 
 /// The cores this process may use, asked once: `available_parallelism` reads cgroup files on every call, which
@@ -87,6 +89,7 @@ impl Default for ExecOptions {
             max_join_rows: 1_000_000,
             describe_only: false,
             explain_only: false,
+            cache: None,
         }
     }
 }

@@ -16,13 +16,7 @@ pub(crate) fn prune_reason(
     if src.num_rows() == 0 {
         return Some("empty".into());
     }
-    let (min, max) = match src
-        .column_info(time_col)
-        .map(|c| (&c.stats.min, &c.stats.max))
-    {
-        Some((Some(StatValue::Long(a)), Some(StatValue::Long(b)))) => (*a, *b),
-        _ => (src.interval().start, src.interval().end - 1),
-    };
+    let (min, max) = time_range(src, time_col);
     if fp.time_min.is_some_and(|lo| max < lo) || fp.time_max.is_some_and(|hi| min > hi) {
         return Some(format!(
             "time {}..{} outside the filter",
@@ -46,6 +40,18 @@ pub(crate) fn prune_reason(
         }
     }
     None
+}
+
+/// The first and last time (milliseconds, inclusive) of `src`'s rows: its time column's statistics, or its
+/// time chunk where it has none.
+pub(crate) fn time_range(src: &dyn SegmentSource, time_col: &str) -> (i64, i64) {
+    match src
+        .column_info(time_col)
+        .map(|c| (&c.stats.min, &c.stats.max))
+    {
+        Some((Some(StatValue::Long(a)), Some(StatValue::Long(b)))) => (*a, *b),
+        _ => (src.interval().start, src.interval().end - 1),
+    }
 }
 
 /// A share of a segment: the source, its blocks, and what the segment's shares work out once for all of them.

@@ -63,6 +63,33 @@ pub fn execute(
         let column = plan.table.columns[kl.column].name.clone();
         (kl.n, column, kl.descending)
     });
+    // The result cache: each immutable segment's partials under this plan, from an earlier query.
+    let cache = opts.cache.as_deref().filter(|_| {
+        plan.aggregate.is_some()
+            && KeyLimit::of(plan).is_none()
+            && TimeLimit::of(plan, time_col).is_none()
+            && !opts.describe_only
+    });
+    let keys: Vec<Option<String>> = live
+        .iter()
+        .map(|s| cache.and_then(|_| crate::cache::key(plan, s.as_ref(), time_col)))
+        .collect();
+    let mut cached: Vec<Option<Arc<crate::cache::Entry>>> = vec![None; live.len()];
+    if let Some(c) = cache {
+        stats.cache_enabled = true;
+        for (slot, key) in cached.iter_mut().zip(&keys) {
+            let Some(key) = key else { continue };
+            if opts.explain_only {
+                stats.cache_hits += usize::from(c.contains(key));
+                continue;
+            }
+            *slot = c.get(key);
+            match slot {
+                Some(_) => stats.cache_hits += 1,
+                None => stats.cache_misses += 1,
+            }
+        }
+    }
     if opts.explain_only {
         // EXPLAIN without ANALYZE: pruned and planned, no row read. Which index-filter columns some segment
         // has no bitmaps for is segment metadata too.
@@ -89,8 +116,11 @@ pub fn execute(
         .aggregate
         .as_ref()
         .is_some_and(|a| a.aggs.iter().any(|c| c.func == AggFunc::ApproxDistinct));
+    // What is not in the cache is scanned; `owners` maps each unit to its segment in `live`.
+    let to_scan: Vec<usize> = (0..live.len()).filter(|i| cached[*i].is_none()).collect();
+    let scanned: Vec<Arc<dyn SegmentSource>> = to_scan.iter().map(|i| live[*i].clone()).collect();
     let units = work_units(
-        &live,
+        &scanned,
         if sketches {
             SKETCH_SHARE_BLOCKS
         } else {
@@ -99,16 +129,25 @@ pub fn execute(
         fp.index.as_ref(),
     );
     let mut units = units;
+    let mut owners = Vec::with_capacity(units.len());
+    let mut owner = 0;
+    for (src, _, _) in &units {
+        while owner + 1 < scanned.len() && !Arc::ptr_eq(src, &scanned[owner]) {
+            owner += 1;
+        }
+        owners.push(to_scan.get(owner).copied().unwrap_or(0));
+    }
     if scan.time_limit.as_ref().is_some_and(TimeLimit::descending) {
         // Newest first, so the first shares set the bound that skips the older ones.
         units.reverse();
+        owners.reverse();
     }
     let results: Vec<Mutex<Option<Result<ShareOutput>>>> =
         units.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     // Starting a thread costs more than a small scan: one answered from segment metadata (no column read, no
     // filter) or over few rows runs on the calling thread alone.
-    let rows: usize = live.iter().map(|s| s.num_rows()).sum();
+    let rows: usize = scanned.iter().map(|s| s.num_rows()).sum();
     let small = rows <= SMALL_SCAN_ROWS
         || (scan.cols.is_empty() && fp.index.is_none() && fp.residual.is_none());
     let workers = if small {
@@ -161,13 +200,16 @@ pub fn execute(
     stats.code_scan_columns.extend(s.code_scan_columns);
     stats.collectors = s.collectors;
     let mut outputs = Vec::new();
+    // Each output's segment in `live`.
+    let mut output_owners = Vec::new();
     // What the shares' outputs hold, until they are merged.
     let mut held = Vec::new();
     let mut first_err = None;
-    for r in results {
+    for (r, owner) in results.into_iter().zip(&owners) {
         match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(Ok((o, m))) => {
                 outputs.push(o);
+                output_owners.push(*owner);
                 held.push(m);
             }
             Some(Err(e))
@@ -184,17 +226,34 @@ pub fn execute(
     }
     let batch = match &plan.aggregate {
         Some(a) => {
-            let partials: Vec<Partial> = outputs
-                .into_iter()
-                .filter_map(|o| match o {
-                    SegmentOutput::Partial(p) => Some(p),
-                    SegmentOutput::Rows(_) => None,
-                })
-                .collect();
+            let mut fresh: Vec<Vec<Partial>> = (0..live.len()).map(|_| Vec::new()).collect();
+            for (o, owner) in outputs.into_iter().zip(output_owners) {
+                if let (SegmentOutput::Partial(p), Some(f)) = (o, fresh.get_mut(owner)) {
+                    f.push(p);
+                }
+            }
+            // In segment order, cached or fresh: the merge adds the same values in the same order either way.
+            let mut partials: Vec<Partial> = Vec::new();
+            let mut from_cache = opts.memory.reserve("cached partials");
+            for (i, f) in fresh.into_iter().enumerate() {
+                match (&cached[i], cache, &keys[i]) {
+                    (Some(e), _, _) => {
+                        let bytes: usize = e.partials.iter().map(Partial::memory_bytes).sum();
+                        from_cache.resize(from_cache.bytes() + bytes)?;
+                        partials.extend(e.partials.iter().cloned());
+                    }
+                    (None, Some(c), Some(key)) => {
+                        c.insert(key, &f);
+                        partials.extend(f);
+                    }
+                    _ => partials.extend(f),
+                }
+            }
             let mut total = merge_partials(partials, &a.aggs, opts.threads)?;
             let mut merged = opts.memory.reserve("merged groups");
             merged.resize(total.memory_bytes())?;
             drop(held);
+            drop(from_cache);
             if a.group_by.is_empty() && total.keys.is_empty() {
                 // A global aggregate over no rows still answers one row.
                 total.keys.push(Vec::new());

@@ -102,6 +102,16 @@ fn select(
             stats.segments_total - stats.segments_pruned
         ));
     }
+    if stats.cache_enabled {
+        out.push(if analyze {
+            format!(
+                "{pad}  result cache: {} segments answered from it, {} scanned and kept",
+                stats.cache_hits, stats.cache_misses
+            )
+        } else {
+            format!("{pad}  result cache: {} segments cached", stats.cache_hits)
+        });
+    }
     if !in_memory || analyze {
         for (id, why) in stats.pruned.iter().take(5) {
             out.push(format!("{pad}  pruned {id}: {why}"));
