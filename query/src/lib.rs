@@ -4,7 +4,6 @@
 //! in a fixed order. Results are Arrow `RecordBatch`es.
 
 pub(crate) mod aggregate;
-pub mod cache;
 pub(crate) mod catalog;
 pub mod error;
 pub(crate) mod exec;
@@ -24,10 +23,10 @@ use basalt_segment::Catalog;
 use sqlparser::ast::Statement;
 
 pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
-pub use cache::{CacheStats, ResultCache};
 pub use catalog::system::{Face, DATABASE};
 pub use catalog::CatalogTables;
 pub use error::{Pos, QueryError, Result};
+pub use exec::cache::{CacheStats, ResultCache};
 pub use exec::{ExecOptions, ExecStats};
 pub use expr::Scalar;
 pub use memory::DEFAULT_LIMIT as DEFAULT_MEMORY_LIMIT;

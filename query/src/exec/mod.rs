@@ -10,6 +10,7 @@
 //!
 //! Memory held in proportion to the data is accounted in `crate::memory`.
 
+pub mod cache;
 pub(crate) mod collect;
 pub(crate) mod filter;
 pub(crate) mod finish;
@@ -65,8 +66,8 @@ pub struct ExecOptions {
     /// Plan and prune (segment metadata only) but read no rows: what EXPLAIN without ANALYZE runs. The result
     /// is empty, as under `describe_only`.
     pub explain_only: bool,
-    /// Per-segment partials kept across queries ([`crate::cache`]); `None`: every segment is scanned.
-    pub cache: Option<Arc<crate::cache::ResultCache>>,
+    /// Per-segment partials kept across queries ([`cache`]); `None`: every segment is scanned.
+    pub cache: Option<Arc<cache::ResultCache>>,
 }
 
 /// The cores this process may use, asked once: `available_parallelism` reads cgroup files on every call, which

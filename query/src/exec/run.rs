@@ -72,9 +72,9 @@ pub fn execute(
     });
     let keys: Vec<Option<String>> = live
         .iter()
-        .map(|s| cache.and_then(|_| crate::cache::key(plan, s.as_ref(), time_col)))
+        .map(|s| cache.and_then(|_| super::cache::key(plan, s.as_ref(), time_col)))
         .collect();
-    let mut cached: Vec<Option<Arc<crate::cache::Entry>>> = vec![None; live.len()];
+    let mut cached: Vec<Option<Arc<super::cache::Entry>>> = vec![None; live.len()];
     if let Some(c) = cache {
         stats.cache_enabled = true;
         for (slot, key) in cached.iter_mut().zip(&keys) {

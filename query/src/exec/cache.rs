@@ -23,9 +23,9 @@ use basalt_segment::SegmentSource;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
+use super::filter::{split_and, time_bounds, FilterPlan};
+use super::prune::time_range;
 use crate::aggregate::Partial;
-use crate::exec::filter::{split_and, time_bounds, FilterPlan};
-use crate::exec::prune::time_range;
 use crate::plan::SelectPlan;
 
 /// The cached partials of one segment (its shares' partials, in share order).
