@@ -31,7 +31,8 @@ use crate::plan::SelectPlan;
 /// The cached partials of one segment (its shares' partials, in share order).
 pub(crate) struct Entry {
     pub partials: Vec<Partial>,
-    bytes: u64,
+    /// Their estimated heap bytes.
+    pub bytes: u64,
 }
 
 #[derive(Clone)]
@@ -126,40 +127,72 @@ impl ResultCache {
     }
 }
 
-/// The key of `src`'s partials under `plan`, or `None` when they may not be cached: the plan does not
-/// aggregate, or the source is not an immutable segment.
-pub(crate) fn key(plan: &SelectPlan, src: &dyn SegmentSource, time_col: usize) -> Option<String> {
-    let agg = plan.aggregate.as_ref()?;
-    if !src.cacheable() {
-        return None;
+/// The inclusive time bounds (milliseconds; either side open) a conjunct sets on the time column.
+type TimeBounds = (Option<i64>, Option<i64>);
+
+/// What a plan's cache keys share, worked out once per query: the table, its column types, the GROUP BY keys
+/// and aggregate calls, and each filter conjunct with the time bounds it sets when it bounds only the time
+/// column.
+pub(crate) struct PlanKey {
+    table: String,
+    shape: String,
+    conjuncts: Vec<(String, Option<TimeBounds>)>,
+    time_column: String,
+}
+
+impl PlanKey {
+    /// The key parts of `plan`, or `None` when its results are not cached (it does not aggregate).
+    pub(crate) fn of(plan: &SelectPlan, time_col: usize) -> Option<PlanKey> {
+        let agg = plan.aggregate.as_ref()?;
+        let mut shape = String::new();
+        for c in &plan.table.columns {
+            let _ = write!(shape, "{}:{:?},", c.name, c.ty);
+        }
+        let _ = write!(shape, "\u{0}{:?}\u{0}{:?}", agg.group_by, agg.aggs);
+        let mut all = Vec::new();
+        if let Some(f) = &plan.filter {
+            split_and(f, &mut all);
+        }
+        let conjuncts = all
+            .into_iter()
+            .map(|c| {
+                let mut one = FilterPlan::default();
+                time_bounds(c, time_col, &mut one);
+                let bounds = (one.time_min.is_some() || one.time_max.is_some())
+                    .then_some((one.time_min, one.time_max));
+                (format!("{c:?}"), bounds)
+            })
+            .collect();
+        Some(PlanKey {
+            table: plan.table.name.clone(),
+            shape,
+            conjuncts,
+            time_column: plan.table.time_column.clone(),
+        })
     }
-    let (min, max) = time_range(src, &plan.table.time_column);
-    let mut conjuncts = Vec::new();
-    if let Some(f) = &plan.filter {
-        split_and(f, &mut conjuncts);
+
+    /// The key of `src`'s partials, or `None` when the source is not an immutable segment. A time bound the
+    /// whole segment satisfies selects every row of it, whatever its constant, and is left out.
+    pub(crate) fn segment_key(&self, src: &dyn SegmentSource) -> Option<String> {
+        if !src.cacheable() {
+            return None;
+        }
+        let (min, max) = time_range(src, &self.time_column);
+        let mut k = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            self.table,
+            src.id(),
+            src.num_rows(),
+            self.shape
+        );
+        for (text, bounds) in &self.conjuncts {
+            let holds = bounds.is_some_and(|(lo, hi)| {
+                lo.is_none_or(|lo| min >= lo) && hi.is_none_or(|hi| max <= hi)
+            });
+            if !holds {
+                let _ = write!(k, "\u{0}{text}");
+            }
+        }
+        Some(k)
     }
-    // A time bound the whole segment satisfies selects every row of it, whatever its constant.
-    conjuncts.retain(|c| {
-        let mut one = FilterPlan::default();
-        time_bounds(c, time_col, &mut one);
-        let bounded = one.time_min.is_some() || one.time_max.is_some();
-        let holds =
-            one.time_min.is_none_or(|lo| min >= lo) && one.time_max.is_none_or(|hi| max <= hi);
-        !(bounded && holds)
-    });
-    let mut k = format!(
-        "{}\u{0}{}\u{0}{}\u{0}",
-        plan.table.name,
-        src.id(),
-        src.num_rows()
-    );
-    for c in &plan.table.columns {
-        let _ = write!(k, "{}:{:?},", c.name, c.ty);
-    }
-    let _ = write!(
-        k,
-        "\u{0}{conjuncts:?}\u{0}{:?}\u{0}{:?}",
-        agg.group_by, agg.aggs
-    );
-    Some(k)
 }

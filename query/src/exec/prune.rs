@@ -73,13 +73,20 @@ pub(crate) const SKETCH_SHARE_BLOCKS: usize = 16;
 /// The scan's work: segments, large ones split into shares of `share_blocks` blocks so that one segment also
 /// keeps several cores busy. The split depends on the data and the query only, never on the thread count, and
 /// units stay in segment and block order: partials (float sums included) merge the same way on every machine.
+///
+/// Only the segments `scan` picks (by position in `live`) are cut; each unit comes with its segment's position.
 pub(crate) fn work_units(
     live: &[Arc<dyn SegmentSource>],
     share_blocks: usize,
     filter: Option<&IndexFilter>,
-) -> Vec<WorkUnit> {
+    scan: impl Fn(usize) -> bool,
+) -> (Vec<WorkUnit>, Vec<usize>) {
     let mut units = Vec::new();
-    for s in live {
+    let mut owners = Vec::new();
+    for (pos, s) in live.iter().enumerate() {
+        if !scan(pos) {
+            continue;
+        }
         let n = s.num_blocks();
         let matches = Arc::new(SegmentMatches::new(filter));
         // Shares of nearly equal size (22 blocks in 4-block shares: 4, 4, 4, 4, 3, 3).
@@ -90,7 +97,8 @@ pub(crate) fn work_units(
                 i * n / shares..(i + 1) * n / shares,
                 matches.clone(),
             ));
+            owners.push(pos);
         }
     }
-    units
+    (units, owners)
 }

@@ -7,6 +7,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use basalt_segment::SegmentSource;
 
+use super::cache::PlanKey;
 use super::collect::{SegmentOutput, ShareOutput};
 use super::filter::plan_filter;
 use super::finish::finish;
@@ -59,23 +60,24 @@ pub fn execute(
     if let Some(e) = live.iter().find_map(|s| s.damage()) {
         return Err(QueryError::Storage(e));
     }
-    stats.key_limit = KeyLimit::of(plan).map(|kl| {
+    let key_limit = KeyLimit::of(plan);
+    let time_limit = TimeLimit::of(plan, time_col);
+    stats.key_limit = key_limit.map(|kl| {
         let column = plan.table.columns[kl.column].name.clone();
         (kl.n, column, kl.descending)
     });
     // The result cache: each immutable segment's partials under this plan, from an earlier query.
-    let cache = opts.cache.as_deref().filter(|_| {
-        plan.aggregate.is_some()
-            && KeyLimit::of(plan).is_none()
-            && TimeLimit::of(plan, time_col).is_none()
-            && !opts.describe_only
-    });
+    let cache = opts
+        .cache
+        .as_deref()
+        .filter(|_| key_limit.is_none() && time_limit.is_none() && !opts.describe_only);
+    let plan_key = cache.and_then(|_| PlanKey::of(plan, time_col));
     let keys: Vec<Option<String>> = live
         .iter()
-        .map(|s| cache.and_then(|_| super::cache::key(plan, s.as_ref(), time_col)))
+        .map(|s| plan_key.as_ref().and_then(|k| k.segment_key(s.as_ref())))
         .collect();
     let mut cached: Vec<Option<Arc<super::cache::Entry>>> = vec![None; live.len()];
-    if let Some(c) = cache {
+    if let (Some(c), Some(_)) = (cache, &plan_key) {
         stats.cache_enabled = true;
         for (slot, key) in cached.iter_mut().zip(&keys) {
             let Some(key) = key else { continue };
@@ -108,8 +110,8 @@ pub fn execute(
         fp: &fp,
         cols,
         time_name: plan.table.time_column.clone(),
-        key_limit: KeyLimit::of(plan),
-        time_limit: TimeLimit::of(plan, time_col),
+        key_limit,
+        time_limit,
     };
     let shared = Mutex::new(ExecStats::default());
     let sketches = plan
@@ -117,26 +119,16 @@ pub fn execute(
         .as_ref()
         .is_some_and(|a| a.aggs.iter().any(|c| c.func == AggFunc::ApproxDistinct));
     // What is not in the cache is scanned; `owners` maps each unit to its segment in `live`.
-    let to_scan: Vec<usize> = (0..live.len()).filter(|i| cached[*i].is_none()).collect();
-    let scanned: Vec<Arc<dyn SegmentSource>> = to_scan.iter().map(|i| live[*i].clone()).collect();
-    let units = work_units(
-        &scanned,
+    let (mut units, mut owners) = work_units(
+        &live,
         if sketches {
             SKETCH_SHARE_BLOCKS
         } else {
             SHARE_BLOCKS
         },
         fp.index.as_ref(),
+        |pos| cached[pos].is_none(),
     );
-    let mut units = units;
-    let mut owners = Vec::with_capacity(units.len());
-    let mut owner = 0;
-    for (src, _, _) in &units {
-        while owner + 1 < scanned.len() && !Arc::ptr_eq(src, &scanned[owner]) {
-            owner += 1;
-        }
-        owners.push(to_scan.get(owner).copied().unwrap_or(0));
-    }
     if scan.time_limit.as_ref().is_some_and(TimeLimit::descending) {
         // Newest first, so the first shares set the bound that skips the older ones.
         units.reverse();
@@ -147,7 +139,12 @@ pub fn execute(
     let next = AtomicUsize::new(0);
     // Starting a thread costs more than a small scan: one answered from segment metadata (no column read, no
     // filter) or over few rows runs on the calling thread alone.
-    let rows: usize = scanned.iter().map(|s| s.num_rows()).sum();
+    let rows: usize = live
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|(s, _)| s.num_rows())
+        .sum();
     let small = rows <= SMALL_SCAN_ROWS
         || (scan.cols.is_empty() && fp.index.is_none() && fp.residual.is_none());
     let workers = if small {
@@ -238,8 +235,7 @@ pub fn execute(
             for (i, f) in fresh.into_iter().enumerate() {
                 match (&cached[i], cache, &keys[i]) {
                     (Some(e), _, _) => {
-                        let bytes: usize = e.partials.iter().map(Partial::memory_bytes).sum();
-                        from_cache.resize(from_cache.bytes() + bytes)?;
+                        from_cache.resize(from_cache.bytes() + e.bytes as usize)?;
                         partials.extend(e.partials.iter().cloned());
                     }
                     (None, Some(c), Some(key)) => {
