@@ -59,7 +59,7 @@ class Server:
 
     def query(self, sql):
         t = time.perf_counter()
-        self.conn.request("POST", "/v1/sql", json.dumps({"query": sql}), {"Content-Type": "application/json"})
+        self.conn.request("POST", "/v1/sql", json.dumps({"query": sql, "context": {"cache": False}}), {"Content-Type": "application/json"})
         resp = self.conn.getresponse()
         body = resp.read()
         ms = (time.perf_counter() - t) * 1000

@@ -15,7 +15,9 @@ at a time. On a shared machine whose speed drifts over minutes, this gives each 
 the same query; running one engine's whole suite after another's let a slow stretch of the machine land on one
 engine only. basalt is queried through `basalt serve`'s HTTP API (`POST /v1/sql`, JSON rows), as a dashboard
 would; DuckDB and chdb run in-process in their child, which times each query and answers over a pipe. No engine
-has a result cache on (basalt has none; DuckDB has none; ClickHouse's query cache is off unless asked for). Exit
+has a result cache on (basalt's is turned off per query, `"context": {"cache": false}`; DuckDB has none;
+ClickHouse's query cache is off unless asked for), except the opt-in engine `cached`: basalt with its result cache,
+as a dashboard's refresh sees it (warm-up fills the cache, the timed runs are answered from it). Exit
 status 1 when the engines disagree, so the test suite runs this on a small file as its check that the runner
 works.
 
@@ -43,9 +45,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from queries import EXACT, QUERIES  # noqa: E402
 
-ENGINES = ["basalt", "duckdb", "clickhouse", "baseline"]
-# What --engines may name (and names by default); `baseline` comes only with --baseline.
+ENGINES = ["basalt", "duckdb", "clickhouse", "baseline", "cached"]
+# What --engines names by default; `baseline` comes only with --baseline, `cached` only when named.
 PEERS_AND_BASALT = ["basalt", "duckdb", "clickhouse"]
+OPT_IN = ["cached"]
 LOW_CARDINALITY = ["country", "city", "device", "os", "browser", "referrer", "event_type"]
 
 
@@ -165,9 +168,12 @@ def open_basalt(a, work):
         server.terminate()
         raise
 
+    cache = a.worker == "cached"
+
     def query(q):
         sql = q["sql"]
-        conn.request("POST", "/v1/sql", json.dumps({"query": sql, "format": "json"}),
+        body = {"query": sql, "format": "json", "context": {"cache": cache}}
+        conn.request("POST", "/v1/sql", json.dumps(body),
                      {"Content-Type": "application/json"})
         resp = conn.getresponse()
         body = resp.read()
@@ -219,6 +225,7 @@ OPENERS = {
     "duckdb": open_duckdb,
     "clickhouse": open_clickhouse,
     "baseline": open_basalt,
+    "cached": open_basalt,
 }
 
 # ------------------------------------------------------------------------------------------- comparing ---
@@ -280,8 +287,9 @@ def machine():
 
 def report(results, rows, parquet, markdown):
     engines = [e for e in ENGINES if e in results]
-    peers = [e for e in engines if e not in ("basalt", "baseline")]
+    peers = [e for e in engines if e not in ("basalt", "baseline", "cached")]
     versus_base = "basalt" in results and "baseline" in results
+    versus_cached = "basalt" in results and "cached" in results
     lines = []
     sep = " | " if markdown else "  "
     head = ["query"] + [f"{e} ms" for e in engines]
@@ -289,12 +297,15 @@ def report(results, rows, parquet, markdown):
         head.append("basalt / best peer")
     if versus_base:
         head.append("basalt / baseline")
+    if versus_cached:
+        head.append("cached / basalt")
     lines.append(sep.join(head))
     if markdown:
         lines[0] = f"| {lines[0]} |"
         lines.append("|---" + "|---:" * (len(head) - 1) + "|")
     ratios = []
     base_ratios = []
+    cached_ratios = []
     for q in QUERIES:
         cells = [q["name"]] + [f"{results[e]['queries'][q['name']]['ms']:.1f}" for e in engines]
         if "basalt" in results and peers:
@@ -306,10 +317,14 @@ def report(results, rows, parquet, markdown):
             ratio = results["basalt"]["queries"][q["name"]]["ms"] / results["baseline"]["queries"][q["name"]]["ms"]
             base_ratios.append(ratio)
             cells.append(f"{ratio:.2f}")
+        if versus_cached:
+            ratio = results["cached"]["queries"][q["name"]]["ms"] / results["basalt"]["queries"][q["name"]]["ms"]
+            cached_ratios.append(ratio)
+            cells.append(f"{ratio:.2f}")
         lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
-    if ratios or base_ratios:
+    if ratios or base_ratios or cached_ratios:
         cells = ["**geometric mean**" if markdown else "geometric mean"] + [""] * len(engines)
-        cells += [f"{statistics.geometric_mean(r):.2f}" for r in (ratios, base_ratios) if r]
+        cells += [f"{statistics.geometric_mean(r):.2f}" for r in (ratios, base_ratios, cached_ratios) if r]
         lines.append(f"| {sep.join(cells)} |" if markdown else sep.join(cells))
     lines.append("")
     mb = os.path.getsize(parquet) / 2**20
@@ -363,11 +378,11 @@ def main():
         return 0
 
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
-    unknown = set(engines) - set(PEERS_AND_BASALT)
+    unknown = set(engines) - set(PEERS_AND_BASALT) - set(OPT_IN)
     if a.baseline:
         engines.append("baseline")
     if unknown:
-        ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse; baseline via --baseline)")
+        ap.error(f"unknown engines {sorted(unknown)} (basalt, duckdb, clickhouse, cached; baseline via --baseline)")
     results = {}
     children = {}
     try:

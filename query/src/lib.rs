@@ -59,6 +59,9 @@ pub struct QueryContext {
     pub live: Option<Arc<basalt_segment::LiveIndex>>,
     /// Who runs the query, as session functions (`current_user`) answer it; `None`: [`session::DEFAULT_USER`].
     pub user: Option<String>,
+    /// Leave the result cache out ([`ExecOptions::cache`]): Druid's `useCache: false`, a `cache: false` query
+    /// context, `SET basalt.cache = off`. The query scans every segment and stores nothing.
+    pub skip_cache: bool,
 }
 
 /// Runs one SQL query against a catalog.
@@ -129,6 +132,9 @@ pub fn run_statement(
     }
     opts.memory = std::sync::Arc::new(memory::MemoryBudget::new(opts.max_memory_bytes));
     opts.explain_only |= explain == Some(false);
+    if ctx.skip_cache {
+        opts.cache = None;
+    }
     let (batch, mut stats, plan) = nested::run_query(query, &tables, now, &opts, 0)?;
     stats.peak_memory_bytes = opts.memory.peak() as u64;
     if let Some(analyze) = explain {

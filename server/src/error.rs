@@ -11,6 +11,9 @@ pub enum Error {
     Query(#[from] basalt_query::QueryError),
     #[error("{0}")]
     Usage(String),
+    /// `basalt query` could not write its result.
+    #[error("cannot write the result to stdout: {0}")]
+    Stdout(std::io::Error),
     /// `verify` found damage; the message lists it.
     #[error("{0}")]
     Damaged(String),

@@ -237,7 +237,7 @@ fn query(dir: &std::path::Path, a: &QueryArgs, sql: &str) -> error::Result<()> {
             .join()
             .map_err(|_| error::Error::Usage("the query thread panicked".into()))
     })??;
-    output::print(&result.batch, format);
+    output::print(&result.batch, format).map_err(error::Error::Stdout)?;
     Ok(())
 }
 
@@ -268,10 +268,18 @@ fn serve_config(a: &ServeArgs) -> error::Result<serve::config::Config> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do; but never in the
-    // server, where SIGPIPE comes from a client resetting its connection mid-answer and would kill the process
-    // (Rust's default, SIGPIPE ignored, turns it into an EPIPE error on that one connection).
-    if !matches!(cli.command, Command::Serve(_)) {
+    // Die quietly on a closed pipe (`basalt segments ... | head`), as command-line tools do; but only in the
+    // commands that touch nothing but local files. Where basalt talks to a server (a client, an object store, a
+    // broker), a peer resetting its connection mid-write raises SIGPIPE too (hyper writes with writev), which
+    // would kill the process without a word; ignored (Rust's default), it is an EPIPE error on that connection.
+    // `basalt query` handles a closed stdout itself (`output::print`).
+    if matches!(
+        cli.command,
+        Command::Tables { .. }
+            | Command::Segments { .. }
+            | Command::Inspect { .. }
+            | Command::Verify { .. }
+    ) {
         // SAFETY: setting a signal disposition to its default before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -70,12 +70,29 @@ pub fn json_value(a: &dyn Array, r: usize) -> serde_json::Value {
     }
 }
 
-pub fn print(batch: &RecordBatch, format: &str) {
+/// Prints a result to stdout in `format`. A reader that went away (`basalt query ... | head`) ends the output
+/// quietly: basalt keeps SIGPIPE ignored (a store or broker resetting a connection must be an error, not a silent
+/// death), so a closed stdout is an `EPIPE` here, not a signal.
+pub fn print(batch: &RecordBatch, format: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout()
+        .lock()
+        .write_all(render(batch, format).as_bytes())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// A result as `basalt query` prints it in `format`.
+pub fn render(batch: &RecordBatch, format: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let schema = batch.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     match format {
         "csv" => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let mut w = csv::Writer::from_writer(Vec::new());
             let _ = w.write_record(&names);
             for r in 0..batch.num_rows() {
                 let row: Vec<String> = batch
@@ -85,7 +102,10 @@ pub fn print(batch: &RecordBatch, format: &str) {
                     .collect();
                 let _ = w.write_record(&row);
             }
-            let _ = w.flush();
+            out = w
+                .into_inner()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
         }
         "json" | "ndjson" => {
             let rows: Vec<serde_json::Value> = (0..batch.num_rows())
@@ -99,10 +119,10 @@ pub fn print(batch: &RecordBatch, format: &str) {
                 })
                 .collect();
             if format == "json" {
-                println!("{}", serde_json::Value::Array(rows));
+                let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
             } else {
                 for row in rows {
-                    println!("{row}");
+                    let _ = writeln!(out, "{row}");
                 }
             }
         }
@@ -135,8 +155,9 @@ pub fn print(batch: &RecordBatch, format: &str) {
                     .collect::<Vec<_>>()
                     .join("|")
             };
-            println!("{}", line(names.clone()));
-            println!(
+            let _ = writeln!(out, "{}", line(names.clone()));
+            let _ = writeln!(
+                out,
                 "{}",
                 widths
                     .iter()
@@ -145,15 +166,17 @@ pub fn print(batch: &RecordBatch, format: &str) {
                     .join("+")
             );
             for row in &cells {
-                println!("{}", line(row.iter().map(String::as_str).collect()));
+                let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
             }
-            println!(
+            let _ = writeln!(
+                out,
                 "({} row{})",
                 batch.num_rows(),
                 if batch.num_rows() == 1 { "" } else { "s" }
             );
         }
     }
+    out
 }
 
 #[cfg(test)]

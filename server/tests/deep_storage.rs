@@ -637,12 +637,16 @@ fn a_store_that_stops_mid_upload_fails_the_load_and_keeps_the_old_state() {
     s3.child.kill().unwrap();
     s3.child.wait().unwrap();
     let out = load.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the load must fail when the store goes away"
+        "the load must fail when the store goes away: {err}"
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("deep storage s3://basalt-test/stop"), "{err}");
+    assert!(
+        err.contains("deep storage s3://basalt-test/stop"),
+        "{}: {err}",
+        out.status
+    );
     // Nothing was committed: the local manifest is the one before the load.
     assert_eq!(
         std::fs::read_to_string(data.join("MANIFEST")).unwrap(),

@@ -585,3 +585,39 @@ fn a_client_resetting_its_connection_does_not_kill_the_server() {
     std::thread::sleep(Duration::from_millis(300));
     still_serving(&s);
 }
+
+/// `basalt query ... | head` stops quietly when its reader goes away: SIGPIPE stays ignored in every command that
+/// may talk to a server (a store resetting a connection must be an error, not a silent death; the deep-storage test
+/// of a store stopping mid-upload died of it), so a closed stdout is an EPIPE that the query output handles.
+#[test]
+fn a_query_piped_into_a_reader_that_stops_ends_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let big = ["SELECT name, state, gender, num FROM births"; 10].join(" UNION ALL ");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args([
+            "query",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "ndjson",
+            &big,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here, with most of the answer unwritten.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        first.starts_with(b"{"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+}

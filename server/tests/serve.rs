@@ -723,3 +723,115 @@ fn information_schema_has_postgresqls_columns() {
         }
     }
 }
+
+/// The result cache of `basalt serve`: a repeated panel is answered from per-segment partials (hits in
+/// `/metrics` and EXPLAIN ANALYZE), with the same rows; `cache: false` / Druid's `useCache: false` and
+/// `SET basalt.cache = off` on a PostgreSQL connection scan everything and count nothing.
+#[test]
+fn repeated_queries_are_answered_from_the_result_cache_unless_told_not_to() {
+    let s = serve(&[]);
+    let cache = |event: &str| -> u64 {
+        let (_, m) = get(&format!("{}/metrics", s.http));
+        let key = format!("basalt_result_cache{{event=\"{event}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in {m}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let q = "SELECT gender, COUNT(*) AS n FROM births GROUP BY 1 ORDER BY 1";
+    let v1 = |body: serde_json::Value| {
+        let (st, _, text) = post(
+            &format!("{}/v1/sql", s.http),
+            "application/json",
+            &body.to_string(),
+        );
+        (st, text)
+    };
+    let rows = |text: &str| json(text)["rows"].clone();
+    let expected = serde_json::json!([["boy", 39245], ["girl", 36446]]);
+    assert_eq!((cache("hits"), cache("misses")), (0, 0));
+    let (st, first) = v1(serde_json::json!({ "query": q }));
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(rows(&first), expected);
+    let segments = cache("misses");
+    assert!(segments > 0);
+    assert_eq!(cache("hits"), 0);
+    assert!(cache("entries") > 0 && cache("bytes") > 0, "entries kept");
+    let (_, second) = v1(serde_json::json!({ "query": q }));
+    assert_eq!(rows(&second), expected);
+    assert_eq!((cache("hits"), cache("misses")), (segments, segments));
+    // EXPLAIN ANALYZE of a panel over the same aggregates says where its partials came from.
+    let (_, plan) = v1(serde_json::json!({
+        "query": "EXPLAIN ANALYZE SELECT gender, COUNT(*) FROM births GROUP BY gender",
+        "format": "csv",
+    }));
+    assert!(
+        plan.contains(&format!(
+            "result cache: {segments} segments answered from it, 0 scanned and kept"
+        )),
+        "{plan}"
+    );
+    let hits = cache("hits");
+    // Told not to: answered right, nothing looked up.
+    let (_, off) = v1(serde_json::json!({ "query": q, "context": {"cache": false} }));
+    assert_eq!(rows(&off), expected);
+    let (st, _, druid) = post(
+        &format!("{}/druid/v2/sql", s.http),
+        "application/json",
+        &serde_json::json!({ "query": q, "context": {"useCache": false} }).to_string(),
+    );
+    assert_eq!(st, 200, "{druid}");
+    assert_eq!(json(&druid)[0]["n"], 39245);
+    assert_eq!(cache("hits"), hits);
+    let (st, _, druid) = post(
+        &format!("{}/druid/v2/sql", s.http),
+        "application/json",
+        &serde_json::json!({ "query": q }).to_string(),
+    );
+    assert_eq!(st, 200, "{druid}");
+    assert_eq!(cache("hits"), hits + segments);
+    let (st, bad) = v1(serde_json::json!({ "query": q, "context": {"cache": 3} }));
+    assert_eq!(st, 400, "{bad}");
+    assert!(
+        bad.contains("context \\\"cache\\\" must be true or false"),
+        "{bad}"
+    );
+    // PostgreSQL: per connection, with SHOW; a new connection has it on again.
+    let hits = cache("hits");
+    let text = psql_stdout(&psql(
+        s.pg_port,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SET basalt.cache = off",
+            "-c",
+            "SHOW basalt.cache",
+            "-c",
+            q,
+        ],
+    ));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["SET", "off", "boy|39245", "girl|36446"]
+    );
+    assert_eq!(cache("hits"), hits);
+    let text = psql_stdout(&psql(
+        s.pg_port,
+        &["-A", "-t", "-c", "SHOW basalt.cache", "-c", q],
+    ));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["on", "boy|39245", "girl|36446"]
+    );
+    assert_eq!(cache("hits"), hits + segments);
+    let out = psql(s.pg_port, &["-c", "SET basalt.cache TO maybe"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("requires a Boolean value"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -128,6 +128,9 @@ settings! {
     query_threads: usize = 0;
     /// Bytes of decompressed column blocks kept in memory for the next query (0: none).
     block_cache_bytes: u64 = basalt_segment::cache::default_capacity();
+    /// Bytes of per-segment partial results kept for the next query of the same shape (0: no result cache).
+    /// Segments are immutable, so entries never go stale; real-time rows are always computed fresh.
+    result_cache_bytes: u64 = 256 << 20;
     /// Kafka ingestions this server runs at most (each holds a consumer and its threads).
     max_ingestions: usize = 16;
     /// Directories that Kafka TLS files (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`)

@@ -89,6 +89,7 @@ struct DruidRequest {
     sql_types_header: bool,
     query_id: Option<String>,
     params: Vec<Scalar>,
+    skip_cache: bool,
 }
 
 fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest, ServeError> {
@@ -107,6 +108,7 @@ fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest
             sql_types_header: false,
             query_id: None,
             params: Vec::new(),
+            skip_cache: false,
         });
     }
     let v: Value = serde_json::from_str(text)
@@ -173,6 +175,7 @@ fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest
         sql_types_header: opt_bool(&v, "sqlTypesHeader")?,
         query_id,
         params,
+        skip_cache: context_skips_cache(Some(&context))?,
     })
 }
 
@@ -195,6 +198,7 @@ pub(super) async fn druid_sql(
     let ctx = QueryContext {
         face: Face::Druid,
         params: req.params.clone(),
+        skip_cache: req.skip_cache,
         ..Default::default()
     };
     let mut resp = match server.query(&req.query, ctx, "druid", id.clone()).await {

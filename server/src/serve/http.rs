@@ -115,6 +115,38 @@ pub(super) fn opt_bool(req: &Value, key: &str) -> Result<bool, ServeError> {
     }
 }
 
+/// Whether a query context turns the result cache off: `useCache` or `populateCache` false (Druid's names), or
+/// `cache` false (basalt's). A context that is not an object, or a flag that is not a boolean, is refused.
+pub(super) fn context_skips_cache(context: Option<&Value>) -> Result<bool, ServeError> {
+    let context = match context {
+        None | Some(Value::Null) => return Ok(false),
+        Some(c @ Value::Object(_)) => c,
+        Some(other) => {
+            return Err(ServeError::BadRequest(format!(
+                "\"context\" must be an object, not {}",
+                json_kind(other)
+            )))
+        }
+    };
+    let mut skip = false;
+    for key in ["useCache", "populateCache", "cache"] {
+        let on = match context.get(key) {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            // Druid's own console sends context flags as strings too.
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => {
+                return Err(ServeError::BadRequest(format!(
+                    "context \"{key}\" must be true or false, not {}",
+                    json_kind(other)
+                )))
+            }
+        };
+        skip |= !on;
+    }
+    Ok(skip)
+}
+
 pub(super) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -237,6 +269,7 @@ pub(super) async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Res
     let ctx = QueryContext {
         face: Face::Postgres,
         params,
+        skip_cache: context_skips_cache(req.get("context"))?,
         ..Default::default()
     };
     let result = server.query(&sql, ctx, "v1", id.clone()).await?;
@@ -559,6 +592,9 @@ pub(super) async fn metrics(State(server): State<AppState>) -> Response {
     let damaged = server.damaged_segments(None);
     server.metrics.update_damaged(&damaged);
     server.metrics.update_storage(&server.catalog);
+    server
+        .metrics
+        .update_result_cache(server.result_cache.as_deref());
     let mut r = Response::new(Body::from(server.metrics.encode()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Deep storage and the local segment cache, by what happened (hits, misses, evictions, uploaded_bytes,
     /// downloaded_bytes, local_bytes).
     storage: Family<EventLabels, Gauge>,
+    /// The result cache: hits, misses (segment partials looked up), entries, bytes and capacity_bytes.
+    result_cache: Family<EventLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -165,7 +167,15 @@ impl Metrics {
              uploaded_bytes, downloaded_bytes, and local_bytes held now",
             storage.clone(),
         );
+        let result_cache = Family::<EventLabels, Gauge>::default();
+        registry.register(
+            "result_cache",
+            "Result cache since start: hits and misses of per-segment partials, and entries, bytes and \
+             capacity_bytes held now",
+            result_cache.clone(),
+        );
         Metrics {
+            result_cache,
             storage,
             segments_damaged,
             ingest_lag,
@@ -275,6 +285,25 @@ impl Metrics {
             ("local_bytes", catalog.local_bytes().0),
         ] {
             self.storage
+                .get_or_create(&EventLabels {
+                    event: event.into(),
+                })
+                .set(v as i64);
+        }
+    }
+
+    /// Sets the result cache gauges (at scrape time); none when the server runs without one.
+    pub fn update_result_cache(&self, cache: Option<&basalt_query::ResultCache>) {
+        let Some(cache) = cache else { return };
+        let s = cache.stats();
+        for (event, v) in [
+            ("hits", s.hits),
+            ("misses", s.misses),
+            ("entries", s.entries),
+            ("bytes", s.bytes),
+            ("capacity_bytes", s.capacity),
+        ] {
+            self.result_cache
                 .get_or_create(&EventLabels {
                     event: event.into(),
                 })

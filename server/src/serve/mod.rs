@@ -200,6 +200,8 @@ pub struct Server {
     /// Serializes HTTP batch loads (the catalog has one writer).
     pub load_lock: tokio::sync::Mutex<()>,
     pub started: Instant,
+    /// Per-segment partials shared by this server's queries; `None` when `result_cache_bytes` is 0.
+    pub result_cache: Option<Arc<basalt_query::ResultCache>>,
 }
 
 /// Cancels a query when dropped before it finished (a client that went away), and unregisters it.
@@ -229,6 +231,8 @@ impl Server {
             tls_dirs: config.kafka_tls_dirs.clone(),
             max_ingestions: config.max_ingestions,
         };
+        let result_cache = (config.result_cache_bytes > 0)
+            .then(|| Arc::new(basalt_query::ResultCache::new(config.result_cache_bytes)));
         Server {
             slots: Semaphore::new(config.max_concurrent_queries),
             config,
@@ -245,6 +249,7 @@ impl Server {
             next_id: AtomicU64::new(1),
             load_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            result_cache,
         }
     }
 
@@ -384,6 +389,7 @@ impl Server {
             max_memory_bytes: self.config.query_max_memory_bytes,
             max_join_rows: self.config.max_join_rows,
             cancel,
+            cache: self.result_cache.clone().filter(|_| !ctx.skip_cache),
             ..Default::default()
         };
         let catalog = self.catalog.clone();

@@ -3,6 +3,7 @@
 //! session functions (`version()`, `current_setting(...)`; `basalt_query::session`) folded to constants for the
 //! connection's user before the engine plans the query. Catalog queries (`information_schema`, `pg_catalog`) are answered by the engine.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -72,11 +73,39 @@ enum Kind {
     Commit,
     Rollback,
     Set,
+    /// `SET basalt.cache = on | off`: this connection's queries use the result cache or not.
+    SetCache(bool),
     Show(String),
     Other(&'static str),
     Query,
     /// DROP TABLE, DELETE: run by the server, answered with a command tag.
     Write(&'static str),
+}
+
+/// The per-connection setting that turns the result cache off, kept in the connection's metadata.
+const CACHE_SETTING: &str = "basalt.cache";
+
+/// The value of `SET basalt.cache = ...` (`SET basalt.cache TO off`, quoted or not); DEFAULT is on.
+fn cache_setting(text: &str) -> Result<bool, PgWireError> {
+    let value = text
+        .rsplit([' ', '='])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('\'');
+    match value {
+        "on" | "true" | "1" | "yes" | "default" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(user_error(
+            "22023",
+            format!("parameter \"{CACHE_SETTING}\" requires a Boolean value, not {value:?}"),
+        )),
+    }
+}
+
+/// Whether this connection turned the result cache off.
+fn cache_off(session: &HashMap<String, String>) -> bool {
+    session.get(CACHE_SETTING).is_some_and(|v| v == "off")
 }
 
 fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
@@ -86,6 +115,9 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
         ast::Statement::Rollback { .. } => Kind::Rollback,
         ast::Statement::Set(set) => {
             let text = set.to_string().to_ascii_lowercase();
+            if text.contains(CACHE_SETTING) {
+                return cache_setting(&text).map(Kind::SetCache);
+            }
             if text.contains("time zone") || text.contains("timezone") {
                 let ok = [
                     "'utc'",
@@ -108,13 +140,18 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
             }
             Kind::Set
         }
-        ast::Statement::ShowVariable { variable } => Kind::Show(
-            variable
+        ast::Statement::ShowVariable { variable } => {
+            let words: Vec<String> = variable
                 .iter()
-                .map(|i| i.value.clone())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect();
+            // The parser drops the dot of a custom setting's name (`basalt.cache` comes as two words).
+            if words == ["basalt", "cache"] {
+                Kind::Show(CACHE_SETTING.into())
+            } else {
+                Kind::Show(words.join(" "))
+            }
+        }
         ast::Statement::Discard { .. } => Kind::Other("DISCARD ALL"),
         ast::Statement::Deallocate { .. } => Kind::Other("DEALLOCATE"),
         ast::Statement::Drop { .. } => Kind::Write("DROP TABLE"),
@@ -392,6 +429,7 @@ impl PgHandler {
         params: Vec<Scalar>,
         format: Option<&Format>,
         cancel: Option<Arc<ConnectionHandle>>,
+        session: &mut HashMap<String, String>,
     ) -> PgWireResult<Response> {
         let user = self.server.config.pg_user.clone();
         let write_tag = match kind(&stmt)? {
@@ -399,6 +437,10 @@ impl PgHandler {
             Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Kind::Rollback => return Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
             Kind::Set => return Ok(Response::Execution(Tag::new("SET"))),
+            Kind::SetCache(on) => {
+                session.insert(CACHE_SETTING.into(), if on { "on" } else { "off" }.into());
+                return Ok(Response::Execution(Tag::new("SET")));
+            }
             Kind::Other(tag) => return Ok(Response::Execution(Tag::new(tag))),
             Kind::Show(name) => {
                 let key = if name.eq_ignore_ascii_case("transaction isolation level") {
@@ -406,7 +448,13 @@ impl PgHandler {
                 } else {
                     name.as_str()
                 };
-                let value = setting(key, &user).ok_or_else(|| {
+                let cache = key.eq_ignore_ascii_case(CACHE_SETTING);
+                let value = if cache {
+                    Some(if cache_off(session) { "off" } else { "on" }.to_string())
+                } else {
+                    setting(key, &user)
+                };
+                let value = value.ok_or_else(|| {
                     user_error(
                         "42704",
                         format!("unrecognized configuration parameter \"{name}\""),
@@ -436,6 +484,7 @@ impl PgHandler {
             face: Face::Postgres,
             params,
             user: Some(user.clone()),
+            skip_cache: cache_off(session),
             ..Default::default()
         };
         let id = self.server.new_query_id();
@@ -507,7 +556,16 @@ impl SimpleQueryHandler for PgHandler {
         let mut out = Vec::with_capacity(stmts.len());
         let cancel = cancel_handle(client);
         for stmt in stmts {
-            match self.run(stmt, Vec::new(), None, cancel.clone()).await {
+            match self
+                .run(
+                    stmt,
+                    Vec::new(),
+                    None,
+                    cancel.clone(),
+                    client.metadata_mut(),
+                )
+                .await
+            {
                 Ok(r) => out.push(r),
                 Err(PgWireError::UserError(info)) => {
                     // PostgreSQL stops a multi-statement string at its first error.
@@ -543,11 +601,13 @@ impl ExtendedQueryHandler for PgHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = decode_params(portal)?;
+        let cancel = cancel_handle(client);
         self.run(
             portal.statement.statement.stmt.clone(),
             params,
             Some(&portal.result_column_format),
-            cancel_handle(client),
+            cancel,
+            client.metadata_mut(),
         )
         .await
     }
