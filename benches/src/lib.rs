@@ -59,3 +59,38 @@ pub fn events_batch(n: usize) -> RecordBatch {
     ];
     RecordBatch::try_new(Arc::new(events_schema().arrow_schema()), cols).expect("valid batch")
 }
+
+/// The generator's events (`cfg`) as JSON lines, one Kafka message each, time as epoch milliseconds.
+pub fn events_json(cfg: basalt_datasets::Config) -> Vec<Vec<u8>> {
+    let n = cfg.rows;
+    let mut out = Vec::with_capacity(n as usize);
+    for batch in basalt_datasets::Generator::new(cfg) {
+        // Time as epoch milliseconds, as producers commonly send it.
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::TimestampMillisecondType;
+        let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
+        let mut columns = batch.columns().to_vec();
+        columns[0] = Arc::new(arrow_array::Int64Array::new(ts.values().clone(), None));
+        let mut fields: Vec<arrow_schema::Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[0] = arrow_schema::Field::new("ts", arrow_schema::DataType::Int64, false);
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
+        let batch = arrow_array::RecordBatch::try_new(schema, columns)
+            .expect("the generator's batches encode as JSON");
+        let mut buf = Vec::new();
+        let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
+        w.write(&batch)
+            .expect("the generator's batches encode as JSON");
+        w.finish().expect("the generator's batches encode as JSON");
+        out.extend(
+            buf.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    out
+}

@@ -37,42 +37,6 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// The generator's events as JSON lines (one Kafka message each).
-fn events(n: u64) -> Vec<Vec<u8>> {
-    let cfg = basalt_datasets::Config {
-        rows: n,
-        ..Default::default()
-    };
-    let mut out = Vec::with_capacity(n as usize);
-    for batch in basalt_datasets::Generator::new(cfg) {
-        // Time as epoch milliseconds, as producers commonly send it.
-        use arrow_array::cast::AsArray;
-        use arrow_array::types::TimestampMillisecondType;
-        let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
-        let mut columns = batch.columns().to_vec();
-        columns[0] = Arc::new(arrow_array::Int64Array::new(ts.values().clone(), None));
-        let mut fields: Vec<arrow_schema::Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields[0] = arrow_schema::Field::new("ts", arrow_schema::DataType::Int64, false);
-        let schema = Arc::new(arrow_schema::Schema::new(fields));
-        let batch = arrow_array::RecordBatch::try_new(schema, columns).unwrap();
-        let mut buf = Vec::new();
-        let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
-        w.write(&batch).unwrap();
-        w.finish().unwrap();
-        out.extend(
-            buf.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-    }
-    out
-}
-
 fn spec(id: &str, table: &str, addr: &str, topic: &str, rollup: bool) -> IngestSpec {
     let dims = if rollup {
         r#"["country", "device", "os", "browser", "event_type", "status"]"#
@@ -116,7 +80,10 @@ fn main() {
 
     let broker = Broker::start(kind);
     broker.create_topic("bench", partitions);
-    let messages = events(n);
+    let messages = basalt_benches::events_json(basalt_datasets::Config {
+        rows: n,
+        ..Default::default()
+    });
     let bytes: usize = messages.iter().map(Vec::len).sum();
     let producer = broker.producer();
     let t = Instant::now();
