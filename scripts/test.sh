@@ -11,15 +11,18 @@ command -v psql >/dev/null || need_apt+=(postgresql-client) # the serving tests 
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
+# The web console's test drives a real headless browser.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
 # DuckDB computes expected results (SQL behaviour files, client suites); psycopg and pydruid + SQLAlchemy are
 # the real clients the serving tests use; chdb (ClickHouse) is the second peer of the benchmark runner's test;
-# moto is the S3 API server of the deep-storage tests.
-if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests, chdb, moto.server, flask" 2>/dev/null; then
-  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]" chdb "moto[server]")
+# moto is the S3 API server of the deep-storage tests; selenium drives Chromium in the web console's test.
+if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests, chdb, moto.server, flask, selenium" 2>/dev/null; then
+  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]" chdb "moto[server]" selenium)
   # Debian's own python3 refuses plain pip installs (PEP 668); the flag is the documented way past that.
   python3 -m pip install --quiet --disable-pip-version-check "${pkgs[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkgs[@]}"

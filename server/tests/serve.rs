@@ -835,3 +835,39 @@ fn repeated_queries_are_answered_from_the_result_cache_unless_told_not_to() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The web console at `/`, in a real browser (headless Chromium through selenium, tests/clients/console.py): a
+/// query with Ctrl-Enter, rows, sort, CSV, charts, EXPLAIN, tables and segments, and the ingestion page's pause
+/// and resume. Screenshots land in target/console-screenshots.
+#[test]
+fn web_console_works_in_a_real_browser() {
+    let s = serve(&[]);
+    let (st, text) = get(&format!("{}/", s.http));
+    assert_eq!(st, 200);
+    assert!(text.contains("<title>basalt console</title>"), "{text}");
+    // An ingestion whose broker is not there: enough for the page to list it, pause and resume it.
+    let spec = serde_json::json!({"id": "clicks", "table": "clicks", "format": "json",
+        "timestamp": {"column": "ts"},
+        "kafka": {"bootstrap_servers": format!("127.0.0.1:{}", free_port()), "topic": "clicks"}});
+    let (st, _, body) = post(
+        &format!("{}/v1/ingest", s.http),
+        "application/json",
+        &spec.to_string(),
+    );
+    assert!(st < 300, "{st} {body}");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    let port = s.http.rsplit(':').next().unwrap().to_string();
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/console.py"))
+        .arg(port)
+        .arg(&shots)
+        .output()
+        .expect("python3 with selenium (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "console.py:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shots.join("query-bar-chart.png").exists());
+}

@@ -28,6 +28,8 @@ pub(super) const WHOLE_CHUNKS: usize = 3;
 
 pub fn router(server: AppState) -> Router {
     Router::new()
+        .route("/", get(console))
+        .route("/console", get(console))
         .route("/v1/sql", post(v1_sql))
         .route("/v1/tables", get(v1_tables))
         .route("/v1/tables/{table}", get(v1_table).delete(v1_drop_table))
@@ -55,6 +57,16 @@ pub fn router(server: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(server)
+}
+
+/// The web console: one self-contained page compiled into the binary (no CDN), talking to this API.
+async fn console() -> Response {
+    let mut r = Response::new(Body::from(include_str!("console.html")));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 pub(super) async fn not_found(req: Request) -> Response {
