@@ -60,6 +60,15 @@ pub fn events_batch(n: usize) -> RecordBatch {
     RecordBatch::try_new(Arc::new(events_schema().arrow_schema()), cols).expect("valid batch")
 }
 
+/// The value after `name` in a benchmark binary's arguments, or `default`.
+pub fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// The generator's events (`cfg`) as JSON lines, one Kafka message each, time as epoch milliseconds.
 pub fn events_json(cfg: basalt_datasets::Config) -> Vec<Vec<u8>> {
     let n = cfg.rows;

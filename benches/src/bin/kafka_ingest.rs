@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use basalt_benches::arg;
 use basalt_benches::broker::{flush, send, Broker, Kind};
 use basalt_ingest::kafka::Supervisors;
 use basalt_ingest::IngestSpec;
@@ -27,14 +28,6 @@ fn cpu_seconds() -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
 }
 
 fn spec(id: &str, table: &str, addr: &str, topic: &str, rollup: bool) -> IngestSpec {

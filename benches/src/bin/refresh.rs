@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use basalt_benches::arg;
 use basalt_benches::broker::{flush, send, Broker, Kind};
 use basalt_ingest::kafka::Supervisors;
 use basalt_ingest::IngestSpec;
@@ -47,14 +48,6 @@ const PANELS: [(&str, &str); 6] = [
         "SELECT event_type, COUNT(DISTINCT user_id) AS u FROM events GROUP BY 1 ORDER BY 1",
     ),
 ];
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn spec(addr: &str) -> IngestSpec {
     IngestSpec::from_json(&format!(
@@ -228,8 +221,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (p, (name, _)) in PANELS.iter().enumerate() {
-        let (on, off) = (&mut times[p].0.clone(), &mut times[p].1.clone());
-        let (on, off) = (median(on), median(off));
+        let (on, off) = (median(&mut times[p].0), median(&mut times[p].1));
         ratios.push(on / off);
         println!(
             "| {name} | {off:.1} | {:.1} | {on:.1} | {:.2} |",

@@ -389,7 +389,8 @@ impl Server {
             max_memory_bytes: self.config.query_max_memory_bytes,
             max_join_rows: self.config.max_join_rows,
             cancel,
-            cache: self.result_cache.clone().filter(|_| !ctx.skip_cache),
+            // run_statement leaves it out when the context says so (`QueryContext::skip_cache`).
+            cache: self.result_cache.clone(),
             ..Default::default()
         };
         let catalog = self.catalog.clone();

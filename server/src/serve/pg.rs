@@ -87,12 +87,7 @@ const CACHE_SETTING: &str = "basalt.cache";
 
 /// The value of `SET basalt.cache = ...` (`SET basalt.cache TO off`, quoted or not); DEFAULT is on.
 fn cache_setting(text: &str) -> Result<bool, PgWireError> {
-    let value = text
-        .rsplit([' ', '='])
-        .next()
-        .unwrap_or("")
-        .trim()
-        .trim_matches('\'');
+    let value = set_value(text).trim_matches('\'');
     match value {
         "on" | "true" | "1" | "yes" | "default" => Ok(true),
         "off" | "false" | "0" | "no" => Ok(false),
@@ -101,6 +96,11 @@ fn cache_setting(text: &str) -> Result<bool, PgWireError> {
             format!("parameter \"{CACHE_SETTING}\" requires a Boolean value, not {value:?}"),
         )),
     }
+}
+
+/// The value of a SET statement's text (`set x = v`, `set x to v`): its last word.
+fn set_value(text: &str) -> &str {
+    text.rsplit([' ', '=']).next().unwrap_or("").trim()
 }
 
 /// Whether this connection turned the result cache off.
@@ -130,7 +130,7 @@ fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
                     "local",
                     "default",
                 ];
-                let value = text.rsplit([' ', '=']).next().unwrap_or("").trim();
+                let value = set_value(&text);
                 if !ok.contains(&value) {
                     return Err(user_error(
                         "22023",
