@@ -96,7 +96,11 @@ pub fn run_statement(
     )?;
     sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref());
-    let tables = catalog::system::SystemTables::new(&user, ctx.face);
+    let tables = catalog::system::SystemTables::new(&user, ctx.face)
+        .with_user(ctx.user.as_deref().unwrap_or(session::DEFAULT_USER));
+    if ctx.face == catalog::system::Face::Postgres {
+        catalog::pg_functions::fold(&mut stmt, &tables)?;
+    }
     // EXPLAIN plans and prunes without reading rows; EXPLAIN ANALYZE runs the query.
     let (query, explain) = match &stmt {
         Statement::Query(q) => (q.as_ref(), None),

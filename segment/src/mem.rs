@@ -92,6 +92,17 @@ impl MemSource {
                     }
                     (ColumnType::Double, stats, MemColumn::Numeric(array.clone()))
                 }
+                DataType::Boolean => {
+                    let stats = ColumnStats {
+                        null_count: array.null_count() as u64,
+                        ..Default::default()
+                    };
+                    (
+                        ColumnType::Boolean,
+                        stats,
+                        MemColumn::Numeric(array.clone()),
+                    )
+                }
                 DataType::Timestamp(TimeUnit::Millisecond, None) => {
                     let a = array.as_primitive::<TimestampMillisecondType>();
                     let stats = numeric_stats(a.iter().flatten().map(StatValue::Long), a);

@@ -438,6 +438,13 @@ impl Segment {
         let bytes = self.block_bytes(ci, block)?;
         let nulls = self.block_nulls(ci, block)?;
         Ok(match meta.ty {
+            ColumnType::Boolean => {
+                return Err(self.corrupt(
+                    ci,
+                    RegionKind::Values,
+                    "a boolean column (segments do not store booleans)",
+                ))
+            }
             ColumnType::Timestamp => Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(
                 scalar(bytes, n),
                 nulls,
@@ -568,6 +575,12 @@ fn validate_footer(
             |kind: RegionKind, reason: String| (c.name.clone(), kind.name().to_string(), reason);
         let expected_width = match c.ty {
             ColumnType::String => matches!(c.width, 1 | 2 | 4),
+            ColumnType::Boolean => {
+                return Err(fail(
+                    RegionKind::Values,
+                    "a boolean column (segments do not store booleans)".into(),
+                ))
+            }
             _ => c.width == 8,
         };
         if !expected_width {

@@ -22,6 +22,9 @@ pub enum ColumnType {
     Double,
     /// Epoch milliseconds, UTC (only the time column).
     Timestamp,
+    /// True or false. Only in-memory tables have it (the PostgreSQL catalog's flags, a subquery's boolean
+    /// column); segments never store it, loaders and ingestion never infer it.
+    Boolean,
 }
 
 impl ColumnType {
@@ -33,6 +36,7 @@ impl ColumnType {
             ColumnType::Long => DataType::Int64,
             ColumnType::Double => DataType::Float64,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            ColumnType::Boolean => DataType::Boolean,
         }
     }
 
@@ -49,6 +53,7 @@ impl std::fmt::Display for ColumnType {
             ColumnType::Long => "long",
             ColumnType::Double => "double",
             ColumnType::Timestamp => "timestamp",
+            ColumnType::Boolean => "boolean",
         })
     }
 }

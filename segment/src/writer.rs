@@ -159,6 +159,12 @@ impl SegmentWriter {
             return Ok(None);
         };
         let mut meta = match def.ty {
+            ColumnType::Boolean => {
+                return Err(Error::InvalidInput(format!(
+                    "column {:?} is boolean; segments do not store booleans (store 0/1 as a long)",
+                    def.name
+                )))
+            }
             ColumnType::Timestamp => {
                 let values = time_values(array.as_ref(), &def.name)?;
                 check_time(&values, interval, &def.name)?;

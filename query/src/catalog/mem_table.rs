@@ -24,7 +24,7 @@ pub struct MemTable {
 }
 
 impl MemTable {
-    /// Turns a query result into a table named `name`. Integers and booleans become `long`, floats `double`,
+    /// Turns a query result into a table named `name`. Integers become `long`, booleans `boolean`, floats `double`,
     /// timestamps `timestamp`, everything else `string`. The time column is a column named `__time`, else the
     /// first timestamp column, else none.
     pub fn from_batch(name: &str, batch: &RecordBatch) -> Result<MemTable> {
@@ -39,8 +39,8 @@ impl MemTable {
                 | DataType::UInt8
                 | DataType::UInt16
                 | DataType::UInt32
-                | DataType::UInt64
-                | DataType::Boolean => (ColumnType::Long, DataType::Int64),
+                | DataType::UInt64 => (ColumnType::Long, DataType::Int64),
+                DataType::Boolean => (ColumnType::Boolean, DataType::Boolean),
                 DataType::Float16 | DataType::Float32 | DataType::Float64 => {
                     (ColumnType::Double, DataType::Float64)
                 }
@@ -144,6 +144,14 @@ impl TableProvider for Overlay<'_> {
         let mut names: Vec<String> = self.tables.keys().cloned().collect();
         names.extend(self.base.table_names());
         names
+    }
+
+    fn table_bytes(&self, name: &str) -> Option<u64> {
+        if self.tables.contains_key(name) {
+            None
+        } else {
+            self.base.table_bytes(name)
+        }
     }
 
     fn in_memory(&self, name: &str) -> bool {

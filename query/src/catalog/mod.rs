@@ -4,6 +4,8 @@
 
 pub(crate) mod damaged;
 pub(crate) mod mem_table;
+pub(crate) mod pg_catalog;
+pub(crate) mod pg_functions;
 pub(crate) mod system;
 
 use std::sync::Arc;
@@ -82,6 +84,11 @@ impl TableProvider for CatalogTables<'_> {
 
     fn table_names(&self) -> Vec<String> {
         self.view.manifest.tables.keys().cloned().collect()
+    }
+
+    fn table_bytes(&self, name: &str) -> Option<u64> {
+        self.view.manifest.tables.get(name)?;
+        Some(self.view.manifest.segments_of(name).map(|e| e.bytes).sum())
     }
 
     fn sources(&self, table: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {

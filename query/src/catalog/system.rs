@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use basalt_segment::schema::TIME_ALIAS;
 use basalt_segment::{ColumnType, SegmentSource, TableSchema};
 
 use crate::catalog::mem_table::MemTable;
+use crate::catalog::pg_catalog;
 use crate::error::Result;
 use crate::planner::TableProvider;
 pub use crate::session::DATABASE;
@@ -27,26 +28,27 @@ pub enum Face {
     Postgres,
 }
 
-const PUBLIC_NS_OID: i64 = 2200;
-const CATALOG_NS_OID: i64 = 11;
-const INFO_NS_OID: i64 = 13_000;
-const FIRST_TABLE_OID: i64 = 16_384;
-/// PostgreSQL's `heap` table access method.
-const HEAP_AM_OID: i64 = 2;
+pub(crate) const CATALOG_NS_OID: i64 = 11;
+/// The OID of the first user table (in name order); PostgreSQL's first user OID.
+pub(crate) const FIRST_TABLE_OID: i64 = 16_384;
 
 /// The catalog tables of a face, layered over the user's tables.
 pub struct SystemTables<'a> {
     base: &'a dyn TableProvider,
     face: Face,
+    /// The session's user: the owner of everything, the one role.
+    user: String,
     /// Virtual tables built so far: planning asks for the schema and execution for the rows, once each.
     built: RefCell<HashMap<String, MemTable>>,
 }
 
-type Col = (&'static str, Column);
+pub(crate) type Col = (&'static str, Column);
 
-enum Column {
+pub(crate) enum Column {
     Str(Vec<Option<String>>),
     Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
 }
 
 impl Column {
@@ -54,6 +56,8 @@ impl Column {
         match self {
             Column::Str(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
             Column::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v))),
+            Column::Float(v) => (DataType::Float64, Arc::new(Float64Array::from(v))),
+            Column::Bool(v) => (DataType::Boolean, Arc::new(BooleanArray::from(v))),
         }
     }
 }
@@ -67,7 +71,7 @@ fn nullable(ty: ColumnType) -> &'static str {
     }
 }
 
-fn s(v: impl Into<String>) -> Option<String> {
+pub(crate) fn s(v: impl Into<String>) -> Option<String> {
     Some(v.into())
 }
 
@@ -78,6 +82,7 @@ pub fn pg_type(ty: ColumnType) -> (&'static str, &'static str, i64) {
         ColumnType::Long => ("bigint", "int8", 20),
         ColumnType::Double => ("double precision", "float8", 701),
         ColumnType::Timestamp => ("timestamp with time zone", "timestamptz", 1184),
+        ColumnType::Boolean => ("boolean", "bool", 16),
     }
 }
 
@@ -88,31 +93,36 @@ pub fn druid_type(ty: ColumnType) -> (&'static str, i64) {
         ColumnType::Long => ("BIGINT", -5),
         ColumnType::Double => ("DOUBLE", 8),
         ColumnType::Timestamp => ("TIMESTAMP", 93),
+        ColumnType::Boolean => ("BOOLEAN", 16),
     }
 }
 
 const DRUID_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
-const PG_TABLES: [&str; 11] = [
-    "information_schema.schemata",
-    "information_schema.tables",
-    "information_schema.columns",
-    "pg_catalog.pg_namespace",
-    "pg_catalog.pg_class",
-    "pg_catalog.pg_attribute",
-    "pg_catalog.pg_type",
-    "pg_catalog.pg_database",
-    "pg_catalog.pg_extension",
-    "pg_catalog.pg_am",
-    "pg_catalog.pg_settings",
-];
+const PG_INFO_TABLES: [&str; 3] = ["schemata", "tables", "columns"];
 
 impl<'a> SystemTables<'a> {
     pub fn new(base: &'a dyn TableProvider, face: Face) -> Self {
         SystemTables {
             base,
             face,
+            user: crate::session::DEFAULT_USER.to_string(),
             built: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// The same tables as seen by `user` (PostgreSQL's owner and role names).
+    pub fn with_user(mut self, user: &str) -> Self {
+        self.user = user.to_string();
+        self
+    }
+
+    /// The user's tables under these.
+    pub(crate) fn base(&self) -> &dyn TableProvider {
+        self.base
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        &self.user
     }
 
     fn is_system(&self, name: &str) -> bool {
@@ -121,7 +131,15 @@ impl<'a> SystemTables<'a> {
             Face::Druid => name
                 .strip_prefix("information_schema.")
                 .is_some_and(|t| DRUID_TABLES.contains(&t)),
-            Face::Postgres => PG_TABLES.contains(&name.as_str()),
+            Face::Postgres => {
+                if let Some(t) = name.strip_prefix("information_schema.") {
+                    PG_INFO_TABLES.contains(&t)
+                } else if let Some(t) = name.strip_prefix("pg_catalog.") {
+                    pg_catalog::TABLES.contains(&t)
+                } else {
+                    false
+                }
+            }
         }
     }
 
@@ -148,7 +166,10 @@ impl<'a> SystemTables<'a> {
     }
 
     /// (table, column as listed, type, 1-based position) of every column of every user table.
-    fn column_rows(&self, tables: &[TableSchema]) -> Vec<(String, String, ColumnType, i64)> {
+    pub(crate) fn column_rows(
+        &self,
+        tables: &[TableSchema],
+    ) -> Vec<(String, String, ColumnType, i64)> {
         let mut rows = Vec::new();
         for t in tables {
             for (i, (col, ty)) in self.listed_columns(t).into_iter().enumerate() {
@@ -290,10 +311,11 @@ impl<'a> SystemTables<'a> {
                     .iter()
                     .map(|t| ("public".into(), t.name.clone(), "BASE TABLE".into()))
                     .collect();
-                for t in PG_TABLES {
-                    if let Some((schema, name)) = t.split_once('.') {
-                        rows.push((schema.into(), name.into(), "VIEW".into()));
-                    }
+                for t in PG_INFO_TABLES {
+                    rows.push(("information_schema".into(), t.into(), "VIEW".into()));
+                }
+                for t in pg_catalog::TABLES {
+                    rows.push(("pg_catalog".into(), t.into(), "VIEW".into()));
                 }
                 let n = rows.len();
                 vec![
@@ -433,143 +455,39 @@ impl<'a> SystemTables<'a> {
                     ("is_updatable", Column::Str(vec![s("NO"); n])),
                 ]
             }
-            (Face::Postgres, "pg_catalog.pg_namespace") => vec![
-                (
-                    "oid",
-                    Column::Int(vec![
-                        Some(PUBLIC_NS_OID),
-                        Some(CATALOG_NS_OID),
-                        Some(INFO_NS_OID),
-                    ]),
-                ),
-                (
-                    "nspname",
-                    Column::Str(vec![s("public"), s("pg_catalog"), s("information_schema")]),
-                ),
-            ],
-            (Face::Postgres, "pg_catalog.pg_class") => {
-                let n = tables.len();
-                vec![
-                    (
-                        "oid",
-                        Column::Int((0..n).map(|i| Some(FIRST_TABLE_OID + i as i64)).collect()),
-                    ),
-                    (
-                        "relname",
-                        Column::Str(tables.iter().map(|t| s(&t.name)).collect()),
-                    ),
-                    ("relnamespace", Column::Int(vec![Some(PUBLIC_NS_OID); n])),
-                    ("relkind", Column::Str(vec![s("r"); n])),
-                    ("relowner", Column::Int(vec![Some(10); n])),
-                    ("relam", Column::Int(vec![Some(HEAP_AM_OID); n])),
-                    (
-                        "reltuples",
-                        Column::Int(tables.iter().map(|_| Some(-1)).collect()),
-                    ),
-                    ("relhasindex", Column::Int(vec![Some(0); n])),
-                ]
-            }
-            (Face::Postgres, "pg_catalog.pg_am") => vec![
-                ("oid", Column::Int(vec![Some(HEAP_AM_OID)])),
-                ("amname", Column::Str(vec![s("heap")])),
-                ("amtype", Column::Str(vec![s("t")])),
-            ],
-            (Face::Postgres, "pg_catalog.pg_attribute") => {
-                let oids: HashMap<&str, i64> = tables
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (t.name.as_str(), FIRST_TABLE_OID + i as i64))
-                    .collect();
-                let rows: Vec<(i64, String, i64, i64)> = self
-                    .column_rows(&tables)
-                    .into_iter()
-                    .map(|(t, col, ty, pos)| (oids[t.as_str()], col, pg_type(ty).2, pos))
-                    .collect();
-                vec![
-                    (
-                        "attrelid",
-                        Column::Int(rows.iter().map(|r| Some(r.0)).collect()),
-                    ),
-                    (
-                        "attname",
-                        Column::Str(rows.iter().map(|r| s(&r.1)).collect()),
-                    ),
-                    (
-                        "atttypid",
-                        Column::Int(rows.iter().map(|r| Some(r.2)).collect()),
-                    ),
-                    (
-                        "attnum",
-                        Column::Int(rows.iter().map(|r| Some(r.3)).collect()),
-                    ),
-                ]
-            }
-            (Face::Postgres, "pg_catalog.pg_type") => {
-                let types = [
-                    (16, "bool"),
-                    (20, "int8"),
-                    (23, "int4"),
-                    (25, "text"),
-                    (701, "float8"),
-                    (1043, "varchar"),
-                    (1114, "timestamp"),
-                    (1184, "timestamptz"),
-                ];
-                vec![
-                    (
-                        "oid",
-                        Column::Int(types.iter().map(|t| Some(t.0)).collect()),
-                    ),
-                    (
-                        "typname",
-                        Column::Str(types.iter().map(|t| s(t.1)).collect()),
-                    ),
-                    (
-                        "typnamespace",
-                        Column::Int(vec![Some(CATALOG_NS_OID); types.len()]),
-                    ),
-                ]
-            }
-            (Face::Postgres, "pg_catalog.pg_database") => vec![
-                ("oid", Column::Int(vec![Some(16_383)])),
-                ("datname", Column::Str(vec![s(DATABASE)])),
-            ],
-            // No extensions (Grafana asks for TimescaleDB's version here); the built-in plpgsql as PostgreSQL lists it.
-            (Face::Postgres, "pg_catalog.pg_extension") => vec![
-                ("oid", Column::Int(vec![Some(13_000 + 581)])),
-                ("extname", Column::Str(vec![s("plpgsql")])),
-                ("extowner", Column::Int(vec![Some(10)])),
-                ("extnamespace", Column::Int(vec![Some(CATALOG_NS_OID)])),
-                ("extversion", Column::Str(vec![s("1.0")])),
-            ],
-            (Face::Postgres, "pg_catalog.pg_settings") => {
-                let list = crate::session::SETTINGS;
-                let n = list.len();
-                let text = |f: fn(&(&'static str, &'static str, &'static str)) -> &'static str| {
-                    Column::Str(list.iter().map(|x| s(f(x))).collect())
-                };
-                vec![
-                    ("name", text(|x| x.0)),
-                    ("setting", text(|x| x.1)),
-                    ("unit", Column::Str(vec![None; n])),
-                    ("category", Column::Str(vec![s("basalt"); n])),
-                    ("short_desc", text(|x| x.2)),
-                    ("extra_desc", Column::Str(vec![None; n])),
-                    ("context", Column::Str(vec![s("internal"); n])),
-                    ("vartype", Column::Str(vec![s("string"); n])),
-                    ("source", Column::Str(vec![s("default"); n])),
-                    ("min_val", Column::Str(vec![None; n])),
-                    ("max_val", Column::Str(vec![None; n])),
-                    ("enumvals", Column::Str(vec![None; n])),
-                    ("boot_val", text(|x| x.1)),
-                    ("reset_val", text(|x| x.1)),
-                    ("sourcefile", Column::Str(vec![None; n])),
-                    ("sourceline", Column::Int(vec![None; n])),
-                    ("pending_restart", Column::Str(vec![s("false"); n])),
-                ]
+            (Face::Postgres, n) if n.starts_with("pg_catalog.") => {
+                pg_catalog::rows(self, &n["pg_catalog.".len()..], &tables)
             }
             _ => Vec::new(),
         }
+    }
+
+    /// `pg_settings`: basalt's settings as SHOW answers them.
+    pub(crate) fn settings_rows(&self) -> Vec<Col> {
+        let list = crate::session::SETTINGS;
+        let n = list.len();
+        let text = |f: fn(&(&'static str, &'static str, &'static str)) -> &'static str| {
+            Column::Str(list.iter().map(|x| s(f(x))).collect())
+        };
+        vec![
+            ("name", text(|x| x.0)),
+            ("setting", text(|x| x.1)),
+            ("unit", Column::Str(vec![None; n])),
+            ("category", Column::Str(vec![s("basalt"); n])),
+            ("short_desc", text(|x| x.2)),
+            ("extra_desc", Column::Str(vec![None; n])),
+            ("context", Column::Str(vec![s("internal"); n])),
+            ("vartype", Column::Str(vec![s("string"); n])),
+            ("source", Column::Str(vec![s("default"); n])),
+            ("min_val", Column::Str(vec![None; n])),
+            ("max_val", Column::Str(vec![None; n])),
+            ("enumvals", Column::Str(vec![None; n])),
+            ("boot_val", text(|x| x.1)),
+            ("reset_val", text(|x| x.1)),
+            ("sourcefile", Column::Str(vec![None; n])),
+            ("sourceline", Column::Int(vec![None; n])),
+            ("pending_restart", Column::Str(vec![s("false"); n])),
+        ]
     }
 
     fn build(&self, name: &str) -> Result<MemTable> {
@@ -610,9 +528,20 @@ impl TableProvider for SystemTables<'_> {
                     .iter()
                     .map(|t| format!("information_schema.{t}")),
             ),
-            Face::Postgres => names.extend(PG_TABLES.iter().map(|t| t.to_string())),
+            Face::Postgres => {
+                names.extend(
+                    PG_INFO_TABLES
+                        .iter()
+                        .map(|t| format!("information_schema.{t}")),
+                );
+                names.extend(pg_catalog::TABLES.iter().map(|t| format!("pg_catalog.{t}")));
+            }
         }
         names
+    }
+
+    fn table_bytes(&self, name: &str) -> Option<u64> {
+        self.base.table_bytes(name)
     }
 
     fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {

@@ -95,6 +95,15 @@ pub fn eval(
                 .collect();
             Arc::new(out)
         }
+        Func::SizePretty => {
+            let a = cast_to(&arg(0)?, &DataType::Int64)?;
+            let out: StringArray = a
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(size_pretty))
+                .collect();
+            Arc::new(out)
+        }
         Func::Length => {
             let a = cast_to(&arg(0)?, &DataType::Utf8)?;
             let out: Int64Array = a
@@ -270,4 +279,23 @@ pub fn quote_ident(name: &str) -> String {
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
+}
+
+/// PostgreSQL 15's `pg_size_pretty`: bytes below 10 kB, then each unit while the value stays under 20,480 halves
+/// of it, halves rounded away from zero.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    // One extra bit kept for rounding.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < 2 * LIMIT - 1 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
 }

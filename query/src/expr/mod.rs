@@ -63,6 +63,8 @@ pub enum Func {
     },
     /// PostgreSQL's `quote_ident`: double-quotes an identifier unless it is a plain lower-case one.
     QuoteIdent,
+    /// PostgreSQL's `pg_size_pretty(bytes)`: `9 bytes`, `10 kB`, ... `PB`, rounded as PostgreSQL rounds.
+    SizePretty,
     /// `s ~ pattern` (POSIX regular expression, here Rust's `regex` syntax), `~*` when case-insensitive.
     RegexMatch {
         pattern: String,

@@ -203,6 +203,80 @@ fn column_ref(e: &ast::Expr) -> Option<(Option<&ast::Ident>, &ast::Ident)> {
     }
 }
 
+fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
+    ast::Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    }
+}
+
+fn is_true(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Boolean(true))
+}
+
+/// Whether every column `e` names is qualified by `qual` (and it names one).
+fn only_of(e: &ast::Expr, qual: &str) -> bool {
+    let mut r = Refs::default();
+    let _ = e.visit(&mut r);
+    !r.0.is_empty() && r.0.iter().all(|(q, _)| q.as_deref() == Some(qual))
+}
+
+/// `FROM a, b, c WHERE ...` as `FROM a JOIN b ON ... JOIN c ON ...`: each relation joins on the WHERE
+/// equalities between its columns and those of the relations before it (qualified names), which leave WHERE;
+/// a relation with none joins on TRUE (a cross product, bounded like any join's right side).
+fn comma_joins(select: &mut ast::Select) {
+    let mut parts = Vec::new();
+    if let Some(w) = select.selection.take() {
+        conjuncts(&w, &mut parts);
+    }
+    let mut items = std::mem::take(&mut select.from).into_iter();
+    let Some(mut first) = items.next() else {
+        return;
+    };
+    let mut seen: Vec<String> = std::iter::once(&first.relation)
+        .chain(first.joins.iter().map(|j| &j.relation))
+        .filter_map(qualifier)
+        .collect();
+    for t in items {
+        let q = qualifier(&t.relation).unwrap_or_default();
+        let links = |p: &ast::Expr| {
+            let ast::Expr::BinaryOp {
+                left: a,
+                op: ast::BinaryOperator::Eq,
+                right: b,
+            } = p
+            else {
+                return false;
+            };
+            let qual = |e: &ast::Expr| column_ref(e).and_then(|(q, _)| q.map(lower));
+            match (qual(a), qual(b)) {
+                (Some(x), Some(y)) => {
+                    (x == q && seen.contains(&y)) || (y == q && seen.contains(&x))
+                }
+                _ => false,
+            }
+        };
+        let (link, rest): (Vec<ast::Expr>, Vec<ast::Expr>) =
+            parts.into_iter().partition(|p| links(p));
+        parts = rest;
+        let on = link
+            .into_iter()
+            .reduce(and)
+            .unwrap_or_else(|| literal(&crate::expr::Scalar::Bool(true)));
+        first.joins.push(ast::Join {
+            relation: t.relation,
+            global: false,
+            join_operator: ast::JoinOperator::Inner(ast::JoinConstraint::On(on)),
+        });
+        seen.push(q);
+        seen.extend(t.joins.iter().filter_map(|j| qualifier(&j.relation)));
+        first.joins.extend(t.joins);
+    }
+    select.from = vec![first];
+    select.selection = parts.into_iter().reduce(and);
+}
+
 fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
     match e {
         ast::Expr::BinaryOp {
@@ -227,7 +301,7 @@ fn keys(
     let mut parts = Vec::new();
     conjuncts(on, &mut parts);
     let mut out = Vec::new();
-    for p in &parts {
+    for p in parts.iter().filter(|p| !is_true(p)) {
         let pos = Pos::from(p.span());
         let unsupported = || {
             QueryError::unsupported(
@@ -459,12 +533,8 @@ pub fn run_joins(
     opts: &ExecOptions,
     key: &str,
 ) -> Result<Option<RecordBatch>> {
-    let pos = Pos::from(select.span());
     if select.from.len() > 1 {
-        return Err(QueryError::unsupported(
-            "several tables in FROM separated by commas (write JOIN ... ON)",
-            pos,
-        ));
+        comma_joins(select);
     }
     let Some(from) = select.from.first() else {
         return Ok(None);
@@ -557,8 +627,34 @@ pub fn run_joins(
         _ => None,
     };
     let mut left = read_side(&base, tables, run, &wanted, star, pushdown, Need::Relation)?;
+    let where_parts = {
+        let mut parts = Vec::new();
+        if let Some(w) = &select.selection {
+            conjuncts(w, &mut parts);
+        }
+        parts
+    };
     for (rel, on, outer) in &joins {
-        let right = read_side(rel, tables, run, &wanted, star, None, Need::Relation)?;
+        // Conditions on the right side alone filter it as it is read: those of ON, and for an inner join those
+        // of WHERE too (which still apply to the joined rows).
+        let right_qual = qualifier(rel).unwrap_or_default();
+        let mut on_parts = Vec::new();
+        conjuncts(on, &mut on_parts);
+        let (own, keyed): (Vec<ast::Expr>, Vec<ast::Expr>) =
+            on_parts.into_iter().filter(|p| !is_true(p)).partition(|p| {
+                matches!(rel, ast::TableFactor::Table { .. }) && only_of(p, &right_qual)
+            });
+        let mut filters = own;
+        if !*outer && matches!(rel, ast::TableFactor::Table { .. }) {
+            filters.extend(
+                where_parts
+                    .iter()
+                    .filter(|p| only_of(p, &right_qual))
+                    .cloned(),
+            );
+        }
+        let pushdown = filters.into_iter().reduce(and);
+        let right = read_side(rel, tables, run, &wanted, star, pushdown, Need::Relation)?;
         if right.batch.num_rows() > opts.max_join_rows {
             return Err(QueryError::invalid(
                 format!(
@@ -569,7 +665,11 @@ pub fn run_joins(
                 Pos::from(rel.span()),
             ));
         }
-        let k = keys(on, &left.names, &right.names)?;
+        let on = keyed
+            .into_iter()
+            .reduce(and)
+            .unwrap_or_else(|| literal(&crate::expr::Scalar::Bool(true)));
+        let k = keys(&on, &left.names, &right.names)?;
         left = hash_join(&left, &right, &k, *outer, opts, Pos::from(on.span()))?;
     }
 

@@ -4,6 +4,7 @@
 //! against that overlay like any other table: same bitmap filters, same group-by on dictionary codes. Joins are
 //! in [`join`], UNION in [`union`].
 
+pub(crate) mod correlated;
 pub(crate) mod join;
 pub(crate) mod union;
 pub(crate) mod window;
@@ -129,6 +130,62 @@ pub fn run_query(
             outer_node.with_input(windowed).after(with_nodes),
         ));
     }
+    // Correlated subqueries in the output: the outer rows first, then each item once per row.
+    if correlated::has_correlated(&q)? {
+        let split = correlated::split(&q)?;
+        let (batch, s, node) = run_query(&split.inner, &overlay, now_ms, opts, depth + 1)?;
+        stats.add(&s);
+        if batch.num_rows() > correlated::MAX_ROWS {
+            return Err(QueryError::unsupported(
+                format!(
+                    "a correlated subquery over {} outer rows (it runs once per row, for at most {})",
+                    batch.num_rows(),
+                    correlated::MAX_ROWS
+                ),
+                Pos::from(q.span()),
+            ));
+        }
+        let mut values = Vec::with_capacity(split.items.len());
+        for item in 0..split.items.len() {
+            let mut rows = Vec::with_capacity(batch.num_rows());
+            for r in 0..batch.num_rows() {
+                let mut one = split.item_query(item, &batch, Some(r))?;
+                crate::sql::consts::fold_query(&mut one)?;
+                let (b, s, _) = run_query(
+                    &one,
+                    &overlay,
+                    now_ms,
+                    &inner_opts(opts, Need::Values),
+                    depth + 1,
+                )?;
+                stats.add(&s);
+                rows.push(b.column(0).clone());
+            }
+            if rows.is_empty() {
+                // No rows: the item's type as it is for NULL outer values (NULL where it cannot run).
+                let mut one = split.item_query(item, &batch, None)?;
+                crate::sql::consts::fold_query(&mut one)?;
+                if let Ok((b, _, _)) = run_query(
+                    &one,
+                    &overlay,
+                    now_ms,
+                    &inner_opts(opts, Need::Values),
+                    depth + 1,
+                ) {
+                    rows.push(b.column(0).slice(0, 0));
+                }
+            }
+            values.push(rows);
+        }
+        let batch = split.assemble(&batch, values)?;
+        let node = PlanNode::new(
+            Operator::Correlated {
+                items: split.items.len(),
+            },
+            vec![node],
+        );
+        return Ok((batch, stats, node.after(with_nodes)));
+    }
     let mut inputs = Vec::new();
     // `IN (subquery)` and scalar subqueries become literals.
     let mut inliner = Inliner {
@@ -148,6 +205,10 @@ pub fn run_query(
         }
     }
     stats.add(&inliner.stats);
+    if !inliner.nodes.is_empty() {
+        // Inlined values may complete constant arrays (`array_to_string(ARRAY(SELECT ...), ',')`).
+        crate::sql::consts::fold_query(&mut q)?;
+    }
     inputs.append(&mut inliner.nodes);
     // Joins run first; the SELECT then reads their result as one in-memory table.
     {
@@ -321,6 +382,22 @@ impl VisitorMut for Inliner<'_> {
                     }
                 })
             }),
+            // ARRAY(subquery): its rows as a constant array.
+            ast::Expr::Function(f)
+                if f.name.to_string().eq_ignore_ascii_case("array")
+                    && matches!(f.args, ast::FunctionArguments::Subquery(_)) =>
+            {
+                let ast::FunctionArguments::Subquery(q) = &f.args else {
+                    return ControlFlow::Continue(());
+                };
+                self.one_column(q).and_then(|col| {
+                    let mut elem = Vec::with_capacity(col.len());
+                    for r in 0..col.len() {
+                        elem.push(literal(&scalar_at(&col, r)?));
+                    }
+                    Ok(ast::Expr::Array(ast::Array { elem, named: true }))
+                })
+            }
             ast::Expr::Subquery(q) => self.one_column(q).and_then(|col| match col.len() {
                 0 => Ok(ast::Expr::value(ast::Value::Null)),
                 1 => Ok(literal(&scalar_at(&col, 0)?)),

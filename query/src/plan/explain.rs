@@ -54,6 +54,9 @@ fn node(n: &PlanNode, depth: usize, analyze: bool, out: &mut Vec<String>) {
         Operator::Window { calls } => out.push(format!(
             "{pad}Window: {calls} window function(s) over the rows below, partition by partition"
         )),
+        Operator::Correlated { items } => out.push(format!(
+            "{pad}Correlated subqueries: {items} output item(s), each run once per row below"
+        )),
         Operator::Values => out.push(format!(
             "{pad}Subquery as values: computed first, inlined as literals"
         )),

@@ -34,6 +34,8 @@ pub enum Operator {
     Relation { name: String },
     /// Window functions computed over its input's rows (`calls` of them), for the SELECT that reads them.
     Window { calls: usize },
+    /// Output items with correlated subqueries (`items` of them), each run once per row of its input.
+    Correlated { items: usize },
     /// A subquery used as a value (`IN (subquery)`, a scalar subquery), computed first and inlined as literals.
     Values,
 }

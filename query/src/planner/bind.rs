@@ -84,6 +84,7 @@ impl Binder<'_> {
             ColumnType::Long => DataType::Int64,
             ColumnType::Double => DataType::Float64,
             ColumnType::Timestamp => TS,
+            ColumnType::Boolean => DataType::Boolean,
         };
         Ok(Expr::Column {
             index,
@@ -605,6 +606,24 @@ pub(crate) fn cast_type(t: &ast::DataType, pos: Pos) -> Result<DataType> {
         | D::Decimal(_) => DataType::Float64,
         D::Boolean | D::Bool => DataType::Boolean,
         D::Timestamp(_, _) | D::Datetime(_) | D::Date => TS,
+        // PostgreSQL's own names (`pg_catalog.text`, `oid`, `name`, `"char"`) as they appear in catalog queries.
+        D::Custom(name, _) => {
+            let last = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            match last.as_str() {
+                "text" | "varchar" | "name" | "char" | "bpchar" => DataType::Utf8,
+                "oid" | "xid" | "cid" | "int2" | "int4" | "int8" | "smallint" | "integer"
+                | "bigint" => DataType::Int64,
+                "float4" | "float8" | "numeric" => DataType::Float64,
+                "bool" | "boolean" => DataType::Boolean,
+                "timestamp" | "timestamptz" | "date" => TS,
+                _ => return Err(QueryError::unsupported(format!("CAST to {t}"), pos)),
+            }
+        }
         other => return Err(QueryError::unsupported(format!("CAST to {other}"), pos)),
     })
 }

@@ -41,9 +41,9 @@ impl Binder<'_> {
                     pos,
                 ))
             }
-            // Session functions are folded to constants before planning; one left here has arguments the
+            // Session and catalog functions are folded before planning; one left here has arguments the
             // folder does not take.
-            Some(registry::Kind::Session) => {
+            Some(registry::Kind::Session | registry::Kind::Catalog) => {
                 return Err(QueryError::unsupported(
                     format!("{name} with these arguments"),
                     pos,
@@ -129,6 +129,14 @@ impl Binder<'_> {
                         trailing: name != "ltrim",
                         chars,
                     },
+                    args: vec![self.bind(&args[0], mode)?],
+                    ty: DataType::Utf8,
+                })
+            }
+            "pg_size_pretty" => {
+                want(1..=1)?;
+                Ok(Expr::Func {
+                    func: Func::SizePretty,
                     args: vec![self.bind(&args[0], mode)?],
                     ty: DataType::Utf8,
                 })

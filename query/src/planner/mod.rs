@@ -50,4 +50,8 @@ pub trait TableProvider {
     fn in_memory(&self, _name: &str) -> bool {
         false
     }
+    /// The bytes `name`'s segments take on disk, where the provider knows them (PostgreSQL's `pg_table_size`).
+    fn table_bytes(&self, _name: &str) -> Option<u64> {
+        None
+    }
 }

@@ -15,6 +15,9 @@ pub enum Kind {
     Session,
     /// Folded on the syntax tree before planning (`crate::sql::consts`): constant arrays and relations.
     Constant,
+    /// Rewritten on the syntax tree over the catalog's contents before planning (`crate::catalog::pg_functions`):
+    /// PostgreSQL's catalog functions.
+    Catalog,
     /// Only with `OVER (...)`, over the rows of a window (`crate::nested::window`). The aggregates `count`, `sum`,
     /// `avg`, `min` and `max` also run over a window.
     Window,
@@ -32,7 +35,7 @@ const fn f(name: &'static str, kind: Kind, about: &'static str) -> Function {
     Function { name, kind, about }
 }
 
-use Kind::{Aggregate, Constant, Scalar, Session, Window};
+use Kind::{Aggregate, Catalog, Constant, Scalar, Session, Window};
 
 /// The functions, by name (lower case; `pg_catalog.` prefixes are dropped before lookup).
 pub const FUNCTIONS: &[Function] = &[
@@ -90,6 +93,11 @@ pub const FUNCTIONS: &[Function] = &[
         "quote_ident",
         Scalar,
         "quote an identifier as PostgreSQL would",
+    ),
+    f(
+        "pg_size_pretty",
+        Scalar,
+        "bytes as PostgreSQL prints a size",
     ),
     f("substr", Scalar, "part of a string"),
     f("substring", Scalar, "part of a string"),
@@ -174,6 +182,85 @@ pub const FUNCTIONS: &[Function] = &[
         "a relation of consecutive integers (in FROM)",
     ),
     f("array_agg", Constant, "aggregate over a constant relation"),
+    f(
+        "array_to_string",
+        Constant,
+        "a constant array's elements joined",
+    ),
+    f(
+        "unnest",
+        Constant,
+        "a constant array as a relation (in FROM)",
+    ),
+    // PostgreSQL catalog functions, over the catalog's contents.
+    f("format_type", Catalog, "a type OID's SQL name"),
+    f("pg_table_size", Catalog, "a table's bytes on disk"),
+    f("pg_relation_size", Catalog, "a table's bytes on disk"),
+    f("pg_total_relation_size", Catalog, "a table's bytes on disk"),
+    f("pg_indexes_size", Catalog, "0: no indexes"),
+    f("pg_database_size", Catalog, "all tables' bytes on disk"),
+    f("pg_get_expr", Catalog, "NULL: no defaults or constraints"),
+    f("pg_get_indexdef", Catalog, "NULL: no indexes"),
+    f("pg_get_constraintdef", Catalog, "NULL: no constraints"),
+    f("pg_get_viewdef", Catalog, "NULL: no views"),
+    f("pg_get_triggerdef", Catalog, "NULL: no triggers"),
+    f("pg_get_partkeydef", Catalog, "NULL: no partitioned tables"),
+    f("pg_get_serial_sequence", Catalog, "NULL: no sequences"),
+    f(
+        "pg_get_statisticsobjdef_columns",
+        Catalog,
+        "NULL: no extended statistics",
+    ),
+    f("col_description", Catalog, "NULL: no comments"),
+    f("obj_description", Catalog, "NULL: no comments"),
+    f("shobj_description", Catalog, "NULL: no comments"),
+    f(
+        "pg_tablespace_location",
+        Catalog,
+        "NULL: the default tablespace",
+    ),
+    f("pg_encoding_to_char", Catalog, "UTF8"),
+    f(
+        "has_table_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f(
+        "has_database_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f(
+        "has_schema_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f(
+        "has_column_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f(
+        "has_any_column_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f(
+        "has_sequence_privilege",
+        Catalog,
+        "true (no per-table grants yet)",
+    ),
+    f("pg_has_role", Catalog, "true: one role"),
+    f(
+        "pg_relation_is_publishable",
+        Catalog,
+        "false: no publications",
+    ),
+    f(
+        "pg_is_other_temp_schema",
+        Catalog,
+        "false: no temporary schemas",
+    ),
     // Window functions (with OVER).
     f("row_number", Window, "position in the partition, from 1"),
     f("rank", Window, "rank with gaps after ties"),

@@ -29,6 +29,14 @@ pub fn fold(stmt: &mut ast::Statement) -> Result<()> {
     }
 }
 
+/// [`fold`] over one query (after subqueries were inlined as constants).
+pub fn fold_query(q: &mut ast::Query) -> Result<()> {
+    match q.visit(&mut Folder) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 struct Folder;
 
 impl VisitorMut for Folder {
@@ -57,6 +65,28 @@ fn const_str(e: &ast::Expr) -> Option<Option<String>> {
             _ => None,
         },
         ast::Expr::Nested(x) => const_str(x),
+        _ => None,
+    }
+}
+
+/// A constant's text: strings as they are, numbers and booleans as PostgreSQL prints them, NULL as `None`.
+fn const_scalar_text(e: &ast::Expr) -> Option<Option<String>> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(Some(s.clone())),
+            ast::Value::Number(n, _) => Some(Some(n.clone())),
+            ast::Value::Boolean(b) => Some(Some(if *b { "t" } else { "f" }.into())),
+            ast::Value::Null => Some(None),
+            _ => None,
+        },
+        ast::Expr::Nested(x) => const_scalar_text(x),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => match const_scalar_text(expr)? {
+            Some(v) => Some(Some(format!("-{v}"))),
+            None => Some(None),
+        },
         _ => None,
     }
 }
@@ -164,10 +194,66 @@ fn parse_ident(s: &str) -> Option<Vec<String>> {
     }
 }
 
+fn is_null(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Value(v) => v.value == ast::Value::Null,
+        ast::Expr::Nested(x) => is_null(x),
+        ast::Expr::Cast { expr, .. } => is_null(expr),
+        _ => false,
+    }
+}
+
 /// One step of array folding on `e` (its children are folded already).
 fn fold_array_expr(e: &ast::Expr) -> Option<ast::Expr> {
     match e {
         ast::Expr::Nested(x) if matches!(x.as_ref(), ast::Expr::Array(_)) => Some((**x).clone()),
+        // A NULL array (`NULL::int2[]`) is NULL to every array function below.
+        ast::Expr::Cast {
+            expr,
+            data_type: ast::DataType::Array(_),
+            ..
+        } if is_null(expr) => Some(literal(&Scalar::Null)),
+        // `a || b` of arrays (or a NULL and an array, which is the array, as in PostgreSQL).
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::StringConcat,
+            right,
+        } => match (const_array(left), const_array(right)) {
+            (Some(l), Some(r)) => Some(ast::Expr::Array(ast::Array {
+                elem: l.iter().chain(r).cloned().collect(),
+                named: true,
+            })),
+            (Some(_), None) if is_null(right) => Some((**left).clone()),
+            (None, Some(_)) if is_null(left) => Some((**right).clone()),
+            _ => None,
+        },
+        // `x = ANY(ARRAY[...])` is `x IN (...)`, `x <> ALL(ARRAY[...])` is `x NOT IN (...)`.
+        ast::Expr::AnyOp {
+            left,
+            compare_op: ast::BinaryOperator::Eq,
+            right,
+            ..
+        }
+        | ast::Expr::AllOp {
+            left,
+            compare_op: ast::BinaryOperator::NotEq,
+            right,
+        } => {
+            let negated = matches!(e, ast::Expr::AllOp { .. });
+            if is_null(right) {
+                return Some(literal(&Scalar::Null));
+            }
+            let items = const_array(right)?;
+            Some(if items.is_empty() {
+                literal(&Scalar::Bool(negated))
+            } else {
+                ast::Expr::InList {
+                    expr: left.clone(),
+                    list: items.to_vec(),
+                    negated,
+                }
+            })
+        }
         ast::Expr::CompoundFieldAccess { root, access_chain } => {
             let items = const_array(root)?;
             let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] =
@@ -232,6 +318,31 @@ fn fold_array_expr(e: &ast::Expr) -> Option<ast::Expr> {
                     })
                 }
                 ("cardinality", [a]) => Some(int(const_array(a)?.len())),
+                (
+                    "array_length" | "array_upper" | "array_lower" | "cardinality"
+                    | "array_to_string",
+                    [a, ..],
+                ) if is_null(a) => Some(null()),
+                ("array_to_string", [a, sep, rest @ ..]) if rest.len() <= 1 => {
+                    let items = const_array(a)?;
+                    let sep = const_str(sep)??;
+                    let null_as = match rest.first() {
+                        Some(n) => const_str(n)?,
+                        None => None,
+                    };
+                    let mut parts = Vec::with_capacity(items.len());
+                    for item in items {
+                        match const_scalar_text(item)? {
+                            Some(v) => parts.push(v),
+                            None => {
+                                if let Some(n) = &null_as {
+                                    parts.push(n.clone())
+                                }
+                            }
+                        }
+                    }
+                    Some(literal(&Scalar::Str(parts.join(&sep))))
+                }
                 _ => None,
             }
         }
@@ -291,7 +402,16 @@ fn const_relation(t: &ast::TableWithJoins) -> Result<Option<ConstRelation>> {
         }
     }
     let pos = t.relation.span();
-    let rows = if fname == "generate_series" {
+    let rows = if fname == "unnest" {
+        match exprs.as_slice() {
+            [a] if is_null(a) => Vec::new(),
+            [a] => match const_array(a) {
+                Some(items) => items.to_vec(),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+    } else if fname == "generate_series" {
         let ints: Option<Vec<i64>> = exprs.iter().map(const_int).collect();
         let (start, stop, step) = match ints.as_deref() {
             Some([a, b]) => (*a, *b, 1),

@@ -1,0 +1,351 @@
+//! PostgreSQL's catalog functions and object-identifier casts, rewritten on the syntax tree over what the
+//! catalog holds, before planning: `format_type(oid, typmod)` and `x::regtype` become a `CASE` over the type
+//! OIDs, `x::regclass` a `CASE` over the tables (a string literal `'t'::regclass` becomes the table's OID),
+//! `x::regnamespace` one over the namespaces, `pg_table_size(oid)` one over the tables' bytes on disk. Functions
+//! about objects basalt does not have (`pg_get_expr`, `col_description`, `pg_get_indexdef`, ...) are NULL text;
+//! privilege checks are true (auth is not per table yet). `x = ANY(arr)` of a non-constant array (the catalog's
+//! array columns, NULL text in PostgreSQL's `{a,b}` form) is a text match on the elements.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{self, Spanned, VisitMut, VisitorMut};
+
+use super::pg_catalog::{NAMESPACES, TYPES};
+use super::system::{SystemTables, FIRST_TABLE_OID};
+use crate::error::{Pos, QueryError, Result};
+use crate::expr::Scalar;
+use crate::sql::literal;
+
+/// Rewrites the catalog functions and casts of `stmt` (see the module doc).
+pub fn fold(stmt: &mut ast::Statement, sys: &SystemTables) -> Result<()> {
+    let mut names = sys.base().table_names();
+    names.sort();
+    let relations: Vec<(i64, String, Option<u64>)> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let bytes = sys.base().table_bytes(&n);
+            (FIRST_TABLE_OID + i as i64, n, bytes)
+        })
+        .collect();
+    match stmt.visit(&mut Folder { relations }) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct Folder {
+    /// OID, name and bytes on disk of every user table.
+    relations: Vec<(i64, String, Option<u64>)>,
+}
+
+fn text_null() -> ast::Expr {
+    cast(literal(&Scalar::Null), ast::DataType::Text)
+}
+
+fn cast(e: ast::Expr, ty: ast::DataType) -> ast::Expr {
+    ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: ty,
+        format: None,
+    }
+}
+
+/// `CASE WHEN e IS NULL THEN NULL WHEN e = k1 THEN v1 ... ELSE default END`.
+fn lookup(e: &ast::Expr, pairs: Vec<(Scalar, Scalar)>, default: ast::Expr) -> ast::Expr {
+    let mut conditions = vec![ast::CaseWhen {
+        condition: ast::Expr::IsNull(Box::new(e.clone())),
+        result: literal(&Scalar::Null),
+    }];
+    for (k, v) in pairs {
+        conditions.push(ast::CaseWhen {
+            condition: ast::Expr::BinaryOp {
+                left: Box::new(e.clone()),
+                op: ast::BinaryOperator::Eq,
+                right: Box::new(literal(&k)),
+            },
+            result: literal(&v),
+        });
+    }
+    ast::Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions,
+        else_result: Some(Box::new(default)),
+    }
+}
+
+/// A constant element's text, as it appears in an array's text form.
+fn element_text(e: &ast::Expr) -> Option<String> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            ast::Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        ast::Expr::Nested(x) => element_text(x),
+        _ => None,
+    }
+}
+
+fn str_literal(e: &ast::Expr) -> Option<String> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        ast::Expr::Nested(x) => str_literal(x),
+        _ => None,
+    }
+}
+
+/// The last part of a custom type name (`pg_catalog.regclass` -> `regclass`), lower-cased.
+fn custom_type(t: &ast::DataType) -> Option<String> {
+    match t {
+        ast::DataType::Custom(name, _) => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase()),
+        ast::DataType::Regclass => Some("regclass".into()),
+        _ => None,
+    }
+}
+
+impl Folder {
+    /// A relation named by a string (`'births'`, `'public.births'`, `'"Births"'`) to its OID.
+    fn relation_oid(&self, name: &str, pos: Pos) -> Result<i64> {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        let (bare, quoted) = match bare.strip_prefix('"').and_then(|b| b.strip_suffix('"')) {
+            Some(q) => (q.to_string(), true),
+            None => (bare.to_ascii_lowercase(), false),
+        };
+        self.relations
+            .iter()
+            .find(|r| r.1 == bare || (!quoted && r.1.eq_ignore_ascii_case(&bare)))
+            .map(|r| r.0)
+            .ok_or_else(|| QueryError::UnknownTable {
+                name: name.to_string(),
+                pos,
+            })
+    }
+
+    fn cast(&self, expr: &ast::Expr, ty: &str, pos: Pos) -> Result<Option<ast::Expr>> {
+        let text = |e: &ast::Expr| cast(e.clone(), ast::DataType::Text);
+        Ok(Some(match ty {
+            "regclass" => match str_literal(expr) {
+                Some(name) => literal(&Scalar::Int(self.relation_oid(&name, pos)?)),
+                None => lookup(
+                    expr,
+                    self.relations
+                        .iter()
+                        .map(|r| (Scalar::Int(r.0), Scalar::Str(r.1.clone())))
+                        .collect(),
+                    text(expr),
+                ),
+            },
+            "regtype" => match str_literal(expr) {
+                Some(name) => {
+                    let lower = name.to_ascii_lowercase();
+                    let found = TYPES
+                        .iter()
+                        .find(|t| t.name == lower || t.formatted == lower)
+                        .ok_or_else(|| {
+                            QueryError::invalid(format!("type \"{name}\" does not exist"), pos)
+                        })?;
+                    literal(&Scalar::Int(found.oid))
+                }
+                None => lookup(
+                    expr,
+                    TYPES
+                        .iter()
+                        .map(|t| (Scalar::Int(t.oid), Scalar::Str(t.formatted.into())))
+                        .collect(),
+                    text(expr),
+                ),
+            },
+            "regnamespace" => lookup(
+                expr,
+                NAMESPACES
+                    .iter()
+                    .map(|n| (Scalar::Int(n.0), Scalar::Str(n.1.into())))
+                    .collect(),
+                text(expr),
+            ),
+            // No functions or operators are listed in the catalog: their OIDs print as numbers.
+            "regproc" | "regprocedure" | "regoper" | "regoperator" | "regrole" => text(expr),
+            _ => return Ok(None),
+        }))
+    }
+
+    fn function(&self, f: &ast::Function) -> Result<Option<ast::Expr>> {
+        let name = f.name.to_string().to_ascii_lowercase();
+        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+        let args: Vec<&ast::Expr> = match &f.args {
+            ast::FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let bytes_of = |e: &ast::Expr| -> Result<ast::Expr> {
+            Ok(match str_literal(e) {
+                Some(name) => {
+                    let oid = self.relation_oid(&name, Pos::from(e.span()))?;
+                    let bytes = self.relations.iter().find(|r| r.0 == oid).and_then(|r| r.2);
+                    literal(&bytes.map_or(Scalar::Null, |b| Scalar::Int(b as i64)))
+                }
+                None => lookup(
+                    e,
+                    self.relations
+                        .iter()
+                        .filter_map(|r| Some((Scalar::Int(r.0), Scalar::Int(r.2? as i64))))
+                        .collect(),
+                    literal(&Scalar::Null),
+                ),
+            })
+        };
+        Ok(Some(match (name, args.as_slice()) {
+            ("format_type", [ty, _]) => lookup(
+                ty,
+                TYPES
+                    .iter()
+                    .map(|t| (Scalar::Int(t.oid), Scalar::Str(t.formatted.into())))
+                    .collect(),
+                literal(&Scalar::Str("???".into())),
+            ),
+            ("pg_table_size" | "pg_relation_size" | "pg_total_relation_size", [rel, ..]) => {
+                bytes_of(rel)?
+            }
+            ("pg_indexes_size", [_]) => literal(&Scalar::Int(0)),
+            ("pg_database_size", [_]) => literal(&Scalar::Int(
+                self.relations.iter().filter_map(|r| r.2).sum::<u64>() as i64,
+            )),
+            (
+                "pg_get_expr"
+                | "pg_get_indexdef"
+                | "pg_get_constraintdef"
+                | "pg_get_viewdef"
+                | "pg_get_triggerdef"
+                | "pg_get_partkeydef"
+                | "pg_get_serial_sequence"
+                | "pg_get_statisticsobjdef_columns"
+                | "col_description"
+                | "obj_description"
+                | "shobj_description"
+                | "pg_tablespace_location",
+                _,
+            ) => text_null(),
+            ("pg_encoding_to_char", [_]) => literal(&Scalar::Str("UTF8".into())),
+            (
+                "has_table_privilege"
+                | "has_database_privilege"
+                | "has_schema_privilege"
+                | "has_column_privilege"
+                | "has_any_column_privilege"
+                | "has_sequence_privilege"
+                | "pg_has_role",
+                _,
+            ) => literal(&Scalar::Bool(true)),
+            ("pg_relation_is_publishable" | "pg_is_other_temp_schema", [_]) => {
+                literal(&Scalar::Bool(false))
+            }
+            // The catalog's arrays are NULL text; a constant array was folded before.
+            ("array_to_string", [a, ..])
+                if matches!(
+                    a,
+                    ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+                ) =>
+            {
+                cast((*a).clone(), ast::DataType::Text)
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// `x = ANY(a)` over a non-constant array in text form: `(',' || btrim(a, '{}') || ',') LIKE '%,' || x || ',%'`.
+fn any_text(left: &ast::Expr, right: &ast::Expr) -> ast::Expr {
+    let concat = |l: ast::Expr, r: ast::Expr| ast::Expr::BinaryOp {
+        left: Box::new(l),
+        op: ast::BinaryOperator::StringConcat,
+        right: Box::new(r),
+    };
+    let comma = || literal(&Scalar::Str(",".into()));
+    let trimmed = ast::Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new("btrim")]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(cast(
+                    right.clone(),
+                    ast::DataType::Text,
+                ))),
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(literal(&Scalar::Str(
+                    "{}".into(),
+                )))),
+            ],
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    });
+    ast::Expr::Like {
+        negated: false,
+        any: false,
+        expr: Box::new(concat(concat(comma(), trimmed), comma())),
+        pattern: Box::new(match element_text(left) {
+            Some(v) => literal(&Scalar::Str(format!("%,{v},%"))),
+            None => concat(
+                concat(
+                    literal(&Scalar::Str("%,".into())),
+                    cast(left.clone(), ast::DataType::Text),
+                ),
+                literal(&Scalar::Str(",%".into())),
+            ),
+        }),
+        escape_char: None,
+    }
+}
+
+impl VisitorMut for Folder {
+    type Break = QueryError;
+
+    fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
+        let pos = Pos::from(e.span());
+        let replaced = match e {
+            ast::Expr::Cast {
+                expr, data_type, ..
+            } => match custom_type(data_type) {
+                Some(ty) => self.cast(expr, &ty, pos),
+                None => Ok(None),
+            },
+            ast::Expr::Function(f) => self.function(f),
+            ast::Expr::AnyOp {
+                left,
+                compare_op: ast::BinaryOperator::Eq,
+                right,
+                ..
+            } if !matches!(right.as_ref(), ast::Expr::Array(_)) => Ok(Some(any_text(left, right))),
+            _ => Ok(None),
+        };
+        match replaced {
+            Ok(Some(new)) => {
+                *e = new;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(err) => ControlFlow::Break(err),
+        }
+    }
+}
