@@ -7,6 +7,8 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v psql >/dev/null || need_apt+=(postgresql-client) # the serving tests drive the real psql
+# The catalog-compatibility test compares basalt's answers with a real PostgreSQL server it starts.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # rdkafka builds its bundled librdkafka with a C toolchain and make.
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v c++ >/dev/null || need_apt+=(g++)
@@ -19,10 +21,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # DuckDB computes expected results (SQL behaviour files, client suites); psycopg and pydruid + SQLAlchemy are
-# the real clients the serving tests use; chdb (ClickHouse) is the second peer of the benchmark runner's test;
+# the real clients the serving tests use (psycopg2 under SQLAlchemy's PostgreSQL dialect, as Superset runs it); chdb (ClickHouse) is the second peer of the benchmark runner's test;
 # moto is the S3 API server of the deep-storage tests; selenium drives Chromium in the web console's test.
-if ! python3 -c "import duckdb, psycopg, pydruid, sqlalchemy, requests, chdb, moto.server, flask, selenium" 2>/dev/null; then
-  pkgs=(duckdb "psycopg[binary]" "pydruid[sqlalchemy]" chdb "moto[server]" selenium)
+if ! python3 -c "import duckdb, psycopg, psycopg2, pydruid, sqlalchemy, requests, chdb, moto.server, flask, selenium" 2>/dev/null; then
+  pkgs=(duckdb "psycopg[binary]" psycopg2-binary "pydruid[sqlalchemy]" chdb "moto[server]" selenium)
   # Debian's own python3 refuses plain pip installs (PEP 668); the flag is the documented way past that.
   python3 -m pip install --quiet --disable-pip-version-check "${pkgs[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkgs[@]}"

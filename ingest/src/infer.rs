@@ -170,7 +170,7 @@ pub fn table_schema(spec: &IngestSpec, sample: &Sampler) -> Result<TableSchema> 
                 "{name:?} is the time column and cannot also be a dimension"
             )));
         }
-        if ty == ColumnType::Timestamp {
+        if matches!(ty, ColumnType::Timestamp | ColumnType::Boolean) {
             return Err(Error::Spec(format!(
                 "dimension {name:?}: type must be string, long or double"
             )));

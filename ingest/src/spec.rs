@@ -416,7 +416,10 @@ impl IngestSpec {
             return Err(Error::Spec("timestamp.column is empty".into()));
         }
         for m in &self.metrics {
-            if matches!(m.ty, Some(ColumnType::String | ColumnType::Timestamp)) {
+            if matches!(
+                m.ty,
+                Some(ColumnType::String | ColumnType::Timestamp | ColumnType::Boolean)
+            ) {
                 return Err(Error::Spec(format!(
                     "metric {:?} must be long or double",
                     m.name

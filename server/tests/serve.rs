@@ -563,6 +563,28 @@ fn psycopg_grafana_style_suite() {
     python_client("grafana_psycopg.py", s.pg_port.to_string());
 }
 
+/// psql's `\\d`, `\\d+`, `\\dt`, `\\l`, `\\dn`, Grafana's catalog queries and SQLAlchemy's reflection over psycopg2
+/// (Superset's PostgreSQL dialect), each compared with a real PostgreSQL server that the script starts
+/// (tests/clients/catalog_compat.py) on the same table definition.
+#[test]
+fn catalog_queries_answer_as_a_real_postgresql_does() {
+    let s = serve(&[]);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/catalog_compat.py");
+    let out = Command::new("python3")
+        .arg("-W")
+        .arg("ignore")
+        .arg(path)
+        .arg(s.pg_port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "catalog_compat.py:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn pydruid_superset_style_suite() {
     let s = serve(&[]);

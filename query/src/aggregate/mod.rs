@@ -10,6 +10,7 @@
 
 pub(crate) mod avg;
 pub(crate) mod code_buffer;
+pub(crate) mod collect;
 pub(crate) mod count;
 pub(crate) mod distinct;
 pub(crate) mod group_table;
@@ -100,6 +101,7 @@ pub(crate) enum Acc {
     Percentile(percentile::Percentile),
     Hll(hll::Hll),
     Quantile(quantile::ApproxQuantile),
+    Collect(collect::Collect),
 }
 
 /// Runs `$body` with `$a` bound to the family state of `$acc`.
@@ -117,6 +119,7 @@ macro_rules! each {
             Acc::Percentile($a) => $body,
             Acc::Hll($a) => $body,
             Acc::Quantile($a) => $body,
+            Acc::Collect($a) => $body,
         }
     };
 }
@@ -130,6 +133,13 @@ impl Acc {
                 percentile::Percentile::new(q, call.func == AggFunc::PercentileCont),
             ),
             (AggFunc::ApproxDistinct, _, _) => Acc::Hll(hll::Hll::default()),
+            (AggFunc::Collect, _, _) => {
+                let (into, order) = call
+                    .collect
+                    .clone()
+                    .unwrap_or((crate::plan::CollectInto::Array, Vec::new()));
+                Acc::Collect(collect::Collect::new(into, order))
+            }
             (AggFunc::ApproxQuantile, _, _) => Acc::Quantile(quantile::ApproxQuantile::new(q)),
             (AggFunc::Count, true, _) => Acc::Distinct(distinct::Distinct::default()),
             (AggFunc::CountStar | AggFunc::Count, _, _) => Acc::Count(count::Count::default()),
@@ -204,6 +214,7 @@ impl Acc {
             (Acc::Percentile(a), Acc::Percentile(b)) => a.merge(to, b, from),
             (Acc::Hll(a), Acc::Hll(b)) => a.merge(to, b, from),
             (Acc::Quantile(a), Acc::Quantile(b)) => a.merge(to, b, from),
+            (Acc::Collect(a), Acc::Collect(b)) => a.merge(to, b, from),
             _ => Err(internal("partials of different aggregates merged")),
         }
     }

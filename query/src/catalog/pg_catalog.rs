@@ -24,7 +24,7 @@ const DEFAULT_TABLESPACE_OID: i64 = 1663;
 const DEFAULT_COLLATION_OID: i64 = 100;
 
 /// The tables this module answers (under `pg_catalog.`).
-pub(crate) const TABLES: [&str; 26] = [
+pub(crate) const TABLES: [&str; 27] = [
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -51,6 +51,7 @@ pub(crate) const TABLES: [&str; 26] = [
     "pg_enum",
     "pg_trigger",
     "pg_proc",
+    "pg_opclass",
 ];
 
 /// One PostgreSQL type: OID, `typname`, the name `format_type` and `::regtype` give, `typlen`, `typcategory`,
@@ -262,6 +263,10 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
                     Column::Int(TYPES.iter().map(|t| Some(t.collation)).collect()),
                 ),
                 ("typdefault", nulls(k)),
+                ("typarray", ints(k, 0)),
+                ("typalign", texts(k, "d")),
+                ("typstorage", texts(k, "p")),
+                ("typacl", nulls(k)),
             ]
         }
         "pg_database" => vec![
@@ -468,6 +473,17 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
             ("tgenabled", 't'),
             ("tgisinternal", 'b'),
         ]),
+        "pg_opclass" => empty(&[
+            ("oid", 'i'),
+            ("opcmethod", 'i'),
+            ("opcname", 't'),
+            ("opcnamespace", 'i'),
+            ("opcowner", 'i'),
+            ("opcfamily", 'i'),
+            ("opcintype", 'i'),
+            ("opcdefault", 'b'),
+            ("opckeytype", 'i'),
+        ]),
         "pg_proc" => empty(&[
             ("oid", 'i'),
             ("proname", 't'),
@@ -480,6 +496,9 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
     }
 }
 
+/// One column of a user table: its table's OID, its name, type and 1-based position.
+type AttRow = (i64, String, ColumnType, i64);
+
 /// `pg_attribute`: one row per column of every user table; the time column is NOT NULL.
 fn attributes(sys: &SystemTables, tables: &[TableSchema]) -> Vec<Col> {
     let oids: HashMap<&str, i64> = tables
@@ -487,15 +506,13 @@ fn attributes(sys: &SystemTables, tables: &[TableSchema]) -> Vec<Col> {
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), FIRST_TABLE_OID + i as i64))
         .collect();
-    let rows: Vec<(i64, String, ColumnType, i64)> = sys
+    let rows: Vec<AttRow> = sys
         .column_rows(tables)
         .into_iter()
         .map(|(t, col, ty, pos)| (oids[t.as_str()], col, ty, pos))
         .collect();
     let n = rows.len();
-    let each = |f: &dyn Fn(&(i64, String, ColumnType, i64)) -> i64| {
-        Column::Int(rows.iter().map(|r| Some(f(r))).collect())
-    };
+    let each = |f: &dyn Fn(&AttRow) -> i64| Column::Int(rows.iter().map(|r| Some(f(r))).collect());
     let fixed = |ty: ColumnType| ty != ColumnType::String;
     vec![
         ("attrelid", each(&|r| r.0)),

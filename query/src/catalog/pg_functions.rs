@@ -77,6 +77,14 @@ fn lookup(e: &ast::Expr, pairs: Vec<(Scalar, Scalar)>, default: ast::Expr) -> as
     }
 }
 
+fn is_null(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Value(v) => v.value == ast::Value::Null,
+        ast::Expr::Nested(x) | ast::Expr::Cast { expr: x, .. } => is_null(x),
+        _ => false,
+    }
+}
+
 /// A constant element's text, as it appears in an array's text form.
 fn element_text(e: &ast::Expr) -> Option<String> {
     match e {
@@ -114,6 +122,29 @@ fn custom_type(t: &ast::DataType) -> Option<String> {
     }
 }
 
+/// The OID of a `pg_catalog` table: PostgreSQL's own for the ones clients name (`'pg_class'::regclass` in
+/// `pg_description.classoid` filters), one past the others.
+fn catalog_oid(name: &str) -> Option<i64> {
+    const KNOWN: [(&str, i64); 9] = [
+        ("pg_type", 1247),
+        ("pg_attribute", 1249),
+        ("pg_proc", 1255),
+        ("pg_class", 1259),
+        ("pg_database", 1262),
+        ("pg_constraint", 2606),
+        ("pg_description", 2609),
+        ("pg_index", 2610),
+        ("pg_namespace", 2615),
+    ];
+    if let Some((_, oid)) = KNOWN.iter().find(|(n, _)| *n == name) {
+        return Some(*oid);
+    }
+    super::pg_catalog::TABLES
+        .iter()
+        .position(|t| *t == name)
+        .map(|i| 12_000 + i as i64)
+}
+
 impl Folder {
     /// A relation named by a string (`'births'`, `'public.births'`, `'"Births"'`) to its OID.
     fn relation_oid(&self, name: &str, pos: Pos) -> Result<i64> {
@@ -122,6 +153,9 @@ impl Folder {
             Some(q) => (q.to_string(), true),
             None => (bare.to_ascii_lowercase(), false),
         };
+        if let Some(oid) = catalog_oid(&bare) {
+            return Ok(oid);
+        }
         self.relations
             .iter()
             .find(|r| r.1 == bare || (!quoted && r.1.eq_ignore_ascii_case(&bare)))
@@ -134,6 +168,9 @@ impl Folder {
 
     fn cast(&self, expr: &ast::Expr, ty: &str, pos: Pos) -> Result<Option<ast::Expr>> {
         let text = |e: &ast::Expr| cast(e.clone(), ast::DataType::Text);
+        if is_null(expr) && ty.starts_with("reg") {
+            return Ok(Some(literal(&Scalar::Null)));
+        }
         Ok(Some(match ty {
             "regclass" => match str_literal(expr) {
                 Some(name) => literal(&Scalar::Int(self.relation_oid(&name, pos)?)),
@@ -212,6 +249,7 @@ impl Folder {
             })
         };
         Ok(Some(match (name, args.as_slice()) {
+            ("bool_and" | "every" | "bool_or", [x]) => bool_aggregate(name, x, f),
             ("format_type", [ty, _]) => lookup(
                 ty,
                 TYPES
@@ -250,7 +288,10 @@ impl Folder {
                 | "has_column_privilege"
                 | "has_any_column_privilege"
                 | "has_sequence_privilege"
-                | "pg_has_role",
+                | "pg_has_role"
+                | "pg_collation_is_visible"
+                | "pg_type_is_visible"
+                | "pg_function_is_visible",
                 _,
             ) => literal(&Scalar::Bool(true)),
             ("pg_relation_is_publishable" | "pg_is_other_temp_schema", [_]) => {
@@ -268,6 +309,104 @@ impl Folder {
             _ => return Ok(None),
         }))
     }
+}
+
+/// `bool_and(x)` as `MIN(CASE WHEN x THEN 1 WHEN NOT x THEN 0 END) = 1` (NULL over no rows or only NULLs, as in
+/// PostgreSQL), `bool_or(x)` the same with MAX.
+fn bool_aggregate(name: &str, x: &ast::Expr, f: &ast::Function) -> ast::Expr {
+    let when = |condition: ast::Expr, v: i64| ast::CaseWhen {
+        condition,
+        result: literal(&Scalar::Int(v)),
+    };
+    let as_int = ast::Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            when(x.clone(), 1),
+            when(
+                ast::Expr::UnaryOp {
+                    op: ast::UnaryOperator::Not,
+                    expr: Box::new(ast::Expr::Nested(Box::new(x.clone()))),
+                },
+                0,
+            ),
+        ],
+        else_result: None,
+    };
+    let mut call = f.clone();
+    call.name = ast::ObjectName::from(vec![ast::Ident::new(if name == "bool_or" {
+        "max"
+    } else {
+        "min"
+    })]);
+    call.args = ast::FunctionArguments::List(ast::FunctionArgumentList {
+        duplicate_treatment: None,
+        args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+            as_int,
+        ))],
+        clauses: Vec::new(),
+    });
+    ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+        left: Box::new(ast::Expr::Function(call)),
+        op: ast::BinaryOperator::Eq,
+        right: Box::new(literal(&Scalar::Int(1))),
+    }))
+}
+
+/// Array-typed columns of the catalog tables: always NULL in basalt (no indexes, constraints, ACLs, options).
+const ARRAY_COLUMNS: [&str; 26] = [
+    "indkey",
+    "indcollation",
+    "indclass",
+    "indoption",
+    "conkey",
+    "confkey",
+    "conpfeqop",
+    "conppeqop",
+    "conffeqop",
+    "conexclop",
+    "reloptions",
+    "relacl",
+    "datacl",
+    "nspacl",
+    "attacl",
+    "attoptions",
+    "typacl",
+    "spcacl",
+    "spcoptions",
+    "rolconfig",
+    "useconfig",
+    "polroles",
+    "stxkeys",
+    "stxkind",
+    "prattrs",
+    "proargtypes",
+];
+
+/// A set-returning call over a catalog array column in a SELECT list (`unnest(pg_index.indkey)`): its array
+/// is always NULL, so the SELECT has no rows.
+fn unnests_catalog_array(e: &ast::Expr) -> bool {
+    let ast::Expr::Function(f) = e else {
+        return false;
+    };
+    let name = f.name.to_string().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    if !matches!(name, "unnest" | "generate_subscripts") {
+        return false;
+    }
+    let ast::FunctionArguments::List(l) = &f.args else {
+        return false;
+    };
+    let column = match l.args.first() {
+        Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))) => match e {
+            ast::Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            ast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_ascii_lowercase()),
+            _ => None,
+        },
+        _ => None,
+    };
+    column.is_some_and(|c| ARRAY_COLUMNS.contains(&c.as_str()))
 }
 
 /// `x = ANY(a)` over a non-constant array in text form: `(',' || btrim(a, '{}') || ',') LIKE '%,' || x || ',%'`.
@@ -318,8 +457,51 @@ fn any_text(left: &ast::Expr, right: &ast::Expr) -> ast::Expr {
     }
 }
 
+/// Whether `e` is a call or cast this module rewrites (so its output keeps the name PostgreSQL gives it).
+fn rewritten(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Function(f) => crate::planner::registry::lookup(&f.name.to_string())
+            .is_some_and(|f| f.kind == crate::planner::registry::Kind::Catalog),
+        ast::Expr::Cast { data_type, .. } => {
+            custom_type(data_type).is_some_and(|t| t.starts_with("reg"))
+        }
+        _ => false,
+    }
+}
+
 impl VisitorMut for Folder {
     type Break = QueryError;
+
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<QueryError> {
+        if let ast::SetExpr::Select(select) = q.body.as_mut() {
+            let mut empty = false;
+            for item in &mut select.projection {
+                if let ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    if unnests_catalog_array(e) {
+                        *e = cast(literal(&Scalar::Null), ast::DataType::BigInt(None));
+                        empty = true;
+                    }
+                }
+            }
+            if empty {
+                select.selection = Some(literal(&Scalar::Bool(false)));
+            }
+            for item in &mut select.projection {
+                if let ast::SelectItem::UnnamedExpr(e) = item {
+                    if rewritten(e) {
+                        let alias = ast::Ident::with_quote('"', crate::planner::output_name(e));
+                        *item = ast::SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias,
+                        };
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
         let pos = Pos::from(e.span());

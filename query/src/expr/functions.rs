@@ -104,6 +104,39 @@ pub fn eval(
                 .collect();
             Arc::new(out)
         }
+        Func::Row => {
+            let mut fields = Vec::with_capacity(args.len());
+            for i in 0..args.len() {
+                let a = arg(i)?;
+                fields.push((
+                    Arc::new(arrow_schema::Field::new(
+                        format!("f{i}"),
+                        a.data_type().clone(),
+                        true,
+                    )),
+                    a,
+                ));
+            }
+            Arc::new(arrow_array::StructArray::from(fields))
+        }
+        Func::JsonBuildObject => {
+            let cols = (0..args.len()).map(arg).collect::<Result<Vec<_>>>()?;
+            let mut out = arrow_array::builder::StringBuilder::new();
+            for r in 0..len {
+                let mut parts = Vec::with_capacity(cols.len() / 2);
+                for pair in cols.chunks(2) {
+                    let key = crate::expr::scalar_at(&pair[0], r)?;
+                    let value = crate::expr::scalar_at(&pair[1], r)?;
+                    parts.push(format!(
+                        "{} : {}",
+                        json_text(&key, true),
+                        json_text(&value, false)
+                    ));
+                }
+                out.append_value(format!("{{{}}}", parts.join(", ")));
+            }
+            Arc::new(out.finish())
+        }
         Func::Length => {
             let a = cast_to(&arg(0)?, &DataType::Utf8)?;
             let out: Int64Array = a
@@ -298,4 +331,42 @@ fn size_pretty(bytes: i64) -> String {
         size >>= 10;
     }
     format!("{} PB", half_rounded(size))
+}
+
+/// A value as JSON text; a key is always a string (as PostgreSQL turns keys into text).
+fn json_text(v: &crate::expr::Scalar, key: bool) -> String {
+    use crate::expr::Scalar;
+    let quote = |s: &str| {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    match v {
+        Scalar::Null if key => quote(""),
+        Scalar::Null => "null".into(),
+        Scalar::Bool(b) if key => quote(&b.to_string()),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) if key => quote(&i.to_string()),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) if key || !f.is_finite() => quote(&f.to_string()),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Str(s) => quote(s),
+        Scalar::Timestamp(ms) => quote(
+            &chrono::DateTime::from_timestamp_millis(*ms)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
+                .unwrap_or_default(),
+        ),
+    }
 }

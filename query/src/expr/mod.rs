@@ -65,6 +65,10 @@ pub enum Func {
     QuoteIdent,
     /// PostgreSQL's `pg_size_pretty(bytes)`: `9 bytes`, `10 kB`, ... `PB`, rounded as PostgreSQL rounds.
     SizePretty,
+    /// PostgreSQL's `json_build_object(k1, v1, ...)`, as text in PostgreSQL's layout (`{"k" : v, ...}`).
+    JsonBuildObject,
+    /// The arguments side by side as one struct (an ordered aggregate's value and sort keys).
+    Row,
     /// `s ~ pattern` (POSIX regular expression, here Rust's `regex` syntax), `~*` when case-insensitive.
     RegexMatch {
         pattern: String,

@@ -18,6 +18,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use sqlparser::ast::{self, Spanned, Visit, VisitMut, Visitor, VisitorMut};
 
+use super::comma_join::{is_true, only_of};
 use crate::error::{Pos, QueryError, Result};
 use crate::exec::ExecOptions;
 use crate::planner::{ident_matches as matches, resolve_relation, TableProvider};
@@ -44,7 +45,7 @@ struct Side {
 
 /// Every column reference outside the FROM clause: (qualifier, name), lower-cased unless quoted.
 #[derive(Default)]
-struct Refs(Vec<(Option<String>, String)>);
+pub(super) struct Refs(pub(super) Vec<(Option<String>, String)>);
 
 impl Visitor for Refs {
     type Break = ();
@@ -74,7 +75,7 @@ fn refs_outside_from(select: &ast::Select, order_by: Option<&ast::OrderBy>) -> R
 }
 
 /// The qualifier a relation answers to: its alias, else its table name.
-fn qualifier(rel: &ast::TableFactor) -> Option<String> {
+pub(super) fn qualifier(rel: &ast::TableFactor) -> Option<String> {
     match rel {
         ast::TableFactor::Table { name, alias, .. } => Some(match alias {
             Some(a) => lower(&a.name),
@@ -192,7 +193,7 @@ fn find(
     }
 }
 
-fn column_ref(e: &ast::Expr) -> Option<(Option<&ast::Ident>, &ast::Ident)> {
+pub(super) fn column_ref(e: &ast::Expr) -> Option<(Option<&ast::Ident>, &ast::Ident)> {
     match e {
         ast::Expr::Identifier(i) => Some((None, i)),
         ast::Expr::CompoundIdentifier(p) if p.len() >= 2 => {
@@ -203,7 +204,7 @@ fn column_ref(e: &ast::Expr) -> Option<(Option<&ast::Ident>, &ast::Ident)> {
     }
 }
 
-fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
+pub(super) fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
     ast::Expr::BinaryOp {
         left: Box::new(a),
         op: ast::BinaryOperator::And,
@@ -211,73 +212,7 @@ fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
     }
 }
 
-fn is_true(e: &ast::Expr) -> bool {
-    matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Boolean(true))
-}
-
-/// Whether every column `e` names is qualified by `qual` (and it names one).
-fn only_of(e: &ast::Expr, qual: &str) -> bool {
-    let mut r = Refs::default();
-    let _ = e.visit(&mut r);
-    !r.0.is_empty() && r.0.iter().all(|(q, _)| q.as_deref() == Some(qual))
-}
-
-/// `FROM a, b, c WHERE ...` as `FROM a JOIN b ON ... JOIN c ON ...`: each relation joins on the WHERE
-/// equalities between its columns and those of the relations before it (qualified names), which leave WHERE;
-/// a relation with none joins on TRUE (a cross product, bounded like any join's right side).
-fn comma_joins(select: &mut ast::Select) {
-    let mut parts = Vec::new();
-    if let Some(w) = select.selection.take() {
-        conjuncts(&w, &mut parts);
-    }
-    let mut items = std::mem::take(&mut select.from).into_iter();
-    let Some(mut first) = items.next() else {
-        return;
-    };
-    let mut seen: Vec<String> = std::iter::once(&first.relation)
-        .chain(first.joins.iter().map(|j| &j.relation))
-        .filter_map(qualifier)
-        .collect();
-    for t in items {
-        let q = qualifier(&t.relation).unwrap_or_default();
-        let links = |p: &ast::Expr| {
-            let ast::Expr::BinaryOp {
-                left: a,
-                op: ast::BinaryOperator::Eq,
-                right: b,
-            } = p
-            else {
-                return false;
-            };
-            let qual = |e: &ast::Expr| column_ref(e).and_then(|(q, _)| q.map(lower));
-            match (qual(a), qual(b)) {
-                (Some(x), Some(y)) => {
-                    (x == q && seen.contains(&y)) || (y == q && seen.contains(&x))
-                }
-                _ => false,
-            }
-        };
-        let (link, rest): (Vec<ast::Expr>, Vec<ast::Expr>) =
-            parts.into_iter().partition(|p| links(p));
-        parts = rest;
-        let on = link
-            .into_iter()
-            .reduce(and)
-            .unwrap_or_else(|| literal(&crate::expr::Scalar::Bool(true)));
-        first.joins.push(ast::Join {
-            relation: t.relation,
-            global: false,
-            join_operator: ast::JoinOperator::Inner(ast::JoinConstraint::On(on)),
-        });
-        seen.push(q);
-        seen.extend(t.joins.iter().filter_map(|j| qualifier(&j.relation)));
-        first.joins.extend(t.joins);
-    }
-    select.from = vec![first];
-    select.selection = parts.into_iter().reduce(and);
-}
-
-fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
+pub(super) fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
     match e {
         ast::Expr::BinaryOp {
             left,
@@ -534,7 +469,7 @@ pub fn run_joins(
     key: &str,
 ) -> Result<Option<RecordBatch>> {
     if select.from.len() > 1 {
-        comma_joins(select);
+        super::comma_join::comma_joins(select);
     }
     let Some(from) = select.from.first() else {
         return Ok(None);

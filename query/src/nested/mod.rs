@@ -4,6 +4,7 @@
 //! against that overlay like any other table: same bitmap filters, same group-by on dictionary codes. Joins are
 //! in [`join`], UNION in [`union`].
 
+pub(crate) mod comma_join;
 pub(crate) mod correlated;
 pub(crate) mod join;
 pub(crate) mod union;

@@ -28,6 +28,17 @@ pub enum AggFunc {
     ApproxDistinct,
     /// `APPROX_QUANTILE(x, q)`: a t-digest (Apache DataSketches, k 200).
     ApproxQuantile,
+    /// `ARRAY_AGG(x [ORDER BY ...])` and `STRING_AGG(x, sep [ORDER BY ...])`: see [`AggCall::collect`].
+    Collect,
+}
+
+/// How a collected group is written out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CollectInto {
+    /// A PostgreSQL array's text.
+    Array,
+    /// The values joined by a separator.
+    String(String),
 }
 
 /// One aggregate call: `func(DISTINCT? arg) FILTER (WHERE filter)`.
@@ -40,6 +51,9 @@ pub struct AggCall {
     pub filter: Option<Expr>,
     /// The fraction of the percentile and quantile functions.
     pub param: Option<f64>,
+    /// What `Collect` writes and its ORDER BY (descending, NULLs first per key; the keys follow the value in the
+    /// argument, a struct).
+    pub collect: Option<(CollectInto, Vec<(bool, bool)>)>,
     pub ty: DataType,
 }
 

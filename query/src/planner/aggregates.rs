@@ -48,7 +48,12 @@ impl Binder<'_> {
                     list.duplicate_treatment,
                     Some(ast::DuplicateTreatment::Distinct)
                 );
-                if !list.clauses.is_empty() {
+                let ordered = matches!(func_name(f).as_str(), "array_agg" | "string_agg");
+                if list
+                    .clauses
+                    .iter()
+                    .any(|c| !(ordered && matches!(c, ast::FunctionArgumentClause::OrderBy(_))))
+                {
                     return Err(QueryError::unsupported(
                         format!("clauses inside {}(...)", func_name(f)),
                         pos,
@@ -98,9 +103,13 @@ impl Binder<'_> {
                 distinct: false,
                 filter,
                 param,
+                collect: None,
                 ty,
             };
             return Ok(self.add_aggregate(call, name));
+        }
+        if name == "array_agg" || name == "string_agg" {
+            return self.collect(f, &name, &args, distinct, pos);
         }
         if !f.within_group.is_empty() {
             return Err(QueryError::unsupported(
@@ -185,9 +194,91 @@ impl Binder<'_> {
             distinct,
             filter,
             param: None,
+            collect: None,
             ty,
         };
         Ok(self.add_aggregate(call, name))
+    }
+
+    /// `ARRAY_AGG(x [ORDER BY k [DESC] [NULLS FIRST], ...])`, `STRING_AGG(x, 'sep' [ORDER BY ...])`.
+    fn collect(
+        &mut self,
+        f: &ast::Function,
+        name: &str,
+        args: &[ast::Expr],
+        distinct: bool,
+        pos: Pos,
+    ) -> Result<Expr> {
+        if distinct {
+            return Err(QueryError::unsupported(
+                format!("{name}(DISTINCT ...)"),
+                pos,
+            ));
+        }
+        let (x, into) = match (name, args) {
+            ("array_agg", [x]) => (x, crate::plan::CollectInto::Array),
+            ("string_agg", [x, sep]) => {
+                let sep = self.string_literal(sep).ok_or_else(|| {
+                    QueryError::unsupported("string_agg with a non-constant separator", pos_of(sep))
+                })?;
+                (x, crate::plan::CollectInto::String(sep))
+            }
+            _ => {
+                return Err(QueryError::invalid(
+                    if name == "array_agg" {
+                        "array_agg takes one argument"
+                    } else {
+                        "string_agg takes a value and a separator"
+                    },
+                    pos,
+                ))
+            }
+        };
+        let value = cast_expr(self.bind(x, Mode::Row)?, DataType::Utf8);
+        let mut keys = Vec::new();
+        let mut order = Vec::new();
+        if let ast::FunctionArguments::List(list) = &f.args {
+            for c in &list.clauses {
+                if let ast::FunctionArgumentClause::OrderBy(items) = c {
+                    for o in items {
+                        let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                        keys.push(self.bind(&o.expr, Mode::Row)?);
+                        order.push((desc, o.options.nulls_first.unwrap_or(desc)));
+                    }
+                }
+            }
+        }
+        let arg = if keys.is_empty() {
+            value
+        } else {
+            let mut all = vec![value];
+            all.extend(keys);
+            let fields: Vec<arrow_schema::Field> = all
+                .iter()
+                .enumerate()
+                .map(|(i, e)| arrow_schema::Field::new(format!("f{i}"), e.data_type(), true))
+                .collect();
+            Expr::Func {
+                func: crate::expr::Func::Row,
+                args: all,
+                ty: DataType::Struct(fields.into()),
+            }
+        };
+        let filter = f
+            .filter
+            .as_ref()
+            .map(|x| self.bind(x, Mode::Row))
+            .transpose()?;
+        let call = AggCall {
+            func: AggFunc::Collect,
+            arg: Some(arg),
+            distinct: false,
+            filter,
+            param: None,
+            collect: Some((into, order)),
+            ty: DataType::Utf8,
+        };
+        Ok(self.add_aggregate(call, name.to_string()))
     }
 
     /// Registers an aggregate (once per distinct call) and returns the column that holds its value.

@@ -204,8 +204,16 @@ impl Binder<'_> {
                 let (last, quals) = parts
                     .split_last()
                     .ok_or_else(|| QueryError::invalid("empty identifier", pos))?;
+                // `t.x`, `alias.x`, and for a schema-qualified table `pg_catalog.pg_class.x` or `pg_class.x`.
+                let bare = self
+                    .table
+                    .name
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&self.table.name);
                 let qual_ok = quals.last().is_none_or(|q| {
                     ident_matches(q, &self.table.name)
+                        || ident_matches(q, bare)
                         || self.alias.as_deref().is_some_and(|a| ident_matches(q, a))
                 });
                 if !qual_ok {
@@ -339,16 +347,27 @@ impl Binder<'_> {
                 any,
                 ..
             } => {
-                if escape_char.is_some() || *any {
-                    return Err(QueryError::unsupported("LIKE with ESCAPE or ANY", pos));
+                if *any {
+                    return Err(QueryError::unsupported("LIKE ANY", pos));
                 }
                 let ci = matches!(e, ast::Expr::ILike { .. });
-                let p = self.string_literal(pattern).ok_or_else(|| {
+                let p = const_string(pattern).ok_or_else(|| {
                     QueryError::unsupported(
                         "LIKE with a non-constant pattern",
                         pos_of(pattern.as_ref()),
                     )
                 })?;
+                let p = match escape_char {
+                    None => p,
+                    Some(v) => {
+                        let esc = const_string(v).ok_or_else(|| {
+                            QueryError::invalid("ESCAPE must be a constant string", pos)
+                        })?;
+                        like_with_escape(&p, &esc).ok_or_else(|| {
+                            QueryError::invalid("ESCAPE must be one character", pos)
+                        })?
+                    }
+                };
                 let x = self.bind(expr, mode)?;
                 if x.data_type() != DataType::Utf8 {
                     return Err(QueryError::invalid(
@@ -574,6 +593,54 @@ pub(crate) fn cast_expr(x: Expr, to: DataType) -> Expr {
             to,
         }
     }
+}
+
+/// A constant string: a literal, or literals joined with `||` (SQLAlchemy writes `'pg/_' || '%'`).
+fn const_string(e: &ast::Expr) -> Option<String> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
+                Some(s.clone())
+            }
+            _ => None,
+        },
+        ast::Expr::Nested(x) => const_string(x),
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::StringConcat,
+            right,
+        } => Some(const_string(left)? + &const_string(right)?),
+        _ => None,
+    }
+}
+
+/// A LIKE pattern with its own escape character rewritten to the engine's (backslash); an empty ESCAPE means
+/// none. `None` when the escape is longer than one character.
+fn like_with_escape(pattern: &str, escape: &str) -> Option<String> {
+    let mut chars = escape.chars();
+    let esc = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => return None,
+    };
+    let mut out = String::with_capacity(pattern.len());
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        if Some(c) == esc {
+            match it.next() {
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push_str("\\\\"),
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 pub(crate) fn cast_type(t: &ast::DataType, pos: Pos) -> Result<DataType> {

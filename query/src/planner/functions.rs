@@ -133,6 +133,23 @@ impl Binder<'_> {
                     ty: DataType::Utf8,
                 })
             }
+            "json_build_object" => {
+                if n % 2 != 0 {
+                    return Err(QueryError::invalid(
+                        "json_build_object takes keys and values in pairs",
+                        pos,
+                    ));
+                }
+                let bound = args
+                    .iter()
+                    .map(|a| self.bind(a, mode))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Expr::Func {
+                    func: Func::JsonBuildObject,
+                    args: bound,
+                    ty: DataType::Utf8,
+                })
+            }
             "pg_size_pretty" => {
                 want(1..=1)?;
                 Ok(Expr::Func {

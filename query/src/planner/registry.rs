@@ -181,7 +181,16 @@ pub const FUNCTIONS: &[Function] = &[
         Constant,
         "a relation of consecutive integers (in FROM)",
     ),
-    f("array_agg", Constant, "aggregate over a constant relation"),
+    f(
+        "array_agg",
+        Aggregate,
+        "values as a PostgreSQL array's text, [ORDER BY ...]",
+    ),
+    f(
+        "string_agg",
+        Aggregate,
+        "values joined by a separator, [ORDER BY ...]",
+    ),
     f(
         "array_to_string",
         Constant,
@@ -251,6 +260,41 @@ pub const FUNCTIONS: &[Function] = &[
         "true (no per-table grants yet)",
     ),
     f("pg_has_role", Catalog, "true: one role"),
+    f(
+        "bool_and",
+        Catalog,
+        "true when every value is (as MIN over 0/1)",
+    ),
+    f(
+        "every",
+        Catalog,
+        "true when every value is (as MIN over 0/1)",
+    ),
+    f(
+        "bool_or",
+        Catalog,
+        "true when any value is (as MAX over 0/1)",
+    ),
+    f(
+        "json_build_object",
+        Scalar,
+        "keys and values as a JSON object (text)",
+    ),
+    f(
+        "pg_collation_is_visible",
+        Catalog,
+        "true: one schema search path",
+    ),
+    f(
+        "pg_type_is_visible",
+        Catalog,
+        "true: one schema search path",
+    ),
+    f(
+        "pg_function_is_visible",
+        Catalog,
+        "true: one schema search path",
+    ),
     f(
         "pg_relation_is_publishable",
         Catalog,

@@ -143,7 +143,7 @@ pub fn table_stats(dir: &Path, table: &str) -> TableStats {
                         let s: f64 = a.as_primitive::<Float64Type>().iter().flatten().sum();
                         *st.double_sums.entry(col.name.clone()).or_default() += s;
                     }
-                    ColumnType::String => {}
+                    ColumnType::String | ColumnType::Boolean => {}
                 }
             }
             if col.ty == ColumnType::String {
