@@ -466,6 +466,13 @@ mod tests {
             r#"{"table": "t", "timestamp": {"column": "ts"}, "bogus": 1}"#
         )
         .is_err());
+        // Booleans exist only in in-memory tables (the PostgreSQL catalog); a spec cannot ask for one.
+        let e = IngestSpec::from_json(
+            r#"{"table": "t", "timestamp": {"column": "ts"}, "metrics": [{"name": "ok", "type": "boolean"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("must be long or double"), "{e}");
         for field in [
             "max_rows_in_memory",
             "persist_period_ms",

@@ -18,25 +18,40 @@ use crate::sql::literal;
 
 /// Rewrites the catalog functions and casts of `stmt` (see the module doc).
 pub fn fold(stmt: &mut ast::Statement, sys: &SystemTables) -> Result<()> {
-    let mut names = sys.base().table_names();
-    names.sort();
-    let relations: Vec<(i64, String, Option<u64>)> = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let bytes = sys.base().table_bytes(&n);
-            (FIRST_TABLE_OID + i as i64, n, bytes)
-        })
-        .collect();
-    match stmt.visit(&mut Folder { relations }) {
+    match stmt.visit(&mut Folder {
+        sys,
+        relations: std::cell::OnceCell::new(),
+    }) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
     }
 }
 
-struct Folder {
-    /// OID, name and bytes on disk of every user table.
-    relations: Vec<(i64, String, Option<u64>)>,
+/// One user table: OID, name and bytes on disk.
+type Relation = (i64, String, Option<u64>);
+
+struct Folder<'a, 'b> {
+    sys: &'a SystemTables<'b>,
+    /// Every user table, listed the first time a rewrite needs them (most statements never do).
+    relations: std::cell::OnceCell<Vec<Relation>>,
+}
+
+impl Folder<'_, '_> {
+    fn relations(&self) -> &[Relation] {
+        self.relations.get_or_init(|| {
+            let base = self.sys.base();
+            let mut names = base.table_names();
+            names.sort();
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let bytes = base.table_bytes(&n);
+                    (FIRST_TABLE_OID + i as i64, n, bytes)
+                })
+                .collect()
+        })
+    }
 }
 
 fn text_null() -> ast::Expr {
@@ -145,7 +160,7 @@ fn catalog_oid(name: &str) -> Option<i64> {
         .map(|i| 12_000 + i as i64)
 }
 
-impl Folder {
+impl Folder<'_, '_> {
     /// A relation named by a string (`'births'`, `'public.births'`, `'"Births"'`) to its OID.
     fn relation_oid(&self, name: &str, pos: Pos) -> Result<i64> {
         let bare = name.rsplit('.').next().unwrap_or(name);
@@ -156,7 +171,7 @@ impl Folder {
         if let Some(oid) = catalog_oid(&bare) {
             return Ok(oid);
         }
-        self.relations
+        self.relations()
             .iter()
             .find(|r| r.1 == bare || (!quoted && r.1.eq_ignore_ascii_case(&bare)))
             .map(|r| r.0)
@@ -176,7 +191,7 @@ impl Folder {
                 Some(name) => literal(&Scalar::Int(self.relation_oid(&name, pos)?)),
                 None => lookup(
                     expr,
-                    self.relations
+                    self.relations()
                         .iter()
                         .map(|r| (Scalar::Int(r.0), Scalar::Str(r.1.clone())))
                         .collect(),
@@ -235,12 +250,16 @@ impl Folder {
             Ok(match str_literal(e) {
                 Some(name) => {
                     let oid = self.relation_oid(&name, Pos::from(e.span()))?;
-                    let bytes = self.relations.iter().find(|r| r.0 == oid).and_then(|r| r.2);
+                    let bytes = self
+                        .relations()
+                        .iter()
+                        .find(|r| r.0 == oid)
+                        .and_then(|r| r.2);
                     literal(&bytes.map_or(Scalar::Null, |b| Scalar::Int(b as i64)))
                 }
                 None => lookup(
                     e,
-                    self.relations
+                    self.relations()
                         .iter()
                         .filter_map(|r| Some((Scalar::Int(r.0), Scalar::Int(r.2? as i64))))
                         .collect(),
@@ -263,7 +282,7 @@ impl Folder {
             }
             ("pg_indexes_size", [_]) => literal(&Scalar::Int(0)),
             ("pg_database_size", [_]) => literal(&Scalar::Int(
-                self.relations.iter().filter_map(|r| r.2).sum::<u64>() as i64,
+                self.relations().iter().filter_map(|r| r.2).sum::<u64>() as i64,
             )),
             (
                 "pg_get_expr"
@@ -469,7 +488,7 @@ fn rewritten(e: &ast::Expr) -> bool {
     }
 }
 
-impl VisitorMut for Folder {
+impl VisitorMut for Folder<'_, '_> {
     type Break = QueryError;
 
     fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<QueryError> {
