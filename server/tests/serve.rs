@@ -537,7 +537,16 @@ fn pg_password_from_config() {
     assert!(!bad.status.success());
 }
 
+/// Runs a client suite with the PostgreSQL or HTTP `port` and the births file it compares against.
 fn python_client(script: &str, port: String) {
+    python_script(
+        script,
+        &[port, dataset("birth_names2.json.gz").display().to_string()],
+    );
+}
+
+/// Runs tests/clients/`script` with `args`; fails with its output unless it exits 0.
+fn python_script(script: &str, args: &[String]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/clients")
         .join(script);
@@ -545,8 +554,7 @@ fn python_client(script: &str, port: String) {
         .arg("-W")
         .arg("ignore")
         .arg(path)
-        .arg(port)
-        .arg(dataset("birth_names2.json.gz"))
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -563,26 +571,13 @@ fn psycopg_grafana_style_suite() {
     python_client("grafana_psycopg.py", s.pg_port.to_string());
 }
 
-/// psql's `\\d`, `\\d+`, `\\dt`, `\\l`, `\\dn`, Grafana's catalog queries and SQLAlchemy's reflection over psycopg2
+/// psql's `\d`, `\d+`, `\dt`, `\l`, `\dn`, Grafana's catalog queries and SQLAlchemy's reflection over psycopg2
 /// (Superset's PostgreSQL dialect), each compared with a real PostgreSQL server that the script starts
 /// (tests/clients/catalog_compat.py) on the same table definition.
 #[test]
 fn catalog_queries_answer_as_a_real_postgresql_does() {
     let s = serve(&[]);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/catalog_compat.py");
-    let out = Command::new("python3")
-        .arg("-W")
-        .arg("ignore")
-        .arg(path)
-        .arg(s.pg_port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "catalog_compat.py:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_script("catalog_compat.py", &[s.pg_port.to_string()]);
 }
 
 #[test]

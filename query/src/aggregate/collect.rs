@@ -13,7 +13,7 @@ use arrow_schema::DataType;
 use super::support::{internal, vec_bytes};
 use super::Accumulator;
 use crate::error::Result;
-use crate::expr::{compare_scalars, scalar_at, Scalar};
+use crate::expr::{compare_sort_key, scalar_at, Scalar};
 use crate::plan::CollectInto;
 
 /// One value with its sort keys.
@@ -38,22 +38,7 @@ impl Collect {
 
     fn compare(&self, a: &[Scalar], b: &[Scalar]) -> Ordering {
         for (k, (desc, nulls_first)) in self.order.iter().enumerate() {
-            let (x, y) = (&a[k], &b[k]);
-            let o = match (matches!(x, Scalar::Null), matches!(y, Scalar::Null)) {
-                (true, true) => Ordering::Equal,
-                (true, false) if *nulls_first => Ordering::Less,
-                (true, false) => Ordering::Greater,
-                (false, true) if *nulls_first => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => {
-                    let o = compare_scalars(x, y);
-                    if *desc {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                }
-            };
+            let o = compare_sort_key(&a[k], &b[k], *desc, *nulls_first);
             if o != Ordering::Equal {
                 return o;
             }

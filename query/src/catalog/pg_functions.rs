@@ -233,18 +233,11 @@ impl Folder<'_, '_> {
     }
 
     fn function(&self, f: &ast::Function) -> Result<Option<ast::Expr>> {
-        let name = f.name.to_string().to_ascii_lowercase();
-        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
-        let args: Vec<&ast::Expr> = match &f.args {
-            ast::FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
+        let name = crate::sql::consts::function_name(f);
+        let name = name.as_str();
+        // A call with a named or subquery argument is none of these.
+        let Some(args) = crate::sql::consts::function_args(f) else {
+            return Ok(None);
         };
         let bytes_of = |e: &ast::Expr| -> Result<ast::Expr> {
             Ok(match str_literal(e) {

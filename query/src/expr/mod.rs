@@ -18,7 +18,7 @@ pub(crate) mod scalar;
 pub(crate) mod time;
 
 pub use scalar::Scalar;
-pub(crate) use scalar::{compare_scalars, scalar_at, scalars_to_array};
+pub(crate) use scalar::{compare_scalars, compare_sort_key, scalar_at, scalars_to_array};
 
 /// The timestamp type of query values: epoch milliseconds, UTC.
 pub const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);

@@ -84,6 +84,25 @@ pub fn scalar_at(a: &ArrayRef, r: usize) -> Result<Scalar> {
     })
 }
 
+/// Orders two values of an ORDER BY key: descending or not, NULLs first or last.
+pub(crate) fn compare_sort_key(
+    a: &Scalar,
+    b: &Scalar,
+    desc: bool,
+    nulls_first: bool,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Scalar::Null, Scalar::Null) => Ordering::Equal,
+        (Scalar::Null, _) if nulls_first => Ordering::Less,
+        (Scalar::Null, _) => Ordering::Greater,
+        (_, Scalar::Null) if nulls_first => Ordering::Greater,
+        (_, Scalar::Null) => Ordering::Less,
+        (x, y) if desc => compare_scalars(x, y).reverse(),
+        (x, y) => compare_scalars(x, y),
+    }
+}
+
 /// Orders scalars of one type; NULL last.
 pub fn compare_scalars(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
     use std::cmp::Ordering;

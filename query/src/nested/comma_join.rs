@@ -5,7 +5,7 @@ use sqlparser::ast;
 
 use sqlparser::ast::Visit;
 
-use super::join::{and, column_ref, conjuncts, qualifier, Refs};
+use super::join::{and, column_ref, conjuncts, equality, qualifier, Refs};
 use crate::sql::consts::ident_name as lower;
 use crate::sql::literal;
 
@@ -28,12 +28,7 @@ pub(super) fn comma_joins(select: &mut ast::Select) {
     for t in items {
         let q = qualifier(&t.relation).unwrap_or_default();
         let links = |p: &ast::Expr| {
-            let ast::Expr::BinaryOp {
-                left: a,
-                op: ast::BinaryOperator::Eq,
-                right: b,
-            } = p
-            else {
+            let Some((a, b)) = equality(p) else {
                 return false;
             };
             let qual = |e: &ast::Expr| column_ref(e).and_then(|(q, _)| q.map(lower));

@@ -212,6 +212,18 @@ pub(super) fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
     }
 }
 
+/// The two sides of `a = b`.
+pub(super) fn equality(e: &ast::Expr) -> Option<(&ast::Expr, &ast::Expr)> {
+    match e {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq,
+            right,
+        } => Some((left, right)),
+        _ => None,
+    }
+}
+
 pub(super) fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
     match e {
         ast::Expr::BinaryOp {
@@ -244,12 +256,7 @@ fn keys(
                 pos,
             )
         };
-        let ast::Expr::BinaryOp {
-            left: a,
-            op: ast::BinaryOperator::Eq,
-            right: b,
-        } = p
-        else {
+        let Some((a, b)) = equality(p) else {
             return Err(unsupported());
         };
         let (Some((qa, ca)), Some((qb, cb))) = (column_ref(a), column_ref(b)) else {

@@ -125,7 +125,7 @@ fn array_of(items: Vec<Option<String>>) -> ast::Expr {
     })
 }
 
-fn function_args(f: &ast::Function) -> Option<Vec<&ast::Expr>> {
+pub(crate) fn function_args(f: &ast::Function) -> Option<Vec<&ast::Expr>> {
     match &f.args {
         ast::FunctionArguments::List(l) => l
             .args
@@ -140,7 +140,7 @@ fn function_args(f: &ast::Function) -> Option<Vec<&ast::Expr>> {
     }
 }
 
-fn function_name(f: &ast::Function) -> String {
+pub(crate) fn function_name(f: &ast::Function) -> String {
     let name = f.name.to_string().to_ascii_lowercase();
     name.strip_prefix("pg_catalog.")
         .unwrap_or(&name)

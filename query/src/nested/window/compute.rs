@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 
 use super::{Bound, WindowCall};
 use crate::error::{QueryError, Result};
-use crate::expr::{compare_scalars, scalar_at, scalars_to_array, Scalar};
+use crate::expr::{compare_scalars, compare_sort_key, scalar_at, scalars_to_array, Scalar};
 
 /// Adds a column `__w{i}` per window call to the inner SELECT's rows.
 pub(crate) fn compute(batch: RecordBatch, windows: &[WindowCall]) -> Result<RecordBatch> {
@@ -70,31 +70,7 @@ fn window_column(batch: &RecordBatch, w: &WindowCall) -> Result<ArrayRef> {
             }
         }
         for (k, (_, desc, nulls_first)) in ord.iter().zip(&w.order) {
-            let o = match (&k[a], &k[b]) {
-                (Scalar::Null, Scalar::Null) => Ordering::Equal,
-                (Scalar::Null, _) => {
-                    if *nulls_first {
-                        Ordering::Less
-                    } else {
-                        Ordering::Greater
-                    }
-                }
-                (_, Scalar::Null) => {
-                    if *nulls_first {
-                        Ordering::Greater
-                    } else {
-                        Ordering::Less
-                    }
-                }
-                (x, y) => {
-                    let o = compare_scalars(x, y);
-                    if *desc {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                }
-            };
+            let o = compare_sort_key(&k[a], &k[b], *desc, *nulls_first);
             if o != Ordering::Equal {
                 return o;
             }
