@@ -121,7 +121,7 @@ try:
     for cmd in [r"\d births", r"\d+ births"]:
         check(cmd, psql(BASALT_PORT, "basalt", cmd), psql(pg_port, "postgres", cmd))
     # Listings: same headers, same names (owners, sizes and databases differ by nature).
-    for cmd, key in [(r"\dt", 1), (r"\d", 1), (r"\dt+", 1), (r"\dn", 0), (r"\dn+", 0), (r"\l", None), (r"\l+", None)]:
+    for cmd, key in [(r"\dt", 1), (r"\d", 1), (r"\dt+", 1), (r"\dn", 0), (r"\dn+", 0), (r"\dn+", 3), (r"\l", None), (r"\l+", None)]:
         b, p = cells(psql(BASALT_PORT, "basalt", cmd)), cells(psql(pg_port, "postgres", cmd))
         if not b:
             failures.append(f"{cmd}: basalt answered {psql(BASALT_PORT, 'basalt', cmd)!r}")
@@ -153,11 +153,29 @@ try:
         "WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog', '_timescaledb_cache') "
         "AND table_type = 'BASE TABLE' ORDER BY 1",
         "SELECT pg_size_pretty(1000::bigint), pg_size_pretty(123456789::bigint), pg_size_pretty(10240::bigint)",
+        # DBeaver's schema and table lists.
+        "SELECT n.oid, n.nspname, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d "
+        "ON d.objoid = n.oid AND d.objsubid = 0 AND d.classoid = 'pg_namespace'::regclass WHERE n.nspname = 'public'",
+        "SELECT c.relname, c.relkind, d.description, pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS partition_expr, "
+        "pg_catalog.pg_get_partkeydef(c.oid) AS partition_key FROM pg_catalog.pg_class c LEFT OUTER JOIN "
+        "pg_catalog.pg_description d ON d.objoid = c.oid AND d.objsubid = 0 AND d.classoid = 'pg_class'::regclass "
+        "WHERE c.relnamespace = 2200 AND c.relkind NOT IN ('i', 'I', 'c') ORDER BY 1",
+    ]
+    # Data queries as Grafana's macros expand them: PostgreSQL's births table is empty, so only the result's shape
+    # (names and type families) is compared.
+    shape_queries = [
+        "SELECT floor(extract(epoch from ds) / 86400) * 86400 AS \"time\", count(*) AS \"value\" FROM births "
+        "WHERE ds BETWEEN '1970-01-01T00:00:00Z' AND '1975-01-01T00:00:00Z' GROUP BY 1 ORDER BY 1",
+        "SELECT extract(epoch from ds) AS \"time\", state AS metric, num AS value FROM births ORDER BY 1 LIMIT 5",
+        # (SUM of a bigint is numeric in PostgreSQL and bigint in basalt, as in Druid and ClickHouse: not compared.)
+        "SELECT date_trunc('month', ds) AS \"time\", gender, count(*) AS n, avg(num) AS a FROM births GROUP BY 1, 2 "
+        "ORDER BY 1, 2 LIMIT 5",
+        "SELECT DISTINCT state FROM births ORDER BY 1",
     ]
     # Type families: basalt's catalog columns are text, bigint, double and boolean, where PostgreSQL's are name,
     # "char", varchar, int2, int4, oid, float4 ...; clients read them alike.
     family = {19: "text", 18: "text", 25: "text", 1043: "text", 20: "int", 21: "int", 23: "int", 26: "int",
-              700: "float", 701: "float", 16: "bool", 1184: "timestamptz"}
+              700: "float", 701: "float", 1700: "float", 16: "bool", 1184: "timestamptz"}
 
     def types(desc):
         return [family.get(d.type_code, d.type_code) for d in desc]
@@ -171,6 +189,15 @@ try:
         pc.execute(q)
         want = ([d.name for d in pc.description], types(pc.description), pc.fetchall())
         check(q, got, want)
+
+    for q in shape_queries:
+        try:
+            bc.execute(q)
+            got = ([d.name for d in bc.description], types(bc.description))
+        except psycopg2.Error as e:
+            got = f"error: {e}".strip()
+        pc.execute(q)
+        check(q, got, ([d.name for d in pc.description], types(pc.description)))
 
     # SQLAlchemy's PostgreSQL dialect over psycopg2, as Superset reflects a table.
     def reflect(url):

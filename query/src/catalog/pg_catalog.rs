@@ -20,6 +20,9 @@ const HEAP_AM_OID: i64 = 2;
 const OWNER_OID: i64 = 10;
 const DATABASE_OID: i64 = 16_383;
 const DEFAULT_TABLESPACE_OID: i64 = 1663;
+/// `'pg_namespace'::regclass`.
+pub(crate) const NAMESPACE_CLASS_OID: i64 = 2615;
+pub(crate) const PUBLIC_DESCRIPTION: &str = "standard public schema";
 /// The database default collation, as text columns carry it.
 const DEFAULT_COLLATION_OID: i64 = 100;
 
@@ -444,12 +447,13 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
             ("confkey", 't'),
             ("conbin", 't'),
         ]),
-        "pg_description" => empty(&[
-            ("objoid", 'i'),
-            ("classoid", 'i'),
-            ("objsubid", 'i'),
-            ("description", 't'),
-        ]),
+        // The one comment PostgreSQL ships outside pg_catalog: the public schema's.
+        "pg_description" => vec![
+            ("objoid", ints(1, PUBLIC_NS_OID)),
+            ("classoid", ints(1, NAMESPACE_CLASS_OID)),
+            ("objsubid", ints(1, 0)),
+            ("description", texts(1, PUBLIC_DESCRIPTION)),
+        ],
         "pg_sequence" => empty(&[
             ("seqrelid", 'i'),
             ("seqtypid", 'i'),

@@ -149,7 +149,7 @@ fn catalog_oid(name: &str) -> Option<i64> {
         ("pg_constraint", 2606),
         ("pg_description", 2609),
         ("pg_index", 2610),
-        ("pg_namespace", 2615),
+        ("pg_namespace", super::pg_catalog::NAMESPACE_CLASS_OID),
     ];
     if let Some((_, oid)) = KNOWN.iter().find(|(n, _)| *n == name) {
         return Some(*oid);
@@ -287,11 +287,24 @@ impl Folder<'_, '_> {
                 | "pg_get_serial_sequence"
                 | "pg_get_statisticsobjdef_columns"
                 | "col_description"
-                | "obj_description"
                 | "shobj_description"
                 | "pg_tablespace_location",
                 _,
             ) => text_null(),
+            // The public schema's comment, as pg_description holds it; nothing else has one.
+            ("obj_description", [oid, class])
+                if str_literal(class).as_deref() == Some("pg_namespace") =>
+            {
+                lookup(
+                    oid,
+                    vec![(
+                        Scalar::Int(super::pg_catalog::PUBLIC_NS_OID),
+                        Scalar::Str(super::pg_catalog::PUBLIC_DESCRIPTION.into()),
+                    )],
+                    text_null(),
+                )
+            }
+            ("obj_description", _) => text_null(),
             ("pg_encoding_to_char", [_]) => literal(&Scalar::Str("UTF8".into())),
             (
                 "has_table_privilege"
