@@ -121,7 +121,8 @@ try:
     for cmd in [r"\d births", r"\d+ births"]:
         check(cmd, psql(BASALT_PORT, "basalt", cmd), psql(pg_port, "postgres", cmd))
     # Listings: same headers, same names (owners, sizes and databases differ by nature).
-    for cmd, key in [(r"\dt", 1), (r"\d", 1), (r"\dt+", 1), (r"\dn", 0), (r"\dn+", 0), (r"\dn+", 3), (r"\l", None), (r"\l+", None)]:
+    for cmd, key in [(r"\dt", 1), (r"\d", 1), (r"\dt+", 1), (r"\dn", 0), (r"\dn+", 0), (r"\dn+", 3), (r"\l", None), (r"\l+", None),
+                     (r"\du", None), (r"\df", None), (r"\dp", 1), (r"\dx", 0)]:
         b, p = cells(psql(BASALT_PORT, "basalt", cmd)), cells(psql(pg_port, "postgres", cmd))
         if not b:
             failures.append(f"{cmd}: basalt answered {psql(BASALT_PORT, 'basalt', cmd)!r}")

@@ -13,7 +13,7 @@ use arrow_schema::DataType;
 use super::support::{internal, vec_bytes};
 use super::Accumulator;
 use crate::error::Result;
-use crate::expr::{compare_sort_key, scalar_at, Scalar};
+use crate::expr::{compare_sort_key, pg_array_text, scalar_at, Scalar};
 use crate::plan::CollectInto;
 
 /// One value with its sort keys.
@@ -57,26 +57,6 @@ fn text(s: &Scalar) -> Option<String> {
         Scalar::Str(s) => Some(s.clone()),
         Scalar::Timestamp(ms) => chrono::DateTime::from_timestamp_millis(*ms)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f+00").to_string()),
-    }
-}
-
-/// An array element as PostgreSQL quotes it: bare unless empty, `NULL`, or holding `{},"\` or white space.
-fn element(v: &Option<String>) -> String {
-    match v {
-        None => "NULL".into(),
-        Some(s) => {
-            let plain = !s.is_empty()
-                && !s.eq_ignore_ascii_case("null")
-                && !s
-                    .chars()
-                    .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-            if plain {
-                s.clone()
-            } else {
-                let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
-                format!("\"{escaped}\"")
-            }
-        }
     }
 }
 
@@ -152,14 +132,11 @@ impl Accumulator for Collect {
                     items.sort_by(|a, b| self.compare(&a.0, &b.0));
                 }
                 match &self.into {
-                    CollectInto::Array => Some(format!(
-                        "{{{}}}",
-                        items
-                            .iter()
-                            .map(|(_, v)| element(v))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )),
+                    CollectInto::Array => {
+                        let values: Vec<Option<String>> =
+                            items.iter().map(|(_, v)| v.clone()).collect();
+                        Some(pg_array_text(&values))
+                    }
                     CollectInto::String(sep) => {
                         let parts: Vec<&str> =
                             items.iter().filter_map(|(_, v)| v.as_deref()).collect();
@@ -169,21 +146,5 @@ impl Accumulator for Collect {
             })
             .collect();
         Ok(Arc::new(out))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn elements_are_quoted_as_postgresql_quotes_them() {
-        assert_eq!(element(&Some("abc".into())), "abc");
-        assert_eq!(element(&Some("a b".into())), "\"a b\"");
-        assert_eq!(element(&Some("".into())), "\"\"");
-        assert_eq!(element(&Some("x\"y".into())), "\"x\\\"y\"");
-        assert_eq!(element(&Some("NULL".into())), "\"NULL\"");
-        assert_eq!(element(&None), "NULL");
     }
 }

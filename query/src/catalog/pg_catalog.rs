@@ -27,7 +27,7 @@ pub(crate) const PUBLIC_DESCRIPTION: &str = "standard public schema";
 const DEFAULT_COLLATION_OID: i64 = 100;
 
 /// The tables this module answers (under `pg_catalog.`).
-pub(crate) const TABLES: [&str; 27] = [
+pub(crate) const TABLES: [&str; 28] = [
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -55,6 +55,7 @@ pub(crate) const TABLES: [&str; 27] = [
     "pg_trigger",
     "pg_proc",
     "pg_opclass",
+    "pg_auth_members",
 ];
 
 /// One PostgreSQL type: OID, `typname`, the name `format_type` and `::regtype` give, `typlen`, `typcategory`,
@@ -476,6 +477,13 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
             ("tgname", 't'),
             ("tgenabled", 't'),
             ("tgisinternal", 'b'),
+        ]),
+        "pg_auth_members" => empty(&[
+            ("oid", 'i'),
+            ("roleid", 'i'),
+            ("member", 'i'),
+            ("grantor", 'i'),
+            ("admin_option", 'b'),
         ]),
         "pg_opclass" => empty(&[
             ("oid", 'i'),

@@ -288,6 +288,9 @@ impl Folder<'_, '_> {
                 | "pg_get_statisticsobjdef_columns"
                 | "col_description"
                 | "shobj_description"
+                | "pg_get_function_result"
+                | "pg_get_function_arguments"
+                | "pg_get_function_identity_arguments"
                 | "pg_tablespace_location",
                 _,
             ) => text_null(),

@@ -104,6 +104,15 @@ pub fn eval(
                 .collect();
             Arc::new(out)
         }
+        Func::LikeColumn { case_insensitive } => {
+            let a = cast_to(&arg(0)?, &DataType::Utf8)?;
+            let p = cast_to(&arg(1)?, &DataType::Utf8)?;
+            Arc::new(if *case_insensitive {
+                arrow_string::like::ilike(&a, &p)?
+            } else {
+                arrow_string::like::like(&a, &p)?
+            })
+        }
         Func::Row => {
             let mut fields = Vec::with_capacity(args.len());
             for i in 0..args.len() {

@@ -18,7 +18,9 @@ pub(crate) mod scalar;
 pub(crate) mod time;
 
 pub use scalar::Scalar;
-pub(crate) use scalar::{compare_scalars, compare_sort_key, scalar_at, scalars_to_array};
+pub(crate) use scalar::{
+    compare_scalars, compare_sort_key, pg_array_text, scalar_at, scalars_to_array,
+};
 
 /// The timestamp type of query values: epoch milliseconds, UTC.
 pub const TS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -67,6 +69,10 @@ pub enum Func {
     SizePretty,
     /// PostgreSQL's `json_build_object(k1, v1, ...)`, as text in PostgreSQL's layout (`{"k" : v, ...}`).
     JsonBuildObject,
+    /// `s LIKE p` (or ILIKE) where the pattern is a value per row.
+    LikeColumn {
+        case_insensitive: bool,
+    },
     /// The arguments side by side as one struct (an ordered aggregate's value and sort keys).
     Row,
     /// `s ~ pattern` (POSIX regular expression, here Rust's `regex` syntax), `~*` when case-insensitive.

@@ -176,3 +176,52 @@ pub fn scalars_to_array(values: impl Iterator<Item = Scalar>, ty: &DataType) -> 
         }
     })
 }
+
+/// An array element as PostgreSQL quotes it: bare unless empty, `NULL`, or holding `{},"\` or white space.
+fn element(v: &Option<String>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(s) => {
+            let plain = !s.is_empty()
+                && !s.eq_ignore_ascii_case("null")
+                && !s
+                    .chars()
+                    .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+            if plain {
+                s.clone()
+            } else {
+                let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+                format!("\"{escaped}\"")
+            }
+        }
+    }
+}
+
+/// Elements as the text of a PostgreSQL array: `{a,"b c",NULL}`.
+pub fn pg_array_text(items: &[Option<String>]) -> String {
+    let parts: Vec<String> = items.iter().map(element).collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn arrays_are_written_as_postgresql_writes_them() {
+        let items = [
+            Some("abc".to_string()),
+            Some("a b".into()),
+            Some(String::new()),
+            Some("x\"y".into()),
+            Some("NULL".into()),
+            None,
+        ];
+        assert_eq!(
+            pg_array_text(&items),
+            r#"{abc,"a b","","x\"y","NULL",NULL}"#
+        );
+        assert_eq!(pg_array_text(&[]), "{}");
+    }
+}

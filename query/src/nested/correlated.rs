@@ -387,3 +387,121 @@ fn select_of(e: ast::Expr) -> Result<ast::Query> {
     }
     Ok(*q)
 }
+
+/// The columns of every relation of a FROM list (lower-cased) with the qualifier that names it; `None` when one
+/// of them is not a table whose columns are known here (a subquery, a table function).
+fn from_columns(
+    from: &[ast::TableWithJoins],
+    tables: &dyn crate::planner::TableProvider,
+) -> Option<Vec<(ast::Ident, Vec<String>)>> {
+    let mut out = Vec::new();
+    for t in from {
+        for f in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            let ast::TableFactor::Table { name, alias, .. } = f else {
+                return None;
+            };
+            let (schema, _) = crate::planner::resolve_relation(f, tables).ok()?;
+            let qual = match alias {
+                Some(a) => a.name.clone(),
+                None => name.0.last().and_then(|p| p.as_ident()).cloned()?,
+            };
+            let cols = schema
+                .columns
+                .iter()
+                .map(|c| c.name.to_ascii_lowercase())
+                .collect();
+            out.push((qual, cols));
+        }
+    }
+    Some(out)
+}
+
+/// Qualifies unqualified outer references in the subqueries of a SELECT's output (`WHERE oid = ANY (polroles)`
+/// inside a subquery over pg_roles, `polroles` being a column of the outer pg_policy): a name that no relation of
+/// the subquery's own FROM has and exactly one outer relation has becomes `outer.name`, so that [`split`] finds
+/// it. Names in subqueries nested deeper are left to their own turn (each subquery runs as a query of its own).
+pub(crate) fn qualify_outer_refs(q: &mut ast::Query, tables: &dyn crate::planner::TableProvider) {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let mut has_subquery = false;
+    let _ = ast::visit_expressions(&select.projection, |e| {
+        if matches!(e, ast::Expr::Subquery(_))
+            || matches!(e, ast::Expr::Function(f) if matches!(f.args, ast::FunctionArguments::Subquery(_)))
+        {
+            has_subquery = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    if select.from.is_empty() || !has_subquery {
+        return;
+    }
+    let Some(outer) = from_columns(&select.from, tables) else {
+        return;
+    };
+    struct Qualify<'a> {
+        tables: &'a dyn crate::planner::TableProvider,
+        outer: &'a [(ast::Ident, Vec<String>)],
+        /// Per open subquery: its FROM's columns (`None`: unknown, so nothing in it is qualified).
+        scopes: Vec<Option<Vec<String>>>,
+    }
+    impl VisitorMut for Qualify<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            // The subquery's own names: its FROM's columns and its outputs' aliases (ORDER BY may use them).
+            let cols = match q.body.as_ref() {
+                ast::SetExpr::Select(s) => from_columns(&s.from, self.tables).map(|rels| {
+                    let mut names: Vec<String> = rels.into_iter().flat_map(|(_, c)| c).collect();
+                    names.extend(s.projection.iter().filter_map(|p| match p {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => {
+                            Some(alias.value.to_ascii_lowercase())
+                        }
+                        _ => None,
+                    }));
+                    names
+                }),
+                _ => None,
+            };
+            self.scopes.push(cols);
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<()> {
+            self.scopes.pop();
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
+            // Only directly inside one subquery whose own columns are known.
+            let [Some(local)] = self.scopes.as_slice() else {
+                return ControlFlow::Continue(());
+            };
+            if let ast::Expr::Identifier(i) = e {
+                let name = i.value.to_ascii_lowercase();
+                if i.quote_style.is_none() && !local.contains(&name) {
+                    let owners: Vec<&ast::Ident> = self
+                        .outer
+                        .iter()
+                        .filter(|(_, cols)| cols.contains(&name))
+                        .map(|(q, _)| q)
+                        .collect();
+                    if let [qual] = owners.as_slice() {
+                        *e = ast::Expr::CompoundIdentifier(vec![(*qual).clone(), i.clone()]);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = Qualify {
+        tables,
+        outer: &outer,
+        scopes: Vec::new(),
+    };
+    for item in &mut select.projection {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
+            let _ = VisitMut::visit(e, &mut v);
+        }
+    }
+}

@@ -132,6 +132,7 @@ pub fn run_query(
         ));
     }
     // Correlated subqueries in the output: the outer rows first, then each item once per row.
+    correlated::qualify_outer_refs(&mut q, &overlay);
     if correlated::has_correlated(&q)? {
         let split = correlated::split(&q)?;
         let (batch, s, node) = run_query(&split.inner, &overlay, now_ms, opts, depth + 1)?;
@@ -196,6 +197,7 @@ pub fn run_query(
         depth,
         stats: ExecStats::default(),
         nodes: Vec::new(),
+        inside: 0,
     };
     if let ControlFlow::Break(e) = q.body.visit(&mut inliner) {
         return Err(e);
@@ -334,6 +336,9 @@ struct Inliner<'a> {
     stats: ExecStats,
     /// The plan trees of the subqueries inlined.
     nodes: Vec<PlanNode>,
+    /// How many subqueries the visit is inside: only those of this query itself are run (each runs its own
+    /// nested ones, which may refer to its columns).
+    inside: usize,
 }
 
 impl Inliner<'_> {
@@ -359,10 +364,19 @@ impl VisitorMut for Inliner<'_> {
     type Break = QueryError;
 
     fn pre_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<QueryError> {
+        self.inside += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<QueryError> {
+        self.inside -= 1;
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
+        if self.inside > 0 {
+            return ControlFlow::Continue(());
+        }
         let replaced = match e {
             ast::Expr::InSubquery {
                 expr,

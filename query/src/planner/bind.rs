@@ -351,12 +351,29 @@ impl Binder<'_> {
                     return Err(QueryError::unsupported("LIKE ANY", pos));
                 }
                 let ci = matches!(e, ast::Expr::ILike { .. });
-                let p = const_string(pattern).ok_or_else(|| {
-                    QueryError::unsupported(
-                        "LIKE with a non-constant pattern",
-                        pos_of(pattern.as_ref()),
-                    )
-                })?;
+                let Some(p) = const_string(pattern) else {
+                    // A pattern computed per row (catalog rewrites of `x = ANY(array)`): no ESCAPE, no index.
+                    if escape_char.is_some() {
+                        return Err(QueryError::unsupported(
+                            "LIKE ... ESCAPE with a non-constant pattern",
+                            pos,
+                        ));
+                    }
+                    let x = cast_expr(self.bind(expr, mode)?, DataType::Utf8);
+                    let pat = cast_expr(self.bind(pattern, mode)?, DataType::Utf8);
+                    let like = Expr::Func {
+                        func: Func::LikeColumn {
+                            case_insensitive: ci,
+                        },
+                        args: vec![x, pat],
+                        ty: DataType::Boolean,
+                    };
+                    return Ok(if *negated {
+                        Expr::Not(Box::new(like))
+                    } else {
+                        like
+                    });
+                };
                 let p = match escape_char {
                     None => p,
                     Some(v) => {

@@ -221,6 +221,21 @@ pub const FUNCTIONS: &[Function] = &[
         "NULL: no extended statistics",
     ),
     f("col_description", Catalog, "NULL: no comments"),
+    f(
+        "pg_get_function_result",
+        Catalog,
+        "NULL: no functions listed",
+    ),
+    f(
+        "pg_get_function_arguments",
+        Catalog,
+        "NULL: no functions listed",
+    ),
+    f(
+        "pg_get_function_identity_arguments",
+        Catalog,
+        "NULL: no functions listed",
+    ),
     f("obj_description", Catalog, "NULL: no comments"),
     f("shobj_description", Catalog, "NULL: no comments"),
     f(

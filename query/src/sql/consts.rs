@@ -42,6 +42,16 @@ struct Folder;
 impl VisitorMut for Folder {
     type Break = QueryError;
 
+    fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
+        // `E'a\nb'` (the parser has unescaped it) is an ordinary string from here on.
+        if let ast::Expr::Value(v) = e {
+            if let ast::Value::EscapedStringLiteral(s) = &v.value {
+                v.value = ast::Value::SingleQuotedString(s.clone());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<QueryError> {
         if let Some(folded) = fold_array_expr(e) {
             *e = folded;
@@ -50,6 +60,22 @@ impl VisitorMut for Folder {
     }
 
     fn post_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<QueryError> {
+        // A constant array as an output column is its PostgreSQL text (`{a,b}`): basalt has no array type.
+        if let ast::SetExpr::Select(select) = q.body.as_mut() {
+            for item in &mut select.projection {
+                if let ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    if let Some(items) = const_array(e) {
+                        let texts: Option<Vec<Option<String>>> =
+                            items.iter().map(const_scalar_text).collect();
+                        if let Some(texts) = texts {
+                            *e = literal(&Scalar::Str(crate::expr::pg_array_text(&texts)));
+                        }
+                    }
+                }
+            }
+        }
         match unroll(q.body.as_mut()) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => ControlFlow::Break(e),
