@@ -14,6 +14,7 @@ use super::pg_catalog::{NAMESPACES, TYPES};
 use super::system::{SystemTables, FIRST_TABLE_OID};
 use crate::error::{Pos, QueryError, Result};
 use crate::expr::Scalar;
+use crate::sql::consts::{const_scalar_text, const_str, is_null};
 use crate::sql::literal;
 
 /// Rewrites the catalog functions and casts of `stmt` (see the module doc).
@@ -92,36 +93,9 @@ fn lookup(e: &ast::Expr, pairs: Vec<(Scalar, Scalar)>, default: ast::Expr) -> as
     }
 }
 
-fn is_null(e: &ast::Expr) -> bool {
-    match e {
-        ast::Expr::Value(v) => v.value == ast::Value::Null,
-        ast::Expr::Nested(x) | ast::Expr::Cast { expr: x, .. } => is_null(x),
-        _ => false,
-    }
-}
-
-/// A constant element's text, as it appears in an array's text form.
-fn element_text(e: &ast::Expr) -> Option<String> {
-    match e {
-        ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(s) => Some(s.clone()),
-            ast::Value::Number(n, _) => Some(n.clone()),
-            _ => None,
-        },
-        ast::Expr::Nested(x) => element_text(x),
-        _ => None,
-    }
-}
-
+/// A string constant (`None` for NULL or anything else).
 fn str_literal(e: &ast::Expr) -> Option<String> {
-    match e {
-        ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(s) => Some(s.clone()),
-            _ => None,
-        },
-        ast::Expr::Nested(x) => str_literal(x),
-        _ => None,
-    }
+    const_str(e).flatten()
 }
 
 /// The last part of a custom type name (`pg_catalog.regclass` -> `regclass`), lower-cased.
@@ -471,7 +445,7 @@ fn any_text(left: &ast::Expr, right: &ast::Expr) -> ast::Expr {
         negated: false,
         any: false,
         expr: Box::new(concat(concat(comma(), trimmed), comma())),
-        pattern: Box::new(match element_text(left) {
+        pattern: Box::new(match const_scalar_text(left).flatten() {
             Some(v) => literal(&Scalar::Str(format!("%,{v},%"))),
             None => concat(
                 concat(

@@ -83,7 +83,7 @@ impl VisitorMut for Folder {
     }
 }
 
-fn const_str(e: &ast::Expr) -> Option<Option<String>> {
+pub(crate) fn const_str(e: &ast::Expr) -> Option<Option<String>> {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) => Some(Some(s.clone())),
@@ -96,7 +96,7 @@ fn const_str(e: &ast::Expr) -> Option<Option<String>> {
 }
 
 /// A constant's text: strings as they are, numbers and booleans as PostgreSQL prints them, NULL as `None`.
-fn const_scalar_text(e: &ast::Expr) -> Option<Option<String>> {
+pub(crate) fn const_scalar_text(e: &ast::Expr) -> Option<Option<String>> {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) => Some(Some(s.clone())),
@@ -220,7 +220,7 @@ fn parse_ident(s: &str) -> Option<Vec<String>> {
     }
 }
 
-fn is_null(e: &ast::Expr) -> bool {
+pub(crate) fn is_null(e: &ast::Expr) -> bool {
     match e {
         ast::Expr::Value(v) => v.value == ast::Value::Null,
         ast::Expr::Nested(x) => is_null(x),
