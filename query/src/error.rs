@@ -40,6 +40,9 @@ pub enum QueryError {
     Unsupported { construct: String, pos: Pos },
     #[error("table {name:?} does not exist{pos}")]
     UnknownTable { name: String, pos: Pos },
+    /// The table exists, but the user running the query may not read it (PostgreSQL's wording).
+    #[error("permission denied for table {name}{pos}")]
+    PermissionDenied { name: String, pos: Pos },
     #[error("column {name:?} does not exist{pos}{hint}")]
     UnknownColumn {
         name: String,
@@ -117,6 +120,7 @@ impl QueryError {
             QueryError::Syntax { pos, .. }
             | QueryError::Unsupported { pos, .. }
             | QueryError::UnknownTable { pos, .. }
+            | QueryError::PermissionDenied { pos, .. }
             | QueryError::UnknownColumn { pos, .. }
             | QueryError::Invalid { pos, .. }
             | QueryError::TooComplex { pos, .. } => Some(*pos).filter(|p| p.line > 0),

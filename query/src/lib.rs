@@ -62,6 +62,10 @@ pub struct QueryContext {
     /// Leave the result cache out ([`ExecOptions::cache`]): Druid's `useCache: false`, a `cache: false` query
     /// context, `SET basalt.cache = off`. The query scans every segment and stores nothing.
     pub skip_cache: bool,
+    /// The catalog tables the user may read (lower-case names); `None`: every table. The others are left out of
+    /// `information_schema`, `pg_catalog` and every listing, and a query naming one fails with
+    /// [`QueryError::PermissionDenied`].
+    pub readable: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// Runs one SQL query against a catalog.
@@ -95,7 +99,7 @@ pub fn run_statement(
         ctx.user.as_deref().unwrap_or(session::DEFAULT_USER),
     )?;
     sql::consts::fold(&mut stmt)?;
-    let user = CatalogTables::new(catalog, ctx.live.as_deref());
+    let user = CatalogTables::new(catalog, ctx.live.as_deref()).readable_only(ctx.readable.clone());
     let tables = catalog::system::SystemTables::new(&user, ctx.face)
         .with_user(ctx.user.as_deref().unwrap_or(session::DEFAULT_USER));
     if ctx.face == catalog::system::Face::Postgres {

@@ -80,6 +80,10 @@ pub struct Manifest {
     /// The deep storage holding every live segment, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deep_storage: Option<DeepStorage>,
+    /// Users, roles and grants: owned by the server (opaque here, like source metadata), kept in the catalog so
+    /// that they commit atomically and travel with the data directory and its deep storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<serde_json::Value>,
 }
 
 /// Where a data directory's segments live durably: the store's URL and the settings its URL does not carry
@@ -127,6 +131,16 @@ pub struct Commit {
     pub drop_tables: Vec<String>,
     /// Rules to set (`Some`) or clear (`None`) per table.
     pub rules: Vec<(String, Option<TableRules>)>,
+    /// A compare-and-swap of the access control data ([`Manifest::access`]): `expected` must be what the
+    /// manifest holds, or the whole commit is rejected (two admins changing users at once cannot lose a change).
+    pub access: Option<AccessUpdate>,
+}
+
+/// A compare-and-swap of [`Manifest::access`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessUpdate {
+    pub expected: Option<serde_json::Value>,
+    pub new: serde_json::Value,
 }
 
 /// A table's data-lifecycle rules, applied by the server's janitor.
@@ -877,6 +891,12 @@ impl Catalog for FileCatalog {
             }
             next.sources
                 .insert(update.source_id.clone(), update.new.clone());
+        }
+        if let Some(update) = &commit.access {
+            if old.access != update.expected {
+                return Err(Error::AccessConflict);
+            }
+            next.access = Some(update.new.clone());
         }
         for table in &commit.tables {
             check_table_name(&next, &table.name)?;

@@ -47,6 +47,12 @@ pub enum Error {
         hint: String,
     },
 
+    /// A compare-and-swap on the users and grants failed: another change of them committed first.
+    #[error(
+        "commit rejected: the users, roles and grants changed since this change read them; retry"
+    )]
+    AccessConflict,
+
     /// A compare-and-swap on source metadata failed: someone else committed first.
     #[error("commit rejected: metadata of source {source_id:?} is {actual}, the commit expected {expected}")]
     Conflict {

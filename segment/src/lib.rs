@@ -19,7 +19,9 @@ pub mod source;
 pub mod store;
 pub mod writer;
 
-pub use catalog::{Catalog, Commit, FileCatalog, Manifest, SegmentEntry, SourceUpdate};
+pub use catalog::{
+    AccessUpdate, Catalog, Commit, FileCatalog, Manifest, SegmentEntry, SourceUpdate,
+};
 pub use error::{Error, Result};
 pub use footer::{Codec, ColumnStats, Interval, StatValue};
 pub use granularity::Granularity;

@@ -154,6 +154,10 @@ impl TableProvider for Overlay<'_> {
         }
     }
 
+    fn denied(&self, name: &str) -> bool {
+        !self.tables.contains_key(name) && self.base.denied(name)
+    }
+
     fn in_memory(&self, name: &str) -> bool {
         name != DUAL_KEY && self.tables.contains_key(name) || self.base.in_memory(name)
     }

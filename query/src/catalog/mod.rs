@@ -8,17 +8,20 @@ pub(crate) mod pg_catalog;
 pub(crate) mod pg_functions;
 pub(crate) mod system;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use basalt_segment::{Catalog, SegmentSource, TableSchema};
 
-use crate::error::Result;
+use crate::error::{QueryError, Result};
 use crate::planner::TableProvider;
 
 /// Tables of a catalog snapshot, with their live segments opened.
 pub struct CatalogTables<'a> {
     catalog: &'a dyn Catalog,
     view: basalt_segment::View,
+    /// The tables the user may read, in lower case; `None`: all of them.
+    readable: Option<Arc<BTreeSet<String>>>,
 }
 
 impl<'a> CatalogTables<'a> {
@@ -29,7 +32,24 @@ impl<'a> CatalogTables<'a> {
             Some(live) => live.view(catalog),
             None => basalt_segment::View::of_catalog(catalog),
         };
-        CatalogTables { catalog, view }
+        CatalogTables {
+            catalog,
+            view,
+            readable: None,
+        }
+    }
+
+    /// Only the tables of `readable` (lower-case names; `None`: all) are seen: the others are left out of every
+    /// listing, and naming one is a permission error.
+    pub fn readable_only(mut self, readable: Option<Arc<BTreeSet<String>>>) -> Self {
+        self.readable = readable;
+        self
+    }
+
+    fn may_read(&self, table: &str) -> bool {
+        self.readable
+            .as_ref()
+            .is_none_or(|r| r.contains(&table.to_lowercase()))
     }
 
     /// The open segments of `table` and its in-memory sources, in time order.
@@ -45,6 +65,12 @@ impl<'a> CatalogTables<'a> {
         min: Option<i64>,
         max: Option<i64>,
     ) -> Result<Vec<Arc<dyn SegmentSource>>> {
+        if !self.may_read(table) {
+            return Err(QueryError::PermissionDenied {
+                name: table.to_string(),
+                pos: Default::default(),
+            });
+        }
         let outside = |e: &basalt_segment::SegmentEntry| {
             max.is_some_and(|hi| e.interval.start > hi)
                 || min.is_some_and(|lo| e.interval.end - 1 < lo)
@@ -79,15 +105,37 @@ impl<'a> CatalogTables<'a> {
 
 impl TableProvider for CatalogTables<'_> {
     fn table(&self, name: &str) -> Option<TableSchema> {
-        self.view.manifest.tables.get(name).cloned()
+        self.view
+            .manifest
+            .tables
+            .get(name)
+            .filter(|_| self.may_read(name))
+            .cloned()
     }
 
     fn table_names(&self) -> Vec<String> {
-        self.view.manifest.tables.keys().cloned().collect()
+        self.view
+            .manifest
+            .tables
+            .keys()
+            .filter(|t| self.may_read(t))
+            .cloned()
+            .collect()
+    }
+
+    fn denied(&self, name: &str) -> bool {
+        self.view
+            .manifest
+            .tables
+            .keys()
+            .any(|t| t.eq_ignore_ascii_case(name) && !self.may_read(t))
     }
 
     fn table_bytes(&self, name: &str) -> Option<u64> {
         self.view.manifest.tables.get(name)?;
+        if !self.may_read(name) {
+            return None;
+        }
         Some(self.view.manifest.segments_of(name).map(|e| e.bytes).sum())
     }
 

@@ -544,6 +544,10 @@ impl TableProvider for SystemTables<'_> {
         self.base.table_bytes(name)
     }
 
+    fn denied(&self, name: &str) -> bool {
+        !self.is_system(name) && self.base.denied(name)
+    }
+
     fn sources(&self, name: &str) -> Result<Vec<Arc<dyn SegmentSource>>> {
         if self.is_system(name) {
             Ok(vec![self.build(name)?.source])

@@ -54,4 +54,10 @@ pub trait TableProvider {
     fn table_bytes(&self, _name: &str) -> Option<u64> {
         None
     }
+    /// Whether `name` is a table of the catalog that the user running the query may not read (it is hidden from
+    /// [`TableProvider::table`] and [`TableProvider::table_names`]; naming it is a permission error, not an
+    /// unknown table).
+    fn denied(&self, _name: &str) -> bool {
+        false
+    }
 }

@@ -101,7 +101,16 @@ pub fn resolve_relation(
                     None => lookup(tables, &format!("pg_catalog.{}", ident.value), quoted, pos)?,
                 }
             };
-            let table = found.ok_or_else(unknown)?;
+            let table = match found {
+                Some(t) => t,
+                None if tables.denied(&ident.value) => {
+                    return Err(QueryError::PermissionDenied {
+                        name: ident.value.clone(),
+                        pos,
+                    })
+                }
+                None => return Err(unknown()),
+            };
             Ok((table, alias.as_ref().map(|a| a.name.value.clone())))
         }
         ast::TableFactor::Derived {

@@ -3,6 +3,7 @@
 //! constant arrays and constant relations ([`consts`]).
 
 pub(crate) mod consts;
+pub(crate) mod dcl;
 pub(crate) mod limits;
 pub(crate) mod params;
 
@@ -60,11 +61,20 @@ pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
             }
         }
     };
-    let mut stmts = Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(limits::PARSER_RECURSION_LIMIT)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(syntax)?;
+    let parse = |sql: &str| {
+        Parser::new(&PostgreSqlDialect {})
+            .with_recursion_limit(limits::PARSER_RECURSION_LIMIT)
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_statements())
+    };
+    let mut stmts = match parse(sql) {
+        Ok(s) => s,
+        // PostgreSQL's CREATE USER and role-membership GRANT, which the parser knows in another spelling.
+        Err(e) => match dcl::postgres_forms(sql).map(|text| parse(&text)) {
+            Some(Ok(s)) => s,
+            _ => return Err(syntax(e)),
+        },
+    };
     for stmt in &mut stmts {
         limits::shape(stmt)?;
         params::count(stmt)?;

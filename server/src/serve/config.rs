@@ -46,6 +46,21 @@ impl Setting for Vec<PathBuf> {
     }
 }
 
+impl Setting for bool {
+    fn parse(key: &str, value: &str, from: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok(true),
+            "false" | "off" | "no" | "0" => Ok(false),
+            _ => Err(Error::Usage(format!(
+                "setting {key} from {from}: {value:?} is not true or false"
+            ))),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 macro_rules! number_setting {
     ($($t:ty),*) => {$(
         impl Setting for $t {
@@ -140,6 +155,16 @@ settings! {
     /// the port on loopback or a trusted network).
     pg_user: String = "basalt".into();
     pg_password: String = String::new();
+    /// Users, roles and grants (`SECURITY.md`): every request needs credentials, and each user sees and changes
+    /// only what its grants allow. Off: everything is open (the embedded quickstart).
+    auth: bool = false;
+    /// With `auth`, this user is made (or its password reset) at start, as a member of the admin role, when
+    /// `auth_admin_password` is set. A server with auth on and no admin user refuses to start.
+    auth_admin_user: String = "basalt".into();
+    auth_admin_password: String = String::new();
+    /// PostgreSQL password exchange with `auth` on: `scram-sha-256` (PostgreSQL's default) or `md5` (for old
+    /// clients; passwords set while it is `md5` also get an MD5 verifier).
+    pg_auth: String = "scram-sha-256".into();
     /// Deep storage for segments: `s3://bucket/prefix` (any S3-compatible server) or `file:///dir`; empty: the
     /// data directory holds the only copy. Once set, the data directory remembers it.
     deep_storage: String = String::new();
@@ -204,6 +229,11 @@ impl Config {
                 KEYS.join(", ")
             )));
         }
+        if key == "pg_auth" && !["scram-sha-256", "md5"].contains(&self.pg_auth.as_str()) {
+            return Err(Error::Usage(format!(
+                "setting pg_auth from {from}: {value:?} is not scram-sha-256 or md5"
+            )));
+        }
         if self.max_concurrent_queries == 0 {
             return Err(Error::Usage(format!(
                 "setting max_concurrent_queries from {from} must be at least 1"
@@ -244,10 +274,14 @@ impl Config {
             .values()
             .into_iter()
             .map(|(k, v)| match k {
-                "pg_password" | "deep_storage_secret_access_key" if v.is_empty() => {
+                "pg_password" | "deep_storage_secret_access_key" | "auth_admin_password"
+                    if v.is_empty() =>
+                {
                     format!("{k}=(none)")
                 }
-                "pg_password" | "deep_storage_secret_access_key" => format!("{k}=(set)"),
+                "pg_password" | "deep_storage_secret_access_key" | "auth_admin_password" => {
+                    format!("{k}=(set)")
+                }
                 "pg" if v.is_empty() => format!("{k}=off"),
                 _ => format!("{k}={v}"),
             })

@@ -17,7 +17,7 @@ use super::http::*;
 use super::ServeError;
 
 /// Druid's error body and status.
-fn druid_error(e: &ServeError) -> Response {
+pub(super) fn druid_error(e: &ServeError) -> Response {
     use basalt_query::QueryError as Q;
     let (status, error, class) = match e {
         ServeError::Query(Q::Syntax { .. }) => (
@@ -68,6 +68,16 @@ fn druid_error(e: &ServeError) -> Response {
             400,
             "Unknown exception",
             "org.apache.druid.query.QueryException",
+        ),
+        ServeError::Unauthenticated(_) => (
+            401,
+            "Unauthorized",
+            "org.apache.druid.server.security.AuthenticationException",
+        ),
+        ServeError::Forbidden(_) | ServeError::Query(Q::PermissionDenied { .. }) => (
+            403,
+            "Forbidden",
+            "org.apache.druid.server.security.ForbiddenException",
         ),
         _ => (500, "Unknown exception", "java.lang.RuntimeException"),
     };
@@ -181,6 +191,7 @@ fn parse_druid_request(headers: &HeaderMap, bytes: &[u8]) -> Result<DruidRequest
 
 pub(super) async fn druid_sql(
     State(server): State<AppState>,
+    axum::extract::Extension(who): Who,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -199,9 +210,13 @@ pub(super) async fn druid_sql(
         face: Face::Druid,
         params: req.params.clone(),
         skip_cache: req.skip_cache,
+        user: Some(who.name.clone()),
         ..Default::default()
     };
-    let mut resp = match server.query(&req.query, ctx, "druid", id.clone()).await {
+    let mut resp = match server
+        .query(&req.query, ctx, "druid", id.clone(), &who)
+        .await
+    {
         Ok(result) => druid_body(result.batch, &req),
         Err(e) => druid_error(&e),
     };
@@ -324,8 +339,18 @@ fn druid_body(batch: RecordBatch, req: &DruidRequest) -> Response {
     }
 }
 
-pub(super) async fn druid_datasources(State(server): State<AppState>) -> Response {
-    let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
+pub(super) async fn druid_datasources(
+    State(server): State<AppState>,
+    axum::extract::Extension(who): Who,
+) -> Response {
+    let names: Vec<String> = server
+        .catalog
+        .snapshot()
+        .tables
+        .keys()
+        .filter(|t| who.may_read(t))
+        .cloned()
+        .collect();
     axum::Json(names).into_response()
 }
 

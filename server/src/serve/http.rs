@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_schema::DataType;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,10 +16,13 @@ use basalt_segment::granularity::format_iso;
 use basalt_segment::Catalog;
 use serde_json::{json, Value};
 
+use super::access::Principal;
 use super::formats::{array_lines, csv_chunks, object_lines};
-use super::{druid, ingest, ServeError, Server};
+use super::{druid, ingest, users, ServeError, Server};
 
 pub(super) type AppState = Arc<Server>;
+/// The request's user, put there by [`super::auth::authenticate`].
+pub(super) type Who = Extension<Arc<Principal>>;
 
 /// Rows encoded per chunk of a streamed response.
 pub(super) const CHUNK_ROWS: usize = 4096;
@@ -55,7 +58,18 @@ pub fn router(server: AppState) -> Router {
         .route("/status", get(druid::status))
         .route("/status/health", get(|| async { axum::Json(json!(true)) }))
         .route("/metrics", get(metrics))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route(
+            "/v1/users/{user}",
+            get(users::show).delete(users::drop).patch(users::update),
+        )
+        .route("/v1/users/{user}/tokens", post(users::new_token))
+        .route("/v1/users/{user}/tokens/{id}", delete(users::revoke_token))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            super::auth::authenticate,
+        ))
         .with_state(server)
 }
 
@@ -235,14 +249,22 @@ pub(super) fn json_param(v: &Value, ty: Option<&str>) -> Result<Scalar, ServeErr
 // ---------------------------------------------------------------------------------------------------------
 // basalt's own API
 
-pub(super) async fn v1_sql(State(server): State<AppState>, body: Body) -> Response {
-    match v1_sql_inner(&server, body).await {
+pub(super) async fn v1_sql(
+    State(server): State<AppState>,
+    Extension(who): Who,
+    body: Body,
+) -> Response {
+    match v1_sql_inner(&server, &who, body).await {
         Ok(r) => r,
         Err(e) => v1_error(&e),
     }
 }
 
-pub(super) async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Response, ServeError> {
+pub(super) async fn v1_sql_inner(
+    server: &Arc<Server>,
+    who: &Principal,
+    body: Body,
+) -> Result<Response, ServeError> {
     let bytes = read_body(body, server.config.max_request_bytes).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ServeError::BadRequest(format!("the body is not valid JSON: {e}")))?;
@@ -282,9 +304,10 @@ pub(super) async fn v1_sql_inner(server: &Arc<Server>, body: Body) -> Result<Res
         face: Face::Postgres,
         params,
         skip_cache: context_skips_cache(req.get("context"))?,
+        user: Some(who.name.clone()),
         ..Default::default()
     };
-    let result = server.query(&sql, ctx, "v1", id.clone()).await?;
+    let result = server.query(&sql, ctx, "v1", id.clone(), who).await?;
     let batch = result.batch;
     let mut resp = match format.as_str() {
         "json" => {
@@ -457,8 +480,15 @@ pub(super) fn table_json(server: &Server, name: &str, detail: bool) -> Option<Va
     Some(v)
 }
 
-pub(super) async fn v1_tables(State(server): State<AppState>) -> Response {
-    let names: Vec<String> = server.catalog.snapshot().tables.keys().cloned().collect();
+pub(super) async fn v1_tables(State(server): State<AppState>, Extension(who): Who) -> Response {
+    let names: Vec<String> = server
+        .catalog
+        .snapshot()
+        .tables
+        .keys()
+        .filter(|t| who.may_read(t))
+        .cloned()
+        .collect();
     let tables: Vec<Value> = names
         .iter()
         .filter_map(|n| table_json(&server, n, false))
@@ -468,8 +498,12 @@ pub(super) async fn v1_tables(State(server): State<AppState>) -> Response {
 
 pub(super) async fn v1_table(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(table): Path<String>,
 ) -> Response {
+    if let Err(e) = who.require_read(&table) {
+        return v1_error(&e);
+    }
     match table_json(&server, &table, true) {
         Some(v) => axum::Json(v).into_response(),
         None => v1_error(&ServeError::NotFound(format!(
@@ -481,8 +515,12 @@ pub(super) async fn v1_table(
 /// `DELETE /v1/tables/{t}`: drops the table, as `DROP TABLE` does.
 pub(super) async fn v1_drop_table(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(table): Path<String>,
 ) -> Response {
+    if let Err(e) = who.require_admin("dropping a table") {
+        return v1_error(&e);
+    }
     let write = super::dml::Write::Drop {
         tables: vec![table],
         if_exists: false,
@@ -508,8 +546,12 @@ fn rules_json(rules: Option<&basalt_segment::catalog::TableRules>) -> Value {
 
 pub(super) async fn v1_get_rules(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(table): Path<String>,
 ) -> Response {
+    if let Err(e) = who.require_read(&table) {
+        return v1_error(&e);
+    }
     let m = server.catalog.snapshot();
     match crate::lifecycle::resolve(&m, &table) {
         Ok(t) => axum::Json(rules_json(m.rules.get(&t))).into_response(),
@@ -523,10 +565,12 @@ pub(super) async fn v1_get_rules(
 /// left out or null clears that rule). The janitor applies them every `janitor_interval_ms`.
 pub(super) async fn v1_put_rules(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(table): Path<String>,
     body: Body,
 ) -> Response {
     let result = async {
+        who.require_admin("changing a table's rules")?;
         let bytes = read_body(body, server.config.max_request_bytes).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ServeError::BadRequest(format!("rules: {e}")))?;
@@ -588,9 +632,10 @@ pub(super) async fn v1_ready(State(server): State<AppState>) -> Response {
 
 pub(super) async fn cancel_query(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(id): Path<String>,
 ) -> Response {
-    if server.cancel(&id) {
+    if server.cancel(&id, &who) {
         StatusCode::ACCEPTED.into_response()
     } else {
         v1_error(&ServeError::NotFound(format!(
@@ -617,11 +662,15 @@ pub(super) async fn metrics(State(server): State<AppState>) -> Response {
 
 pub(super) async fn v1_load(
     State(server): State<AppState>,
+    Extension(who): Who,
     Path(table): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(e) = who.require_write(&table) {
+        return v1_error(&e);
+    }
     match super::load::http_load(&server, &table, &q, &headers, body).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => v1_error(&e),

@@ -51,6 +51,8 @@ pub struct Metrics {
     segments_pruned: Counter,
     connections: Family<ProtocolLabels, Gauge>,
     pub running: Gauge,
+    /// HTTP requests refused for missing or wrong credentials.
+    pub auth_failures: Counter,
     ingest_lag: Family<IngestLabels, Gauge>,
     ingest_in_memory: Family<IngestLabels, Gauge>,
     ingest_committed: Family<IngestLabels, Gauge>,
@@ -124,6 +126,12 @@ impl Metrics {
         );
         let running = Gauge::default();
         registry.register("queries_running", "Queries executing now", running.clone());
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "HTTP requests refused for missing or wrong credentials (auth on)",
+            auth_failures.clone(),
+        );
         let ingest_lag = Family::<IngestLabels, Gauge>::default();
         registry.register(
             "ingest_lag_messages",
@@ -193,6 +201,7 @@ impl Metrics {
             segments_pruned,
             connections,
             running,
+            auth_failures,
         }
     }
 

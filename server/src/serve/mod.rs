@@ -1,7 +1,10 @@
 //! `basalt serve`: one process answering SQL over HTTP (basalt's API and a Druid-compatible one) and over the
 //! PostgreSQL wire protocol. Every query goes through [`Server::query`], which enforces the concurrency limit,
-//! the timeout and the result-size limit, registers the query for cancellation and records metrics.
+//! the timeout and the result-size limit, checks what the user may read or change ([`access`], [`auth`]),
+//! registers the query for cancellation and records metrics.
 
+pub mod access;
+pub mod auth;
 pub mod config;
 pub mod dml;
 pub mod druid;
@@ -11,6 +14,7 @@ pub mod ingest;
 pub mod load;
 pub mod metrics;
 pub mod pg;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -56,6 +60,12 @@ pub enum ServeError {
     Load(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// No valid credentials (HTTP 401, SQLSTATE 28P01).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Valid credentials, not allowed to do this (HTTP 403, SQLSTATE 42501).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ServeError {
@@ -66,6 +76,7 @@ impl ServeError {
                 QueryError::Syntax { .. } => "sql_syntax",
                 QueryError::Unsupported { .. } => "sql_unsupported",
                 QueryError::UnknownTable { .. } => "unknown_table",
+                QueryError::PermissionDenied { .. } => "forbidden",
                 QueryError::UnknownColumn { .. } => "unknown_column",
                 QueryError::UnknownSetting { .. } => "unknown_setting",
                 QueryError::Invalid { .. } => "sql_invalid",
@@ -89,6 +100,8 @@ impl ServeError {
             ServeError::Conflict(_) => "conflict",
             ServeError::Load(_) => "load_failed",
             ServeError::Internal(_) => "internal",
+            ServeError::Unauthenticated(_) => "unauthenticated",
+            ServeError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -105,6 +118,10 @@ impl ServeError {
             | ServeError::ResultTooLarge(_)
             | ServeError::BodyTooLarge(_) => 413,
             ServeError::Overloaded { .. } => 429,
+            ServeError::Unauthenticated(_) => 401,
+            ServeError::Forbidden(_) | ServeError::Query(QueryError::PermissionDenied { .. }) => {
+                403
+            }
             _ => 400,
         }
     }
@@ -116,6 +133,7 @@ impl ServeError {
                 QueryError::Syntax { .. } => "42601",
                 QueryError::Unsupported { .. } => "0A000",
                 QueryError::UnknownTable { .. } => "42P01",
+                QueryError::PermissionDenied { .. } => "42501",
                 QueryError::UnknownColumn { .. } => "42703",
                 QueryError::UnknownSetting { .. } => "42704",
                 QueryError::Invalid { .. } => "42804",
@@ -136,6 +154,8 @@ impl ServeError {
             ServeError::Conflict(_) => "42P07",
             ServeError::Load(_) => "22000",
             ServeError::Internal(_) => "XX000",
+            ServeError::Unauthenticated(_) => "28P01",
+            ServeError::Forbidden(_) => "42501",
         }
     }
 
@@ -195,7 +215,10 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     slots: Semaphore,
     waiting: AtomicUsize,
-    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Running queries by id: their cancel flag and the user who runs them (only they or an admin may cancel).
+    running: Mutex<HashMap<String, (Arc<AtomicBool>, String)>>,
+    /// The users and grants as last read from the catalog, and password checks already made.
+    pub auth: auth::AuthState,
     next_id: AtomicU64,
     /// Serializes HTTP batch loads (the catalog has one writer).
     pub load_lock: tokio::sync::Mutex<()>,
@@ -246,6 +269,7 @@ impl Server {
             metrics: metrics::Metrics::new(),
             waiting: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
+            auth: auth::AuthState::default(),
             next_id: AtomicU64::new(1),
             load_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
@@ -293,30 +317,32 @@ impl Server {
             .collect()
     }
 
-    /// Cancels a running query; whether it was found.
-    pub fn cancel(&self, id: &str) -> bool {
+    /// Cancels a running query of `who` (an admin: anyone's); whether it was found. Another user's query is not
+    /// found, as if it did not exist.
+    pub fn cancel(&self, id: &str, who: &access::Principal) -> bool {
         match self.running.lock() {
             Ok(m) => match m.get(id) {
-                Some(flag) => {
+                Some((flag, owner)) if who.superuser || owner.eq_ignore_ascii_case(&who.name) => {
                     flag.store(true, Ordering::Relaxed);
                     true
                 }
-                None => false,
+                _ => false,
             },
             Err(_) => false,
         }
     }
 
-    /// Runs one query with the server's limits. `api` labels the metrics (`v1`, `druid`, `pg`).
+    /// Runs one query of `who` with the server's limits. `api` labels the metrics (`v1`, `druid`, `pg`).
     pub async fn query(
         &self,
         sql: &str,
         ctx: QueryContext,
         api: &'static str,
         id: String,
+        who: &access::Principal,
     ) -> Result<QueryResult, ServeError> {
         match basalt_query::parse(sql) {
-            Ok(stmt) => self.query_statement(stmt, ctx, api, id).await,
+            Ok(stmt) => self.query_statement(stmt, ctx, api, id, who).await,
             Err(e) => {
                 let r = Err(e.into());
                 self.metrics
@@ -333,9 +359,10 @@ impl Server {
         ctx: QueryContext,
         api: &'static str,
         id: String,
+        who: &access::Principal,
     ) -> Result<QueryResult, ServeError> {
         let start = Instant::now();
-        let r = self.query_inner(stmt, ctx, id).await;
+        let r = self.query_inner(stmt, ctx, id, who).await;
         self.metrics.record_query(api, &r, start.elapsed());
         r
     }
@@ -345,6 +372,7 @@ impl Server {
         stmt: Statement,
         ctx: QueryContext,
         id: String,
+        who: &access::Principal,
     ) -> Result<QueryResult, ServeError> {
         let cancel = Arc::new(AtomicBool::new(false));
         if let Ok(mut m) = self.running.lock() {
@@ -354,7 +382,7 @@ impl Server {
                     "a query with id {id:?} is already running"
                 )));
             }
-            m.insert(id.clone(), cancel.clone());
+            m.insert(id.clone(), (cancel.clone(), who.name.clone()));
         }
         let mut guard = QueryGuard {
             server: self,
@@ -368,9 +396,18 @@ impl Server {
             let name = crate::lifecycle::resolve(&m, t).ok()?;
             m.tables.get(&name).map(|s| s.time_column.clone())
         };
+        if let Some(tag) = access::classify(&stmt) {
+            guard.done = true;
+            return self.change_access_sql(stmt, tag, who).await;
+        }
         if let Some(write) = dml::classify(&stmt, time_column) {
             guard.done = true;
-            return dml::execute(self, write?).await;
+            let write = write?;
+            match &write {
+                dml::Write::Drop { .. } => who.require_admin("DROP TABLE")?,
+                dml::Write::Delete { table, .. } => who.require_write(table)?,
+            }
+            return dml::execute(self, write).await;
         }
         // Sleeping is not work: it takes no query slot, so sleeping clients cannot starve the others.
         if let Some(seconds) = pg_sleep_seconds(&stmt) {
@@ -398,6 +435,7 @@ impl Server {
         self.metrics.running.inc();
         let mut ctx = ctx;
         ctx.live = Some(self.live.clone());
+        ctx.readable = who.readable();
         let result = tokio::task::spawn_blocking(move || {
             basalt_query::run_statement(catalog.as_ref(), &stmt, &opts, &ctx)
         })
@@ -414,6 +452,25 @@ impl Server {
 }
 
 impl Server {
+    /// CREATE ROLE/USER, ALTER, DROP ROLE/USER, GRANT, REVOKE: one compare-and-swap commit of the users and
+    /// grants. The result is one row naming what was done (PostgreSQL's command tag).
+    async fn change_access_sql(
+        &self,
+        stmt: Statement,
+        tag: &'static str,
+        who: &access::Principal,
+    ) -> Result<QueryResult, ServeError> {
+        let who = who.clone();
+        let md5 = self.config.pg_auth == "md5";
+        let manifest = self.catalog.snapshot();
+        self.change_access(move |a| {
+            let tables = |name: &str| crate::lifecycle::resolve(&manifest, name).ok();
+            a.apply(&stmt, &who, md5, &tables)
+        })
+        .await?;
+        one_text_row("result", tag)
+    }
+
     /// Waits for a query slot: at most `max_queued_queries` wait, each at most `queue_timeout_ms`; past either
     /// bound the query is refused as overloaded (HTTP 429, SQLSTATE 53300) instead of left hanging.
     async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ServeError> {
@@ -456,19 +513,24 @@ impl Server {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
-            "pg_sleep",
-            arrow_schema::DataType::Utf8,
-            true,
-        )]));
-        let column: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![""]));
-        let batch = arrow_array::RecordBatch::try_new(schema, vec![column])
-            .map_err(|e| ServeError::Internal(e.to_string()))?;
-        Ok(QueryResult {
-            batch,
-            stats: Default::default(),
-        })
+        one_text_row("pg_sleep", "")
     }
+}
+
+/// A one-row, one-column text result.
+fn one_text_row(name: &str, value: &str) -> Result<QueryResult, ServeError> {
+    let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+        name,
+        arrow_schema::DataType::Utf8,
+        true,
+    )]));
+    let column: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![value]));
+    let batch = arrow_array::RecordBatch::try_new(schema, vec![column])
+        .map_err(|e| ServeError::Internal(e.to_string()))?;
+    Ok(QueryResult {
+        batch,
+        stats: Default::default(),
+    })
 }
 
 /// Applies the tables' rules every `janitor_interval_ms` (retention drops, hot-tier evictions).
@@ -520,6 +582,10 @@ pub fn run(config: Config) -> Result<()> {
     runtime.block_on(async move {
         let server = Arc::new(Server::new(config, catalog));
         tracing::info!(settings = %server.config.describe(), "basalt serve starting");
+        server
+            .bootstrap_access()
+            .await
+            .map_err(|e| Error::Usage(e.message()))?;
         spawn_janitor(server.clone());
         match server.ingest.resume_from_catalog() {
             Ok(ids) if !ids.is_empty() => tracing::info!(?ids, "kafka ingestions resumed"),

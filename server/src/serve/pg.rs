@@ -16,6 +16,8 @@ use basalt_query::session::{setting, SERVER_VERSION};
 use basalt_query::{Face, QueryContext, QueryError, Scalar};
 use futures::{stream, Sink};
 use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuthStartupHandler};
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
     DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
@@ -60,6 +62,8 @@ fn user_error(code: &str, msg: impl Into<String>) -> PgWireError {
 #[derive(Debug, Clone)]
 pub struct PgStatement {
     pub stmt: ast::Statement,
+    /// The connection's user, so that Describe plans with that user's grants.
+    pub user: String,
 }
 
 /// Parses statements and describes their results without running them.
@@ -109,6 +113,9 @@ fn cache_off(session: &HashMap<String, String>) -> bool {
 }
 
 fn kind(stmt: &ast::Statement) -> Result<Kind, PgWireError> {
+    if let Some(tag) = super::access::classify(stmt) {
+        return Ok(Kind::Write(tag));
+    }
     Ok(match stmt {
         ast::Statement::StartTransaction { .. } => Kind::Begin,
         ast::Statement::Commit { .. } => Kind::Commit,
@@ -359,10 +366,15 @@ impl PgParser {
         }
         let n = basalt_query::count_params(s).map_err(|e| pg_error(&e.into()))?;
         let nulls = vec![Scalar::Null; n];
+        let who = self
+            .server
+            .principal_of(&stmt.user)
+            .map_err(|e| pg_error(&e))?;
         let ctx = QueryContext {
             face: Face::Postgres,
             params: nulls,
-            user: Some(self.server.config.pg_user.clone()),
+            user: Some(who.name.clone()),
+            readable: who.readable(),
             ..Default::default()
         };
         let opts = basalt_query::ExecOptions {
@@ -382,7 +394,7 @@ impl QueryParser for PgParser {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<PgStatement>>
@@ -394,6 +406,7 @@ impl QueryParser for PgParser {
             0 => Ok(None),
             1 => Ok(Some(PgStatement {
                 stmt: stmts.remove(0),
+                user: connection_user(&self.server, client.metadata()),
             })),
             _ => Err(user_error(
                 "42601",
@@ -416,6 +429,17 @@ impl QueryParser for PgParser {
     }
 }
 
+/// The user a connection logged in as (with auth off, every connection is `pg_user`).
+fn connection_user(server: &Server, metadata: &HashMap<String, String>) -> String {
+    if !server.config.auth {
+        return server.config.pg_user.clone();
+    }
+    metadata
+        .get(pgwire::api::METADATA_USER)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Answers queries on a connection.
 pub struct PgHandler {
     server: Arc<Server>,
@@ -431,7 +455,12 @@ impl PgHandler {
         cancel: Option<Arc<ConnectionHandle>>,
         session: &mut HashMap<String, String>,
     ) -> PgWireResult<Response> {
-        let user = self.server.config.pg_user.clone();
+        // Looked up for every statement: a dropped user or a revoked grant takes effect on open connections too.
+        let who = self
+            .server
+            .principal_of(&connection_user(&self.server, session))
+            .map_err(|e| pg_error(&e))?;
+        let user = who.name.clone();
         let write_tag = match kind(&stmt)? {
             Kind::Begin => return Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => return Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
@@ -488,7 +517,7 @@ impl PgHandler {
             ..Default::default()
         };
         let id = self.server.new_query_id();
-        let query = self.server.query_statement(stmt, ctx, "pg", id);
+        let query = self.server.query_statement(stmt, ctx, "pg", id, &who);
         // A CancelRequest for this connection drops the query future, which cancels the running query.
         let result = match cancel {
             Some(handle) => {
@@ -624,6 +653,10 @@ pub struct Startup {
 pub enum Auth {
     Open(Arc<DefaultServerParameterProvider>),
     Password(Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>),
+    /// Users of the catalog (auth on), by SCRAM-SHA-256.
+    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    /// Users of the catalog (auth on), by MD5.
+    UsersMd5(Md5PasswordAuthStartupHandler<super::auth::PgUsers, DefaultServerParameterProvider>),
 }
 
 #[async_trait]
@@ -650,6 +683,24 @@ impl StartupHandler for Startup {
                 }
                 h.on_startup(client, message).await?
             }
+            Auth::UsersMd5(h) => {
+                if !matches!(message, PgWireFrontendMessage::Startup(_)) {
+                    assign_key(client);
+                }
+                h.on_startup(client, message).await?
+            }
+            // The SASL driver assigns the key itself when authentication completes. A failed proof names the
+            // SCRAM message's user, which libpq leaves empty (PostgreSQL ignores it): name the login's user.
+            Auth::Scram(h) => h.on_startup(client, message).await.map_err(|e| match e {
+                PgWireError::InvalidPassword(u) if u.is_empty() => PgWireError::InvalidPassword(
+                    client
+                        .metadata()
+                        .get(pgwire::api::METADATA_USER)
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                other => other,
+            })?,
             Auth::Open(params) => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
@@ -744,7 +795,21 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let auth = if server.config.pg_password.is_empty() {
+    let users = || {
+        Arc::new(super::auth::PgUsers {
+            server: server.clone(),
+        })
+    };
+    let auth = if server.config.auth && server.config.pg_auth == "md5" {
+        Auth::UsersMd5(Md5PasswordAuthStartupHandler::new(
+            users(),
+            Arc::new(parameters()),
+        ))
+    } else if server.config.auth {
+        Auth::Scram(
+            SASLAuthStartupHandler::new(Arc::new(parameters())).with_scram(ScramAuth::new(users())),
+        )
+    } else if server.config.pg_password.is_empty() {
         Auth::Open(Arc::new(parameters()))
     } else {
         Auth::Password(Md5PasswordAuthStartupHandler::new(
