@@ -307,3 +307,83 @@ fn a_server_with_auth_on_and_no_admin_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("auth_admin_password"), "{err}");
 }
+
+/// TLS with a certificate made at test time: HTTPS and PostgreSQL over TLS work with the certificate verified
+/// (verify-full against it as the CA); plain HTTP and a PostgreSQL connection without TLS are refused, so no
+/// password crosses in the clear.
+#[test]
+fn tls_on_both_ports_and_nothing_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let conf = dir.path().join("basalt.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "auth = true\nauth_admin_password = \"{ADMIN_PW}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_string();
+    let s = serve_dir(dir, &["--config", &conf]);
+    assert!(s.http.starts_with("https://"), "{}", s.http);
+    let port = s.http.rsplit(':').next().unwrap().to_string();
+    let cert = s.dir.path().join("cert.pem");
+
+    // HTTPS through Python's requests, verifying the certificate; plain HTTP to the same port gets no answer.
+    let probe = format!(
+        r#"
+import requests, sys
+r = requests.post("https://localhost:{port}/v1/sql", json={{"query": "SELECT COUNT(*) AS n FROM births", "format": "csv"}},
+                  auth=("basalt", "{ADMIN_PW}"), verify=sys.argv[1])
+print(r.status_code, r.text.splitlines()[-1])
+try:
+    requests.post("http://localhost:{port}/v1/sql", json={{"query": "SELECT 1"}}, auth=("basalt", "{ADMIN_PW}"), timeout=5)
+    print("plain http answered")
+except requests.exceptions.RequestException:
+    print("plain http refused")
+"#
+    );
+    let out = Command::new("python3")
+        .args(["-c", &probe])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("200 75691"));
+    assert_eq!(lines.next(), Some("plain http refused"));
+
+    // psql: verify-full against the certificate works; without TLS the server refuses before any password.
+    let psql_with = |sslmode: &str| {
+        let conn = format!(
+            "host=localhost port={} user=basalt dbname=basalt sslmode={sslmode} sslrootcert={}",
+            s.pg_port,
+            cert.display()
+        );
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-c", "SELECT COUNT(*) FROM births", &conn])
+            .env("PGPASSWORD", ADMIN_PW)
+            .output()
+            .unwrap()
+    };
+    let out = psql_with("verify-full");
+    assert_eq!(psql_stdout(&out).trim(), "75691");
+    let out = psql_with("disable");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only TLS connections"), "{err}");
+}

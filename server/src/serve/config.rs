@@ -165,6 +165,10 @@ settings! {
     /// PostgreSQL password exchange with `auth` on: `scram-sha-256` (PostgreSQL's default) or `md5` (for old
     /// clients; passwords set while it is `md5` also get an MD5 verifier).
     pg_auth: String = "scram-sha-256".into();
+    /// TLS certificate chain and private key (PEM files). Both set: HTTP serves only HTTPS, and PostgreSQL
+    /// clients must connect with TLS (sslmode=require or stricter).
+    tls_cert: PathBuf = PathBuf::new();
+    tls_key: PathBuf = PathBuf::new();
     /// Deep storage for segments: `s3://bucket/prefix` (any S3-compatible server) or `file:///dir`; empty: the
     /// data directory holds the only copy. Once set, the data directory remembers it.
     deep_storage: String = String::new();

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod load;
 pub mod metrics;
 pub mod pg;
+pub mod tls;
 pub mod users;
 
 use std::collections::HashMap;
@@ -606,12 +607,14 @@ pub fn run(config: Config) -> Result<()> {
                     })?,
             )
         };
+        let tls = tls::acceptor(&server.config.tls_cert, &server.config.tls_key)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let pg_task =
-            pg_listener.map(|l| tokio::spawn(pg::serve(server.clone(), l, stop_rx.clone())));
+        let pg_task = pg_listener
+            .map(|l| tokio::spawn(pg::serve(server.clone(), l, stop_rx.clone(), tls.clone())));
         // One line on stdout that scripts and tests wait for.
         println!(
-            "basalt serving http://{} pg {}",
+            "basalt serving {}://{} pg {}",
+            if tls.is_some() { "https" } else { "http" },
             http_listener
                 .local_addr()
                 .map(|a| a.to_string())
@@ -624,13 +627,19 @@ pub fn run(config: Config) -> Result<()> {
         );
         let app = http::router(server.clone());
         let mut http_stop = stop_rx.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let http_task = match tls {
+            Some(acceptor) => tokio::spawn(async move {
+                tls::serve_https(http_listener, app, acceptor, http_stop).await;
+                Ok(())
+            }),
+            None => tokio::spawn(async move {
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = http_stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            }),
+        };
         shutdown_signal().await;
         tracing::info!("shutdown requested: finishing in-flight requests");
         let _ = stop_tx.send(true);

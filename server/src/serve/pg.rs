@@ -646,6 +646,8 @@ impl ExtendedQueryHandler for PgHandler {
 /// a process id and secret key (BackendKeyData) registered for CancelRequests.
 pub struct Startup {
     auth: Auth,
+    /// TLS is configured: a connection that did not ask for it is refused.
+    tls_required: bool,
     keys: RandomPidSecretKeyGenerator,
     connections: Arc<ConnectionManager>,
 }
@@ -671,6 +673,15 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if self.tls_required
+            && !client.is_secure()
+            && matches!(message, PgWireFrontendMessage::Startup(_))
+        {
+            return Err(user_error(
+                "28000",
+                "this server accepts only TLS connections (it has tls_cert and tls_key): connect with sslmode=require or stricter",
+            ));
+        }
         // The key's size depends on the negotiated protocol version, so it is made after the negotiation.
         let assign_key = |client: &mut C| {
             let (pid, key) = self.keys.generate(client);
@@ -794,6 +805,7 @@ pub async fn serve(
     server: Arc<Server>,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let users = || {
         Arc::new(super::auth::PgUsers {
@@ -823,6 +835,7 @@ pub async fn serve(
     let connections = Arc::new(ConnectionManager::new());
     let startup = Startup {
         auth,
+        tls_required: tls.is_some(),
         keys: RandomPidSecretKeyGenerator::default(),
         connections: connections.clone(),
     };
@@ -847,10 +860,11 @@ pub async fn serve(
                     }
                 };
                 let factory = factory.clone();
+                let tls = tls.clone();
                 let guard = server.metrics.connection("pg");
                 tokio::spawn(async move {
                     let _guard = guard;
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, factory).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, factory).await {
                         tracing::debug!(%peer, "pg connection ended: {e}");
                     }
                 });

@@ -176,7 +176,7 @@ pub fn start_serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child,
         .unwrap();
     let http = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     (child, http)
