@@ -23,6 +23,7 @@ use basalt_segment::Catalog;
 use sqlparser::ast::Statement;
 
 pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
+pub use catalog::host::HostTables;
 pub use catalog::system::{Face, DATABASE};
 pub use catalog::CatalogTables;
 pub use error::{Pos, QueryError, Result};
@@ -66,6 +67,8 @@ pub struct QueryContext {
     /// `information_schema`, `pg_catalog` and every listing, and a query naming one fails with
     /// [`QueryError::PermissionDenied`].
     pub readable: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// Tables the host supplies under schema `sys` (the server's `sys.queries`).
+    pub host: Option<Arc<dyn HostTables>>,
 }
 
 /// Runs one SQL query against a catalog.
@@ -101,7 +104,8 @@ pub fn run_statement(
     sql::consts::fold(&mut stmt)?;
     let user = CatalogTables::new(catalog, ctx.live.as_deref()).readable_only(ctx.readable.clone());
     let tables = catalog::system::SystemTables::new(&user, ctx.face)
-        .with_user(ctx.user.as_deref().unwrap_or(session::DEFAULT_USER));
+        .with_user(ctx.user.as_deref().unwrap_or(session::DEFAULT_USER))
+        .with_host(ctx.host.as_deref());
     if ctx.face == catalog::system::Face::Postgres {
         catalog::pg_functions::fold(&mut stmt, &tables)?;
     }

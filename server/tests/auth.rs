@@ -387,3 +387,83 @@ except requests.exceptions.RequestException:
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only TLS connections"), "{err}");
 }
+
+/// `sys.queries` lists running queries (a user sees its own, an admin all), `KILL QUERY 'id'` cancels one (the
+/// owner's or an admin's kill; another user's is "not found"), and `sys.query_log` keeps what finished, with
+/// statements that may hold a password logged without their text.
+#[test]
+fn running_queries_are_listed_and_killed_only_by_their_owner_or_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let s = serve_with_auth(dir);
+    for q in [
+        "CREATE USER ana WITH PASSWORD 'ana-pw' IN ROLE reader",
+        "CREATE USER wes WITH PASSWORD 'wes-pw'",
+    ] {
+        assert_eq!(sql(&s, ADMIN, q).0, 200, "{q}");
+    }
+    // ana holds a query open over psql.
+    let sleeper = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &s.pg_port.to_string(),
+            "-U",
+            "ana",
+            "-d",
+            "basalt",
+        ])
+        .args(["-c", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", ANA.1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running =
+        "SELECT query_id, \"user\", api FROM sys.queries WHERE sql = 'SELECT pg_sleep(60)'";
+    let mut id = String::new();
+    for _ in 0..100 {
+        let (_, csv) = sql(&s, ADMIN, running);
+        if let Some(row) = csv.lines().nth(1) {
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells[1..], ["ana", "pg"], "{csv}");
+            id = cells[0].to_string();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !id.is_empty(),
+        "the sleeping query never showed in sys.queries"
+    );
+    // ana sees it; wes neither sees nor kills it.
+    assert_eq!(sql(&s, ANA, running).1.lines().count(), 2);
+    assert_eq!(
+        sql(&s, WES, running).1.lines().count(),
+        1,
+        "only the header"
+    );
+    let (st, body) = sql(&s, WES, &format!("KILL QUERY '{id}'"));
+    assert_eq!(st, 404, "{body}");
+    // The admin kills it; ana's psql ends with PostgreSQL's cancel error.
+    assert_eq!(sql(&s, ADMIN, &format!("KILL QUERY '{id}'")).0, 200);
+    let out = sleeper.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cancel"), "{err}");
+    // The log: ana's killed query with its error, and no password anywhere in the admin's view.
+    let (_, log) = sql(
+        &s,
+        ANA,
+        &format!("SELECT \"user\", error IS NOT NULL AS failed FROM sys.query_log WHERE query_id = '{id}'"),
+    );
+    assert_eq!(log, "user,failed\nana,true\n");
+    let (_, all) = sql(&s, ADMIN, "SELECT sql FROM sys.query_log");
+    assert!(all.contains("CREATE ROLE (text not kept"), "{all}");
+    assert!(!all.contains("ana-pw") && !all.contains("wes-pw"), "{all}");
+    let (_, _, listed) = call("GET", &format!("{}/v1/queries", s.http), Some(WES), None);
+    let finished = json(&listed)["finished"].as_array().unwrap().clone();
+    assert!(finished.iter().all(|q| q["user"] == "wes"), "{listed}");
+}

@@ -3,6 +3,7 @@
 //! `pg_catalog` tables ([`system`]), and in-memory relations ([`mem_table`]).
 
 pub(crate) mod damaged;
+pub mod host;
 pub(crate) mod mem_table;
 pub(crate) mod pg_catalog;
 pub(crate) mod pg_functions;

@@ -12,6 +12,7 @@ use arrow_schema::{DataType, Field, Schema};
 use basalt_segment::schema::TIME_ALIAS;
 use basalt_segment::{ColumnType, SegmentSource, TableSchema};
 
+use crate::catalog::host::HostTables;
 use crate::catalog::mem_table::MemTable;
 use crate::catalog::pg_catalog;
 use crate::error::Result;
@@ -40,6 +41,8 @@ pub struct SystemTables<'a> {
     user: String,
     /// Virtual tables built so far: planning asks for the schema and execution for the rows, once each.
     built: RefCell<HashMap<String, MemTable>>,
+    /// The host's `sys` tables, when it has any.
+    host: Option<&'a dyn HostTables>,
 }
 
 pub(crate) type Col = (&'static str, Column);
@@ -107,7 +110,14 @@ impl<'a> SystemTables<'a> {
             face,
             user: crate::session::DEFAULT_USER.to_string(),
             built: RefCell::new(HashMap::new()),
+            host: None,
         }
+    }
+
+    /// With the host's tables under schema `sys`.
+    pub fn with_host(mut self, host: Option<&'a dyn HostTables>) -> Self {
+        self.host = host;
+        self
     }
 
     /// The same tables as seen by `user` (PostgreSQL's owner and role names).
@@ -127,6 +137,9 @@ impl<'a> SystemTables<'a> {
 
     fn is_system(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
+        if let Some(t) = name.strip_prefix("sys.") {
+            return self.host.is_some_and(|h| h.names().contains(&t));
+        }
         match self.face {
             Face::Druid => name
                 .strip_prefix("information_schema.")
@@ -494,15 +507,23 @@ impl<'a> SystemTables<'a> {
         if let Some(t) = self.built.borrow().get(name) {
             return Ok(t.clone());
         }
-        let cols = self.rows(&name.to_ascii_lowercase());
-        let mut fields = Vec::new();
-        let mut arrays = Vec::new();
-        for (n, c) in cols {
-            let (ty, a) = c.array();
-            fields.push(Field::new(n, ty, true));
-            arrays.push(a);
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        let lower = name.to_ascii_lowercase();
+        let hosted = lower
+            .strip_prefix("sys.")
+            .and_then(|t| self.host.and_then(|h| h.batch(t)));
+        let batch = match hosted {
+            Some(b) => b,
+            None => {
+                let mut fields = Vec::new();
+                let mut arrays = Vec::new();
+                for (n, c) in self.rows(&lower) {
+                    let (ty, a) = c.array();
+                    fields.push(Field::new(n, ty, true));
+                    arrays.push(a);
+                }
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?
+            }
+        };
         let table = MemTable::from_batch(name, &batch)?;
         self.built
             .borrow_mut()
@@ -522,6 +543,9 @@ impl TableProvider for SystemTables<'_> {
 
     fn table_names(&self) -> Vec<String> {
         let mut names = self.base.table_names();
+        if let Some(h) = self.host {
+            names.extend(h.names().iter().map(|t| format!("sys.{t}")));
+        }
         match self.face {
             Face::Druid => names.extend(
                 DRUID_TABLES

@@ -68,6 +68,8 @@ pub struct ExecOptions {
     pub explain_only: bool,
     /// Per-segment partials kept across queries ([`cache`]); `None`: every segment is scanned.
     pub cache: Option<Arc<cache::ResultCache>>,
+    /// Rows scanned so far, added to as each scan share ends: what a running query's progress shows.
+    pub progress: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The cores this process may use, asked once: `available_parallelism` reads cgroup files on every call, which
@@ -91,6 +93,7 @@ impl Default for ExecOptions {
             describe_only: false,
             explain_only: false,
             cache: None,
+            progress: None,
         }
     }
 }

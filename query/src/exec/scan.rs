@@ -319,6 +319,9 @@ impl Scan<'_> {
         let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
         s.segments_scanned += local.segments_scanned;
         s.rows_scanned += local.rows_scanned;
+        if let Some(p) = &opts.progress {
+            p.fetch_add(local.rows_scanned, std::sync::atomic::Ordering::Relaxed);
+        }
         s.bytes_scanned += local.bytes_scanned;
         s.rows_from_index += local.rows_from_index;
         s.rows_past_key_limit += local.rows_past_key_limit;

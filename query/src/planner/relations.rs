@@ -8,7 +8,7 @@ use super::*;
 use crate::error::{Pos, QueryError, Result};
 
 /// Schemas whose tables are virtual catalog tables, named `schema.table` in a [`TableProvider`].
-pub const SYSTEM_SCHEMAS: [&str; 2] = ["information_schema", "pg_catalog"];
+pub const SYSTEM_SCHEMAS: [&str; 3] = ["information_schema", "pg_catalog", "sys"];
 
 /// Schemas that hold the user's tables.
 pub const USER_SCHEMAS: [&str; 3] = ["druid", "public", "basalt"];

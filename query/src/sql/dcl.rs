@@ -1,11 +1,41 @@
 //! PostgreSQL's spellings of user and role statements that the parser reads only in another form, rewritten into
 //! that form: `CREATE USER name ...` is `CREATE ROLE name LOGIN ...` (as PostgreSQL defines it), and role
 //! membership `GRANT r1, r2 TO u` / `REVOKE r FROM u` becomes `GRANT ROLE r1, ROLE r2 TO u`. Used only after a
-//! statement failed to parse as written, so other statements pay nothing.
+//! statement failed to parse as written, so other statements pay nothing. Also `KILL [QUERY] id` (ClickHouse's
+//! and MySQL's form; query ids here are strings, which the parser's KILL does not take) as `SELECT
+//! kill_query('id')`, which the server answers.
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer};
+
+/// `KILL [QUERY] id` (the id quoted or bare) as `SELECT kill_query('id')`; `None` for any other text.
+pub(crate) fn kill(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    let mut words = text.splitn(2, char::is_whitespace);
+    if !words.next()?.eq_ignore_ascii_case("kill") {
+        return None;
+    }
+    let mut rest = words.next()?.trim_start();
+    if let Some((first, after)) = rest.split_once(char::is_whitespace) {
+        if first.eq_ignore_ascii_case("query") {
+            rest = after.trim_start();
+        }
+    }
+    let id = match rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        Some(quoted) if !quoted.replace("''", "").contains('\'') => quoted.replace("''", "'"),
+        Some(_) => return None,
+        None if !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            rest.to_string()
+        }
+        None => return None,
+    };
+    Some(format!("SELECT kill_query('{}')", id.replace('\'', "''")))
+}
 
 /// The text with every such statement rewritten, or `None` when there was nothing to rewrite.
 pub(crate) fn postgres_forms(sql: &str) -> Option<String> {
@@ -145,5 +175,20 @@ mod tests {
         );
         assert_eq!(postgres_forms("GRANT SELECT ON t TO alice"), None);
         assert_eq!(postgres_forms("SELECT 1"), None);
+    }
+
+    #[test]
+    fn kill_takes_a_string_id() {
+        use super::kill;
+        let want = Some("SELECT kill_query('0a1b')".to_string());
+        assert_eq!(kill("KILL QUERY '0a1b'"), want);
+        assert_eq!(kill("kill query 0a1b;"), want);
+        assert_eq!(kill("KILL '0a1b'"), want);
+        assert_eq!(
+            kill("KILL QUERY 'it''s'").as_deref(),
+            Some("SELECT kill_query('it''s')")
+        );
+        assert_eq!(kill("SELECT 1"), None);
+        assert_eq!(kill("KILL QUERY a b"), None);
     }
 }

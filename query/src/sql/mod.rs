@@ -44,6 +44,13 @@ pub fn parse_all(sql: &str) -> Result<Vec<Statement>> {
     }
     let numbered = number_question_marks(sql);
     let sql = numbered.as_deref().unwrap_or(sql);
+    let killed = sql
+        .trim_start()
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("kill"))
+        .then(|| dcl::kill(sql))
+        .flatten();
+    let sql = killed.as_deref().unwrap_or(sql);
     let syntax = |e: sqlparser::parser::ParserError| match e {
         sqlparser::parser::ParserError::RecursionLimitExceeded => QueryError::TooComplex {
             message: format!(

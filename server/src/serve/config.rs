@@ -146,6 +146,8 @@ settings! {
     /// Bytes of per-segment partial results kept for the next query of the same shape (0: no result cache).
     /// Segments are immutable, so entries never go stale; real-time rows are always computed fresh.
     result_cache_bytes: u64 = 256 << 20;
+    /// Finished queries kept in the query log (`sys.query_log`, `GET /v1/queries`); 0: none.
+    query_log_entries: usize = 1000;
     /// Kafka ingestions this server runs at most (each holds a consumer and its threads).
     max_ingestions: usize = 16;
     /// Directories that Kafka TLS files (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`)

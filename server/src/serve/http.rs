@@ -50,6 +50,7 @@ pub fn router(server: AppState) -> Router {
         .route("/v1/ingest/{id}", get(ingest::show).delete(ingest::delete))
         .route("/v1/ingest/{id}/pause", post(ingest::pause))
         .route("/v1/ingest/{id}/resume", post(ingest::resume))
+        .route("/v1/queries", get(list_queries))
         .route("/v1/queries/{id}", delete(cancel_query))
         .route("/druid/v2/sql", post(druid::druid_sql))
         .route("/druid/v2/sql/", post(druid::druid_sql))
@@ -628,6 +629,12 @@ pub(super) async fn v1_ready(State(server): State<AppState>) -> Response {
     let m = server.catalog.snapshot();
     axum::Json(json!({"ready": true, "manifest_version": m.version, "tables": m.tables.len()}))
         .into_response()
+}
+
+/// `GET /v1/queries`: the caller's running queries (an admin: everyone's) and the finished ones still in the log.
+pub(super) async fn list_queries(State(server): State<AppState>, Extension(who): Who) -> Response {
+    let (running, finished) = server.queries.visible(&who);
+    axum::Json(json!({ "running": running, "finished": finished })).into_response()
 }
 
 pub(super) async fn cancel_query(

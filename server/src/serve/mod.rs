@@ -14,12 +14,12 @@ pub mod ingest;
 pub mod load;
 pub mod metrics;
 pub mod pg;
+pub mod queries;
 pub mod tls;
 pub mod users;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use basalt_query::{ExecOptions, QueryContext, QueryError, QueryResult};
@@ -216,8 +216,8 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     slots: Semaphore,
     waiting: AtomicUsize,
-    /// Running queries by id: their cancel flag and the user who runs them (only they or an admin may cancel).
-    running: Mutex<HashMap<String, (Arc<AtomicBool>, String)>>,
+    /// Running queries and the log of finished ones (`sys.queries`, `sys.query_log`, `/v1/queries`).
+    pub queries: Arc<queries::Registry>,
     /// The users and grants as last read from the catalog, and password checks already made.
     pub auth: auth::AuthState,
     next_id: AtomicU64,
@@ -240,9 +240,7 @@ impl Drop for QueryGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.cancel.store(true, Ordering::Relaxed);
-        }
-        if let Ok(mut m) = self.server.running.lock() {
-            m.remove(&self.id);
+            self.server.queries.finish(&self.id, None);
         }
     }
 }
@@ -257,6 +255,7 @@ impl Server {
         };
         let result_cache = (config.result_cache_bytes > 0)
             .then(|| Arc::new(basalt_query::ResultCache::new(config.result_cache_bytes)));
+        let queries = Arc::new(queries::Registry::new(config.query_log_entries));
         Server {
             slots: Semaphore::new(config.max_concurrent_queries),
             config,
@@ -269,7 +268,7 @@ impl Server {
             catalog,
             metrics: metrics::Metrics::new(),
             waiting: AtomicUsize::new(0),
-            running: Mutex::new(HashMap::new()),
+            queries,
             auth: auth::AuthState::default(),
             next_id: AtomicU64::new(1),
             load_lock: tokio::sync::Mutex::new(()),
@@ -321,16 +320,7 @@ impl Server {
     /// Cancels a running query of `who` (an admin: anyone's); whether it was found. Another user's query is not
     /// found, as if it did not exist.
     pub fn cancel(&self, id: &str, who: &access::Principal) -> bool {
-        match self.running.lock() {
-            Ok(m) => match m.get(id) {
-                Some((flag, owner)) if who.superuser || owner.eq_ignore_ascii_case(&who.name) => {
-                    flag.store(true, Ordering::Relaxed);
-                    true
-                }
-                _ => false,
-            },
-            Err(_) => false,
-        }
+        self.queries.cancel(id, who)
     }
 
     /// Runs one query of `who` with the server's limits. `api` labels the metrics (`v1`, `druid`, `pg`).
@@ -363,7 +353,28 @@ impl Server {
         who: &access::Principal,
     ) -> Result<QueryResult, ServeError> {
         let start = Instant::now();
-        let r = self.query_inner(stmt, ctx, id, who).await;
+        // The log keeps statement texts; one that may hold a password keeps only its kind.
+        let text = match access::classify(&stmt) {
+            Some(tag) => format!("{tag} (text not kept: it may hold a password)"),
+            None => stmt.to_string(),
+        };
+        let registered = match self.queries.register(&id, &who.name, api, text) {
+            Ok(r) => r,
+            Err(e) => {
+                let r = Err(e);
+                self.metrics.record_query(api, &r, start.elapsed());
+                return r;
+            }
+        };
+        let mut guard = QueryGuard {
+            server: self,
+            id: id.clone(),
+            cancel: registered.cancel.clone(),
+            done: false,
+        };
+        let r = self.query_inner(stmt, ctx, registered, who).await;
+        guard.done = true;
+        self.queries.finish(&id, Some(&r));
         self.metrics.record_query(api, &r, start.elapsed());
         r
     }
@@ -372,25 +383,20 @@ impl Server {
         &self,
         stmt: Statement,
         ctx: QueryContext,
-        id: String,
+        registered: queries::Registered,
         who: &access::Principal,
     ) -> Result<QueryResult, ServeError> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        if let Ok(mut m) = self.running.lock() {
-            // A client-chosen id (Druid's sqlQueryId) must not take over another query's cancel handle.
-            if m.contains_key(&id) {
-                return Err(ServeError::Conflict(format!(
-                    "a query with id {id:?} is already running"
-                )));
-            }
-            m.insert(id.clone(), (cancel.clone(), who.name.clone()));
+        let cancel = registered.cancel;
+        // KILL QUERY 'id' (read as SELECT kill_query('id')): the user's own queries, or any for an admin.
+        if let Some(target) = kill_query_id(&stmt) {
+            return if self.cancel(&target, who) {
+                one_text_row("killed", &target)
+            } else {
+                Err(ServeError::NotFound(format!(
+                    "no running query with id {target:?}"
+                )))
+            };
         }
-        let mut guard = QueryGuard {
-            server: self,
-            id,
-            cancel: cancel.clone(),
-            done: false,
-        };
         // DROP TABLE and DELETE change the catalog; the engine only reads.
         let time_column = |t: &str| {
             let m = self.catalog.snapshot();
@@ -398,11 +404,9 @@ impl Server {
             m.tables.get(&name).map(|s| s.time_column.clone())
         };
         if let Some(tag) = access::classify(&stmt) {
-            guard.done = true;
             return self.change_access_sql(stmt, tag, who).await;
         }
         if let Some(write) = dml::classify(&stmt, time_column) {
-            guard.done = true;
             let write = write?;
             match &write {
                 dml::Write::Drop { .. } => who.require_admin("DROP TABLE")?,
@@ -412,9 +416,7 @@ impl Server {
         }
         // Sleeping is not work: it takes no query slot, so sleeping clients cannot starve the others.
         if let Some(seconds) = pg_sleep_seconds(&stmt) {
-            let r = self.sleep(seconds, &cancel).await;
-            guard.done = true;
-            return r;
+            return self.sleep(seconds, &cancel).await;
         }
         let _permit = self.slot().await?;
         let opts = ExecOptions {
@@ -429,6 +431,7 @@ impl Server {
             cancel,
             // run_statement leaves it out when the context says so (`QueryContext::skip_cache`).
             cache: self.result_cache.clone(),
+            progress: Some(registered.progress),
             ..Default::default()
         };
         let catalog = self.catalog.clone();
@@ -437,12 +440,15 @@ impl Server {
         let mut ctx = ctx;
         ctx.live = Some(self.live.clone());
         ctx.readable = who.readable();
+        ctx.host = Some(Arc::new(queries::QueryTables {
+            registry: self.queries.clone(),
+            who: who.clone(),
+        }));
         let result = tokio::task::spawn_blocking(move || {
             basalt_query::run_statement(catalog.as_ref(), &stmt, &opts, &ctx)
         })
         .await;
         self.metrics.running.dec();
-        guard.done = true;
         let result =
             result.map_err(|e| ServeError::Internal(format!("query task failed: {e}")))??;
         if result.batch.num_rows() > max_rows {
@@ -670,8 +676,24 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// `SELECT kill_query('id')`, which `KILL QUERY 'id'` parses to: the id.
+pub(crate) fn kill_query_id(stmt: &ast::Statement) -> Option<String> {
+    match single_call(stmt, "kill_query")? {
+        ast::Value::SingleQuotedString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// `SELECT pg_sleep(seconds)`: the statement exactly, as clients and tests use it to hold a connection busy.
 pub(crate) fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
+    match single_call(stmt, "pg_sleep")? {
+        ast::Value::Number(n, _) => n.parse::<f64>().ok().filter(|s| s.is_finite()),
+        _ => None,
+    }
+}
+
+/// The one literal argument of `SELECT name(literal)` (also `pg_catalog.name`), the whole statement.
+fn single_call<'a>(stmt: &'a ast::Statement, name: &str) -> Option<&'a ast::Value> {
     let ast::Statement::Query(q) = stmt else {
         return None;
     };
@@ -689,8 +711,8 @@ pub(crate) fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
     else {
         return None;
     };
-    let name = f.name.to_string().to_ascii_lowercase();
-    if name != "pg_sleep" && name != "pg_catalog.pg_sleep" {
+    let called = f.name.to_string().to_ascii_lowercase();
+    if called != name && called != format!("pg_catalog.{name}") {
         return None;
     }
     let ast::FunctionArguments::List(list) = &f.args else {
@@ -698,10 +720,7 @@ pub(crate) fn pg_sleep_seconds(stmt: &ast::Statement) -> Option<f64> {
     };
     match list.args.as_slice() {
         [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(v)))] => {
-            match &v.value {
-                ast::Value::Number(n, _) => n.parse::<f64>().ok().filter(|s| s.is_finite()),
-                _ => None,
-            }
+            Some(&v.value)
         }
         _ => None,
     }
