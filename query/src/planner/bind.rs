@@ -250,7 +250,14 @@ impl Binder<'_> {
             ast::Expr::UnaryOp { op, expr } => {
                 let inner = self.bind(expr, mode)?;
                 match op {
-                    ast::UnaryOperator::Not => Ok(Expr::Not(Box::new(inner))),
+                    ast::UnaryOperator::Not => {
+                        boolean("NOT", &inner, pos)?;
+                        // NOT NULL is NULL.
+                        if inner.data_type() == DataType::Null {
+                            return Ok(inner);
+                        }
+                        Ok(Expr::Not(Box::new(inner)))
+                    }
                     ast::UnaryOperator::Minus => match inner {
                         Expr::Literal(Scalar::Int(i)) => Ok(Expr::Literal(Scalar::Int(-i))),
                         Expr::Literal(Scalar::Float(f)) => Ok(Expr::Literal(Scalar::Float(-f))),
@@ -415,6 +422,13 @@ impl Binder<'_> {
                             self.compare(BinOp::Eq, l, r, pos)?
                         }
                         None => when,
+                    };
+                    boolean("CASE/WHEN", &when, pos)?;
+                    // A NULL condition is never true.
+                    let when = if when.data_type() == DataType::Null {
+                        Expr::Literal(Scalar::Bool(false))
+                    } else {
+                        when
                     };
                     branches.push((when, self.bind(&cw.result, mode)?));
                 }
@@ -718,4 +732,15 @@ pub(crate) fn regex_syntax_check(pattern: &str) -> std::result::Result<(), Strin
     arrow_string::regexp::regexp_is_match_scalar(&probe, pattern, None)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// An error unless `e` is boolean (or NULL): PostgreSQL's "argument of NOT must be type boolean".
+fn boolean(what: &str, e: &Expr, pos: Pos) -> Result<()> {
+    match e.data_type() {
+        DataType::Boolean | DataType::Null => Ok(()),
+        t => Err(QueryError::invalid(
+            format!("argument of {what} must be boolean, not {t}"),
+            pos,
+        )),
+    }
 }
