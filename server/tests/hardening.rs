@@ -621,3 +621,21 @@ fn a_query_piped_into_a_reader_that_stops_ends_quietly() {
         String::from_utf8_lossy(&first)
     );
 }
+
+/// Past `pg_max_connections` a client is refused as PostgreSQL refuses it (53300), and served again once a
+/// connection closes.
+#[test]
+fn postgresql_connections_past_the_limit_are_refused_until_one_closes() {
+    let s = serve(&["--set", "pg_max_connections=2"]);
+    let a = std::net::TcpStream::connect(("127.0.0.1", s.pg_port)).unwrap();
+    let _b = std::net::TcpStream::connect(("127.0.0.1", s.pg_port)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = psql(s.pg_port, &["-A", "-t", "-c", "SELECT 1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too many clients"), "{err}");
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = psql(s.pg_port, &["-A", "-t", "-c", "SELECT 1"]);
+    assert_eq!(psql_stdout(&out).trim(), "1");
+}

@@ -150,6 +150,8 @@ settings! {
     query_log_entries: usize = 1000;
     /// Kafka ingestions this server runs at most (each holds a consumer and its threads).
     max_ingestions: usize = 16;
+    /// PostgreSQL connections open at once; past it a client is refused with SQLSTATE 53300.
+    pg_max_connections: usize = 256;
     /// Directories that Kafka TLS files (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`)
     /// may be read from; empty: ingest specs may name no file.
     kafka_tls_dirs: Vec<PathBuf> = Vec::new();

@@ -849,6 +849,9 @@ pub async fn serve(
         }),
         startup: Arc::new(startup),
     });
+    let open = Arc::new(tokio::sync::Semaphore::new(
+        server.config.pg_max_connections,
+    ));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -859,11 +862,15 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    tokio::spawn(refuse_connection(socket));
+                    continue;
+                };
                 let factory = factory.clone();
                 let tls = tls.clone();
                 let guard = server.metrics.connection("pg");
                 tokio::spawn(async move {
-                    let _guard = guard;
+                    let (_guard, _permit) = (guard, permit);
                     if let Err(e) = pgwire::tokio::process_socket(socket, tls, factory).await {
                         tracing::debug!(%peer, "pg connection ended: {e}");
                     }
@@ -872,4 +879,46 @@ pub async fn serve(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+}
+
+/// Past `pg_max_connections`: reads the client's first message (a startup or an SSLRequest), answers with
+/// PostgreSQL's own refusal (FATAL, SQLSTATE 53300) and closes.
+async fn refuse_connection(mut socket: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wait = std::time::Duration::from_secs(2);
+    let mut first = [0u8; 512];
+    let n = match tokio::time::timeout(wait, socket.read(&mut first)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    // An SSLRequest (or GSSENCRequest) first: decline it, so the client sends its startup and reads the error as
+    // PostgreSQL's own "too many clients".
+    if n == 8
+        && matches!(
+            first[4..8],
+            [0x04, 0xd2, 0x16, 0x2f] | [0x04, 0xd2, 0x16, 0x30]
+        )
+    {
+        if socket.write_all(b"N").await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(wait, socket.read(&mut first)).await;
+    }
+    let mut fields = Vec::new();
+    for (code, text) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "53300"),
+        (b'M', "sorry, too many clients already (pg_max_connections)"),
+    ] {
+        fields.push(code);
+        fields.extend_from_slice(text.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+    message.extend(fields);
+    let _ = socket.write_all(&message).await;
+    let _ = socket.shutdown().await;
 }
