@@ -100,6 +100,17 @@ impl Server {
         self.principal_of(&role.name)
     }
 
+    /// The catalog's tables `who` may read, in name order (the table listings of every API).
+    pub fn readable_tables(&self, who: &Principal) -> Vec<String> {
+        self.catalog
+            .snapshot()
+            .tables
+            .keys()
+            .filter(|t| who.may_read(t))
+            .cloned()
+            .collect()
+    }
+
     /// The principal of an API token.
     pub fn check_token(&self, token: &str) -> Result<Principal, ServeError> {
         let access = self.access()?;

@@ -9,7 +9,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use basalt_query::{Face, QueryContext, Scalar};
 use basalt_segment::schema::TIME_ALIAS;
-use basalt_segment::Catalog;
 use serde_json::{json, Map, Value};
 
 use super::formats::*;
@@ -343,14 +342,7 @@ pub(super) async fn druid_datasources(
     State(server): State<AppState>,
     axum::extract::Extension(who): Who,
 ) -> Response {
-    let names: Vec<String> = server
-        .catalog
-        .snapshot()
-        .tables
-        .keys()
-        .filter(|t| who.may_read(t))
-        .cloned()
-        .collect();
+    let names = server.readable_tables(&who);
     axum::Json(names).into_response()
 }
 

@@ -482,14 +482,7 @@ pub(super) fn table_json(server: &Server, name: &str, detail: bool) -> Option<Va
 }
 
 pub(super) async fn v1_tables(State(server): State<AppState>, Extension(who): Who) -> Response {
-    let names: Vec<String> = server
-        .catalog
-        .snapshot()
-        .tables
-        .keys()
-        .filter(|t| who.may_read(t))
-        .cloned()
-        .collect();
+    let names = server.readable_tables(&who);
     let tables: Vec<Value> = names
         .iter()
         .filter_map(|n| table_json(&server, n, false))
