@@ -23,7 +23,7 @@ use basalt_segment::Catalog;
 use sqlparser::ast::Statement;
 
 pub use aggregate::quantile::EXACT_VALUES as APPROX_QUANTILE_EXACT_VALUES;
-pub use catalog::host::HostTables;
+pub use catalog::host::{HostRole, HostTables};
 pub use catalog::system::{Face, DATABASE};
 pub use catalog::CatalogTables;
 pub use error::{Pos, QueryError, Result};

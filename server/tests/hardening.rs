@@ -639,3 +639,112 @@ fn postgresql_connections_past_the_limit_are_refused_until_one_closes() {
     let out = psql(s.pg_port, &["-A", "-t", "-c", "SELECT 1"]);
     assert_eq!(psql_stdout(&out).trim(), "1");
 }
+
+/// Sends one HTTP/1.1 request on `conn` (kept alive) and returns the response head and body as text.
+fn raw_get(conn: &mut std::net::TcpStream, path: &str) -> String {
+    use std::io::{Read, Write};
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    )
+    .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Enough for a health answer or a refusal: read until the body (the head's Content-Length) is in.
+    loop {
+        let n = conn.read(&mut buf).unwrap_or(0);
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        if n == 0 {
+            return text;
+        }
+    }
+}
+
+/// Past `http_max_connections` (kept-alive connections count) a client is answered 503 with the reason and its
+/// connection closed; once one closes, the next is served. Those held keep being served meanwhile.
+#[test]
+fn http_connections_past_the_limit_get_503_until_one_closes() {
+    let s = serve(&["--set", "http_max_connections=3"]);
+    let addr = s.http.trim_start_matches("http://").to_string();
+    let mut held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    for c in &mut held {
+        let answer = raw_get(c, "/v1/health");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    let answer = raw_get(&mut extra, "/v1/health");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    // A held connection is still served while the extra one is refused.
+    let answer = raw_get(&mut held[0], "/v1/health");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    held.pop();
+    std::thread::sleep(Duration::from_millis(300));
+    still_serving(&s);
+}
+
+/// A PostgreSQL connection that runs nothing for `pg_idle_timeout_ms` is closed with PostgreSQL's own FATAL
+/// 57P05; a statement that runs longer than the timeout is not cut; other connections keep working.
+#[test]
+fn idle_postgresql_connections_are_closed_and_running_ones_are_not() {
+    use std::io::Write;
+    let s = serve(&["--set", "pg_idle_timeout_ms=1500"]);
+    let mut session = Command::new("psql")
+        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p"])
+        .arg(s.pg_port.to_string())
+        .args(["-U", "basalt", "-d", "basalt"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = session.stdin.take().unwrap();
+    // Longer than the timeout but busy all along: answered.
+    writeln!(input, "SELECT pg_sleep(3);").unwrap();
+    writeln!(input, "SELECT 41 + 1;").unwrap();
+    std::thread::sleep(Duration::from_millis(3_300));
+    writeln!(input, "SELECT COUNT(*) FROM births;").unwrap();
+    // Then idle past the timeout: the next statement finds the connection closed.
+    std::thread::sleep(Duration::from_millis(3_000));
+    // psql may already have seen the close and exited: a broken pipe here is fine.
+    let _ = writeln!(input, "SELECT 7;");
+    drop(input);
+    let out = session.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.lines().any(|l| l.trim() == "42"),
+        "{stdout} {stderr}"
+    );
+    assert!(stdout.contains(&BIRTHS.to_string()), "{stdout} {stderr}");
+    assert!(!stdout.lines().any(|l| l.trim() == "7"), "{stdout}");
+    assert!(
+        stderr.contains("terminating connection due to idle-session timeout"),
+        "{stderr}"
+    );
+    still_serving(&s);
+    let out = psql(s.pg_port, &["-A", "-t", "-c", "SELECT 1"]);
+    assert_eq!(psql_stdout(&out).trim(), "1");
+}

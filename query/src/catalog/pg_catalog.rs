@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use basalt_segment::{ColumnType, TableSchema};
 
+use crate::catalog::host::HostRole;
+
 use super::system::{pg_type, s, Col, Column, SystemTables, CATALOG_NS_OID, FIRST_TABLE_OID};
 pub use crate::session::DATABASE;
 
@@ -18,6 +20,10 @@ pub(crate) const INFO_NS_OID: i64 = 13_000;
 const HEAP_AM_OID: i64 = 2;
 /// The one role, the bootstrap superuser's OID.
 const OWNER_OID: i64 = 10;
+/// The oids of the host's roles after the first (which is `OWNER_OID`, the owner of every table, as PostgreSQL's
+/// bootstrap superuser) and of their memberships.
+const FIRST_ROLE_OID: i64 = 1_000_000;
+const FIRST_MEMBERSHIP_OID: i64 = 2_000_000;
 const DATABASE_OID: i64 = 16_383;
 const DEFAULT_TABLESPACE_OID: i64 = 1663;
 /// `'pg_namespace'::regclass`.
@@ -152,10 +158,26 @@ fn empty(columns: &[(&'static str, char)]) -> Vec<Col> {
         .collect()
 }
 
+/// Each role's oid: the first superuser (the session's user without host roles) owns the tables.
+fn role_oids(roles: &[HostRole]) -> Vec<Option<i64>> {
+    let owner = roles
+        .iter()
+        .position(|r| r.superuser && r.login)
+        .unwrap_or(0);
+    (0..roles.len())
+        .map(|i| {
+            Some(if i == owner {
+                OWNER_OID
+            } else {
+                FIRST_ROLE_OID + i as i64
+            })
+        })
+        .collect()
+}
+
 /// The rows of `pg_catalog.<name>` (`name` without the schema).
 pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Vec<Col> {
     let n = tables.len();
-    let user = sys.user();
     match name {
         "pg_namespace" => vec![
             (
@@ -306,32 +328,94 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
             ("extrelocatable", bools(1, false)),
             ("extversion", Column::Str(vec![s("1.0")])),
         ],
-        "pg_roles" => vec![
-            ("oid", ints(1, OWNER_OID)),
-            ("rolname", texts(1, user)),
-            ("rolsuper", bools(1, true)),
-            ("rolinherit", bools(1, true)),
-            ("rolcreaterole", bools(1, true)),
-            ("rolcreatedb", bools(1, true)),
-            ("rolcanlogin", bools(1, true)),
-            ("rolreplication", bools(1, false)),
-            ("rolconnlimit", ints(1, -1)),
-            ("rolpassword", texts(1, "********")),
-            ("rolvaliduntil", nulls(1)),
-            ("rolbypassrls", bools(1, true)),
-            ("rolconfig", nulls(1)),
-        ],
-        "pg_user" => vec![
-            ("usename", texts(1, user)),
-            ("usesysid", ints(1, OWNER_OID)),
-            ("usecreatedb", bools(1, true)),
-            ("usesuper", bools(1, true)),
-            ("userepl", bools(1, false)),
-            ("usebypassrls", bools(1, true)),
-            ("passwd", texts(1, "********")),
-            ("valuntil", nulls(1)),
-            ("useconfig", nulls(1)),
-        ],
+        "pg_roles" => {
+            let roles = sys.roles();
+            let n = roles.len();
+            let super_of =
+                |f: fn(&HostRole) -> bool| Column::Bool(roles.iter().map(|r| Some(f(r))).collect());
+            vec![
+                ("oid", Column::Int(role_oids(&roles))),
+                (
+                    "rolname",
+                    Column::Str(roles.iter().map(|r| s(&r.name)).collect()),
+                ),
+                ("rolsuper", super_of(|r| r.superuser)),
+                ("rolinherit", bools(n, true)),
+                ("rolcreaterole", super_of(|r| r.superuser)),
+                ("rolcreatedb", super_of(|r| r.superuser)),
+                ("rolcanlogin", super_of(|r| r.login)),
+                ("rolreplication", bools(n, false)),
+                ("rolconnlimit", ints(n, -1)),
+                ("rolpassword", texts(n, "********")),
+                ("rolvaliduntil", nulls(n)),
+                ("rolbypassrls", super_of(|r| r.superuser)),
+                ("rolconfig", nulls(n)),
+            ]
+        }
+        "pg_user" => {
+            let all = sys.roles();
+            let oids = role_oids(&all);
+            let users: Vec<(usize, &HostRole)> =
+                all.iter().enumerate().filter(|(_, r)| r.login).collect();
+            let n = users.len();
+            vec![
+                (
+                    "usename",
+                    Column::Str(users.iter().map(|(_, r)| s(&r.name)).collect()),
+                ),
+                (
+                    "usesysid",
+                    Column::Int(users.iter().map(|(i, _)| oids[*i]).collect()),
+                ),
+                (
+                    "usecreatedb",
+                    Column::Bool(users.iter().map(|(_, r)| Some(r.superuser)).collect()),
+                ),
+                (
+                    "usesuper",
+                    Column::Bool(users.iter().map(|(_, r)| Some(r.superuser)).collect()),
+                ),
+                ("userepl", bools(n, false)),
+                (
+                    "usebypassrls",
+                    Column::Bool(users.iter().map(|(_, r)| Some(r.superuser)).collect()),
+                ),
+                ("passwd", texts(n, "********")),
+                ("valuntil", nulls(n)),
+                ("useconfig", nulls(n)),
+            ]
+        }
+        "pg_auth_members" => {
+            let roles = sys.roles();
+            let oids = role_oids(&roles);
+            let oid_of = |name: &str| {
+                roles
+                    .iter()
+                    .position(|r| r.name.eq_ignore_ascii_case(name))
+                    .map(|i| oids[i])
+            };
+            let pairs: Vec<(Option<i64>, Option<i64>)> = roles
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.member_of.iter().map(move |m| (i, m)))
+                .filter_map(|(i, m)| oid_of(m).map(|role| (role, oids[i])))
+                .collect();
+            let n = pairs.len();
+            vec![
+                (
+                    "oid",
+                    Column::Int(
+                        (0..n)
+                            .map(|i| Some(FIRST_MEMBERSHIP_OID + i as i64))
+                            .collect(),
+                    ),
+                ),
+                ("roleid", Column::Int(pairs.iter().map(|p| p.0).collect())),
+                ("member", Column::Int(pairs.iter().map(|p| p.1).collect())),
+                ("grantor", ints(n, OWNER_OID)),
+                ("admin_option", bools(n, false)),
+            ]
+        }
         "pg_collation" => vec![
             (
                 "oid",
@@ -477,13 +561,6 @@ pub(crate) fn rows(sys: &SystemTables, name: &str, tables: &[TableSchema]) -> Ve
             ("tgname", 't'),
             ("tgenabled", 't'),
             ("tgisinternal", 'b'),
-        ]),
-        "pg_auth_members" => empty(&[
-            ("oid", 'i'),
-            ("roleid", 'i'),
-            ("member", 'i'),
-            ("grantor", 'i'),
-            ("admin_option", 'b'),
         ]),
         "pg_opclass" => empty(&[
             ("oid", 'i'),

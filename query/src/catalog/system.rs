@@ -135,6 +135,20 @@ impl<'a> SystemTables<'a> {
         &self.user
     }
 
+    /// The host's users and roles; without any, the session's user as the one superuser.
+    pub(crate) fn roles(&self) -> Vec<crate::catalog::host::HostRole> {
+        let roles = self.host.map(|h| h.roles()).unwrap_or_default();
+        if !roles.is_empty() {
+            return roles;
+        }
+        vec![crate::catalog::host::HostRole {
+            name: self.user.clone(),
+            superuser: true,
+            login: true,
+            member_of: Vec::new(),
+        }]
+    }
+
     fn is_system(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
         if let Some(t) = name.strip_prefix("sys.") {

@@ -68,6 +68,15 @@ pub struct Role {
     pub tokens: Vec<Token>,
 }
 
+/// A user as the config file defines it.
+pub struct UserDefinition<'a> {
+    pub name: &'a str,
+    pub password: &'a str,
+    pub roles: &'a [String],
+    pub select: &'a [String],
+    pub insert: &'a [String],
+}
+
 /// An API token: its id (shown in listings, used to revoke it) and the SHA-256 of its secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Token {
@@ -191,6 +200,24 @@ impl Access {
     /// `None` when there is no such user (a role that cannot log in is no user).
     pub fn principal(&self, user: &str) -> Option<Principal> {
         let role = self.role(user).filter(|r| r.login)?;
+        Some(self.effective(role))
+    }
+
+    /// Every user and role, for `pg_roles` (a role is a superuser through its memberships too).
+    pub fn host_roles(&self) -> Vec<basalt_query::HostRole> {
+        self.roles
+            .values()
+            .map(|r| basalt_query::HostRole {
+                name: r.name.clone(),
+                superuser: self.effective(r).superuser,
+                login: r.login,
+                member_of: r.member_of.iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// What `role` may do through its own grants and those of every role it is a member of.
+    fn effective(&self, role: &Role) -> Principal {
         let mut p = Principal {
             name: role.name.clone(),
             superuser: false,
@@ -211,7 +238,7 @@ impl Access {
             p.insert.extend(r.insert.iter().cloned());
             todo.extend(r.member_of.iter().cloned());
         }
-        Some(p)
+        p
     }
 
     /// The user whose API token `token` is, if any.
@@ -269,6 +296,37 @@ impl Access {
         let r = Self::set_password(&mut role, password, md5);
         self.roles.insert(key, role);
         r
+    }
+
+    /// Makes login user `name` exactly this: `password`, a member of `roles` only, with its own `select` and
+    /// `insert` grants (lower-cased table names, or `*`). Its API tokens stay. For the users of the config file.
+    pub fn define_user(&mut self, user: &UserDefinition<'_>, md5: bool) -> Result<(), ServeError> {
+        let roles: Vec<&str> = user.roles.iter().map(String::as_str).collect();
+        self.upsert_user(user.name, user.password, &roles, md5)?;
+        let role = self
+            .roles
+            .get_mut(&user.name.to_lowercase())
+            .ok_or_else(|| ServeError::NotFound(format!("no user {:?}", user.name)))?;
+        role.member_of = roles.iter().map(|r| r.to_lowercase()).collect();
+        role.select = user.select.iter().map(|t| t.to_lowercase()).collect();
+        role.insert = user.insert.iter().map(|t| t.to_lowercase()).collect();
+        Ok(())
+    }
+
+    /// Whether login user `name` is already exactly `user` (so a restart need not rewrite the catalog).
+    pub fn is_defined_as(&self, user: &UserDefinition<'_>, md5: bool) -> bool {
+        let lower =
+            |v: &[String]| -> BTreeSet<String> { v.iter().map(|t| t.to_lowercase()).collect() };
+        self.role(user.name).is_some_and(|r| {
+            r.login
+                && r.member_of == lower(user.roles)
+                && r.select == lower(user.select)
+                && r.insert == lower(user.insert)
+                && (r.md5.is_some() || !md5)
+                && r.password
+                    .as_deref()
+                    .is_some_and(|h| verify_password(h, user.password))
+        })
     }
 
     /// Creates an API token for `user`: the token (shown once) and its id.

@@ -153,6 +153,9 @@ impl Server {
     /// already does; otherwise the server cannot be administered and refuses to start.
     pub async fn bootstrap_access(&self) -> Result<(), ServeError> {
         if !self.config.auth {
+            if !self.config.users.0.is_empty() {
+                tracing::warn!("the config file defines users, but auth is off: they are not made");
+            }
             return Ok(());
         }
         if !self.config.pg_password.is_empty() {
@@ -166,20 +169,41 @@ impl Server {
         );
         let md5 = self.config.pg_auth == "md5";
         if !password.is_empty() {
-            let current = self.access()?;
-            let unchanged = current.role(&user).is_some_and(|r| {
-                r.login
-                    && r.member_of.contains(access::ADMIN)
-                    && (r.md5.is_some() || !md5)
-                    && r.password
-                        .as_deref()
-                        .is_some_and(|h| access::verify_password(h, &password))
-            });
-            if !unchanged {
-                self.change_access(move |a| a.upsert_user(&user, &password, &[access::ADMIN], md5))
-                    .await?;
-            }
-            return Ok(());
+            let roles = [access::ADMIN.to_string()];
+            let admin = access::UserDefinition {
+                name: &user,
+                password: &password,
+                roles: &roles,
+                select: &[],
+                insert: &[],
+            };
+            self.define_user(&admin, md5).await?;
+        }
+        for u in &self.config.users.0 {
+            let password = match (&u.password, &u.password_env) {
+                (Some(p), _) => p.clone(),
+                (None, Some(var)) => std::env::var(var).map_err(|_| {
+                    ServeError::BadRequest(format!(
+                        "user {:?} of the config file takes its password from the environment variable {var}, which is not set",
+                        u.name
+                    ))
+                })?,
+                (None, None) => String::new(),
+            };
+            let user = access::UserDefinition {
+                name: &u.name,
+                password: &password,
+                roles: &u.roles,
+                select: &u.select,
+                insert: &u.insert,
+            };
+            self.define_user(&user, md5).await.map_err(|e| {
+                ServeError::BadRequest(format!(
+                    "user {:?} of the config file: {}",
+                    u.name,
+                    e.message()
+                ))
+            })?;
         }
         if self.access()?.has_admin_user() {
             Ok(())
@@ -189,6 +213,38 @@ impl Server {
                 self.config.auth_admin_user
             )))
         }
+    }
+}
+
+impl Server {
+    /// Makes `user` exactly as defined, committing only when it is not already.
+    async fn define_user(
+        &self,
+        user: &access::UserDefinition<'_>,
+        md5: bool,
+    ) -> Result<(), ServeError> {
+        if self.access()?.is_defined_as(user, md5) {
+            return Ok(());
+        }
+        let (name, password) = (user.name.to_string(), user.password.to_string());
+        let (roles, select, insert) = (
+            user.roles.to_vec(),
+            user.select.to_vec(),
+            user.insert.to_vec(),
+        );
+        self.change_access(move |a| {
+            a.define_user(
+                &access::UserDefinition {
+                    name: &name,
+                    password: &password,
+                    roles: &roles,
+                    select: &select,
+                    insert: &insert,
+                },
+                md5,
+            )
+        })
+        .await
     }
 }
 

@@ -77,6 +77,67 @@ macro_rules! number_setting {
 }
 number_setting!(usize, u64);
 
+/// Users the config file defines (`[users.NAME]` tables), made or reset to exactly this at each start when
+/// `auth` is on. Passwords come from the file or, better, from an environment variable it names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Users(pub Vec<ConfigUser>);
+
+/// One `[users.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigUser {
+    #[serde(skip)]
+    pub name: String,
+    /// The password itself (the file is then a secret), or
+    #[serde(default)]
+    pub password: Option<String>,
+    /// the environment variable that holds it.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Roles the user is a member of (`reader`, `writer`, `admin` or roles made with CREATE ROLE).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Tables the user itself may read (`*`: all), beside what its roles may.
+    #[serde(default)]
+    pub select: Vec<String>,
+    /// Tables the user itself may write.
+    #[serde(default)]
+    pub insert: Vec<String>,
+}
+
+impl Users {
+    fn from_table(key: &str, table: toml::Table, from: &str) -> Result<Self> {
+        let mut users = Vec::with_capacity(table.len());
+        for (name, value) in table {
+            let mut user: ConfigUser = value
+                .try_into()
+                .map_err(|e| Error::Usage(format!("setting {key}.{name} in {from}: {e}")))?;
+            if user.password.is_some() == user.password_env.is_some() {
+                return Err(Error::Usage(format!(
+                    "setting {key}.{name} in {from}: give password_env (an environment variable) or password, one of them"
+                )));
+            }
+            user.name = name;
+            users.push(user);
+        }
+        Ok(Users(users))
+    }
+}
+
+/// The text form is TOML's: `name = { password_env = "VAR", roles = ["reader"] }`, one user a line.
+impl Setting for Users {
+    fn parse(key: &str, value: &str, from: &str) -> Result<Self> {
+        let table: toml::Table = value
+            .parse()
+            .map_err(|e| Error::Usage(format!("setting {key} from {from}: {e}")))?;
+        Users::from_table(key, table, from)
+    }
+    fn show(&self) -> String {
+        let names: Vec<&str> = self.0.iter().map(|u| u.name.as_str()).collect();
+        names.join(",")
+    }
+}
+
 /// Declares every setting once: the [`Config`] struct, its defaults, [`KEYS`] and the text setter.
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr; )*) => {
@@ -152,6 +213,11 @@ settings! {
     max_ingestions: usize = 16;
     /// PostgreSQL connections open at once; past it a client is refused with SQLSTATE 53300.
     pg_max_connections: usize = 256;
+    /// A PostgreSQL connection that runs no statement for this long is closed (FATAL, SQLSTATE 57P05, as
+    /// PostgreSQL's `idle_session_timeout`), in milliseconds (0: never).
+    pg_idle_timeout_ms: u64 = 3_600_000;
+    /// HTTP connections open at once (kept-alive ones included); past it a client is answered 503.
+    http_max_connections: usize = 1024;
     /// Directories that Kafka TLS files (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`)
     /// may be read from; empty: ingest specs may name no file.
     kafka_tls_dirs: Vec<PathBuf> = Vec::new();
@@ -166,6 +232,9 @@ settings! {
     /// `auth_admin_password` is set. A server with auth on and no admin user refuses to start.
     auth_admin_user: String = "basalt".into();
     auth_admin_password: String = String::new();
+    /// With `auth`, more users made at start: `[users.grafana]` tables (`password_env`, `roles`, `select`,
+    /// `insert`); each is reset to exactly what the file says every time the server starts.
+    users: Users = Users::default();
     /// PostgreSQL password exchange with `auth` on: `scram-sha-256` (PostgreSQL's default) or `md5` (for old
     /// clients; passwords set while it is `md5` also get an MD5 verifier).
     pg_auth: String = "scram-sha-256".into();
@@ -259,6 +328,10 @@ impl Config {
             .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
         let from = format!("config file {}", path.display());
         for (key, value) in table {
+            if let ("users", toml::Value::Table(users)) = (key.as_str(), &value) {
+                self.users = Users::from_table(&key, users.clone(), &from)?;
+                continue;
+            }
             let text = toml_text(&key, value, &from)?;
             self.set(&key, &text, &from)?;
         }

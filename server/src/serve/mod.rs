@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod conns;
 pub mod dml;
 pub mod druid;
 pub mod formats;
@@ -440,9 +441,14 @@ impl Server {
         let mut ctx = ctx;
         ctx.live = Some(self.live.clone());
         ctx.readable = who.readable();
+        let access = match self.config.auth {
+            true => self.access().ok(),
+            false => None,
+        };
         ctx.host = Some(Arc::new(queries::QueryTables {
             registry: self.queries.clone(),
             who: who.clone(),
+            access,
         }));
         let result = tokio::task::spawn_blocking(move || {
             basalt_query::run_statement(catalog.as_ref(), &stmt, &opts, &ctx)
@@ -602,6 +608,7 @@ pub fn run(config: Config) -> Result<()> {
         let http_listener = tokio::net::TcpListener::bind(&server.config.http)
             .await
             .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", server.config.http)))?;
+        let http_listener = conns::LimitedListener::new(http_listener, server.clone());
         let pg_listener = if server.config.pg.is_empty() {
             None
         } else {
@@ -621,8 +628,7 @@ pub fn run(config: Config) -> Result<()> {
         println!(
             "basalt serving {}://{} pg {}",
             if tls.is_some() { "https" } else { "http" },
-            http_listener
-                .local_addr()
+            axum::serve::Listener::local_addr(&http_listener)
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             if server.config.pg.is_empty() {

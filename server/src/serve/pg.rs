@@ -444,6 +444,8 @@ fn connection_user(server: &Server, metadata: &HashMap<String, String>) -> Strin
 pub struct PgHandler {
     server: Arc<Server>,
     parser: Arc<PgParser>,
+    /// This connection's statements, for the idle timeout.
+    activity: Arc<super::conns::Activity>,
 }
 
 impl PgHandler {
@@ -455,6 +457,7 @@ impl PgHandler {
         cancel: Option<Arc<ConnectionHandle>>,
         session: &mut HashMap<String, String>,
     ) -> PgWireResult<Response> {
+        let _running = self.activity.begin();
         // Looked up for every statement: a dropped user or a revoked grant takes effect on open connections too.
         let who = self
             .server
@@ -839,15 +842,12 @@ pub async fn serve(
         keys: RandomPidSecretKeyGenerator::default(),
         connections: connections.clone(),
     };
-    let factory = Arc::new(PgFactory {
-        cancel: Arc::new(DefaultCancelHandler::new(connections)),
-        handler: Arc::new(PgHandler {
-            server: server.clone(),
-            parser: Arc::new(PgParser {
-                server: server.clone(),
-            }),
-        }),
-        startup: Arc::new(startup),
+    let (startup, cancel) = (
+        Arc::new(startup),
+        Arc::new(DefaultCancelHandler::new(connections)),
+    );
+    let parser = Arc::new(PgParser {
+        server: server.clone(),
     });
     let open = Arc::new(tokio::sync::Semaphore::new(
         server.config.pg_max_connections,
@@ -863,62 +863,33 @@ pub async fn serve(
                     }
                 };
                 let Ok(permit) = open.clone().try_acquire_owned() else {
-                    tokio::spawn(refuse_connection(socket));
+                    tokio::spawn(super::conns::refuse_pg(socket));
                     continue;
                 };
-                let factory = factory.clone();
+                // Each connection its own handler, which keeps the connection's idle clock.
+                let activity = Arc::new(super::conns::Activity::new());
+                let factory = Arc::new(PgFactory {
+                    cancel: cancel.clone(),
+                    handler: Arc::new(PgHandler {
+                        server: server.clone(),
+                        parser: parser.clone(),
+                        activity: activity.clone(),
+                    }),
+                    startup: startup.clone(),
+                });
                 let tls = tls.clone();
                 let guard = server.metrics.connection("pg");
+                let idle = std::time::Duration::from_millis(server.config.pg_idle_timeout_ms);
                 tokio::spawn(async move {
                     let (_guard, _permit) = (guard, permit);
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, factory).await {
-                        tracing::debug!(%peer, "pg connection ended: {e}");
-                    }
+                    let plain = tls.is_none();
+                    super::conns::serve_pg(socket, peer, plain, activity, idle, |socket| {
+                        pgwire::tokio::process_socket(socket, tls, factory)
+                    })
+                    .await;
                 });
             }
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-}
-
-/// Past `pg_max_connections`: reads the client's first message (a startup or an SSLRequest), answers with
-/// PostgreSQL's own refusal (FATAL, SQLSTATE 53300) and closes.
-async fn refuse_connection(mut socket: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let wait = std::time::Duration::from_secs(2);
-    let mut first = [0u8; 512];
-    let n = match tokio::time::timeout(wait, socket.read(&mut first)).await {
-        Ok(Ok(n)) => n,
-        _ => 0,
-    };
-    // An SSLRequest (or GSSENCRequest) first: decline it, so the client sends its startup and reads the error as
-    // PostgreSQL's own "too many clients".
-    if n == 8
-        && matches!(
-            first[4..8],
-            [0x04, 0xd2, 0x16, 0x2f] | [0x04, 0xd2, 0x16, 0x30]
-        )
-    {
-        if socket.write_all(b"N").await.is_err() {
-            return;
-        }
-        let _ = tokio::time::timeout(wait, socket.read(&mut first)).await;
-    }
-    let mut fields = Vec::new();
-    for (code, text) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
-        (b'C', "53300"),
-        (b'M', "sorry, too many clients already (pg_max_connections)"),
-    ] {
-        fields.push(code);
-        fields.extend_from_slice(text.as_bytes());
-        fields.push(0);
-    }
-    fields.push(0);
-    let mut message = vec![b'E'];
-    message.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
-    message.extend(fields);
-    let _ = socket.write_all(&message).await;
-    let _ = socket.shutdown().await;
 }

@@ -216,6 +216,8 @@ impl Registry {
 pub struct QueryTables {
     pub registry: Arc<Registry>,
     pub who: Principal,
+    /// The users and roles, with auth on (for `pg_roles`).
+    pub access: Option<Arc<super::access::Access>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -253,6 +255,13 @@ fn batch(columns: Vec<(Field, ArrayRef)>) -> Option<RecordBatch> {
 impl HostTables for QueryTables {
     fn names(&self) -> &'static [&'static str] {
         &["queries", "query_log"]
+    }
+
+    fn roles(&self) -> Vec<basalt_query::HostRole> {
+        self.access
+            .as_ref()
+            .map(|a| a.host_roles())
+            .unwrap_or_default()
     }
 
     fn batch(&self, name: &str) -> Option<RecordBatch> {

@@ -58,20 +58,14 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<Option<TlsAcceptor>> {
 /// Serves `app` over HTTPS on `listener` until `stop` turns true; then open connections finish their request
 /// and close.
 pub async fn serve_https(
-    listener: tokio::net::TcpListener,
+    listener: super::conns::LimitedListener,
     app: Router,
     acceptor: TlsAcceptor,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("https accept failed: {e}");
-                    continue;
-                }
-            },
+            accepted = listener.next(Some(&acceptor)) => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
         let (acceptor, app, mut stop) = (acceptor.clone(), app.clone(), stop.clone());
