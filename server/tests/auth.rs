@@ -467,3 +467,134 @@ fn running_queries_are_listed_and_killed_only_by_their_owner_or_an_admin() {
     let finished = json(&listed)["finished"].as_array().unwrap().clone();
     assert!(finished.iter().all(|q| q["user"] == "wes"), "{listed}");
 }
+
+/// Users of the config file (`[users.NAME]`): made at start with their roles and own grants, and reset to what
+/// the file says at every start; `\du` and `pg_roles` list the real users and roles; a password taken from an
+/// environment variable that is not set stops the start with a message naming it.
+#[test]
+fn config_file_users_are_made_at_start_and_listed_like_postgresql_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    load_births(dir.path());
+    let conf = dir.path().join("basalt.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"auth = true
+auth_admin_password = "{ADMIN_PW}"
+
+[users.grafana]
+password_env = "GRAFANA_PW"
+roles = ["reader"]
+select = ["births"]
+
+[users.loader]
+password = "loader-pw"
+roles = ["writer"]
+insert = ["births"]
+"#
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_string();
+    let data = dir.path().to_str().unwrap().to_string();
+    let env = [("GRAFANA_PW", "grafana-pw")];
+    let s = serve_dir_env(dir, &["--config", &conf], &env);
+    // 75,691 rows: DuckDB over the raw births file.
+    let out = psql_as(
+        s.pg_port,
+        "grafana",
+        "grafana-pw",
+        "SELECT COUNT(*) FROM births",
+    );
+    assert_eq!(psql_stdout(&out).trim(), "75691");
+    let out = psql_as(s.pg_port, "grafana", "wrong", "SELECT 1");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("password authentication failed"), "{err}");
+    // The writer may load but not read.
+    let (st, body) = sql(&s, ("loader", "loader-pw"), "SELECT COUNT(*) FROM births");
+    assert_eq!(st, 403, "{body}");
+
+    // pg_roles as PostgreSQL lists roles: users log in, built-in roles do not; admins are superusers.
+    let out = psql_as(
+        s.pg_port,
+        "grafana",
+        "grafana-pw",
+        "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY rolname",
+    );
+    assert_eq!(
+        psql_stdout(&out).trim(),
+        "admin|t|f\nbasalt|t|t\ngrafana|f|t\nloader|f|t\nreader|f|f\nwriter|f|f"
+    );
+    let out = psql_as(s.pg_port, "basalt", ADMIN_PW, "\\du");
+    let du = psql_stdout(&out);
+    let line = |name: &str| {
+        du.lines()
+            .find(|l| l.starts_with(&format!("{name}|")))
+            .unwrap_or_else(|| panic!("no {name} in {du}"))
+            .to_string()
+    };
+    assert!(line("basalt").contains("Superuser"), "{du}");
+    assert!(line("grafana").contains("reader"), "{du}");
+    assert!(!line("grafana").contains("Superuser"), "{du}");
+    assert!(line("writer").contains("Cannot login"), "{du}");
+
+    // A change made at run time lasts until the next start, which resets the user to the file.
+    let out = psql_as(s.pg_port, "basalt", ADMIN_PW, "GRANT admin TO grafana");
+    psql_stdout(&out);
+    let users = format!("{}/v1/users", s.http);
+    assert_eq!(
+        call("GET", &users, Some(("grafana", "grafana-pw")), None).0,
+        200
+    );
+    let out = psql_as(
+        s.pg_port,
+        "basalt",
+        ADMIN_PW,
+        "ALTER USER loader WITH PASSWORD 'changed'",
+    );
+    psql_stdout(&out);
+    let mut s = s;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    drop(s);
+
+    // Without the environment variable the server does not start, and says which variable is missing.
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args([
+            "serve",
+            "--data-dir",
+            &data,
+            "--config",
+            &conf,
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "",
+        ])
+        .env_remove("GRAFANA_PW")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GRAFANA_PW") && err.contains("grafana"),
+        "{err}"
+    );
+
+    let s = serve_dir_env(dir, &["--config", &conf], &env);
+    let users = format!("{}/v1/users", s.http);
+    assert_eq!(
+        call("GET", &users, Some(("grafana", "grafana-pw")), None).0,
+        403
+    );
+    let out = psql_as(s.pg_port, "loader", "loader-pw", "SELECT 1");
+    assert_eq!(psql_stdout(&out).trim(), "1", "the file's password is back");
+    let out = psql_as(s.pg_port, "loader", "changed", "SELECT 1");
+    assert!(!out.status.success());
+    let out = psql_as(
+        s.pg_port,
+        "grafana",
+        "grafana-pw",
+        "SELECT COUNT(*) FROM births",
+    );
+    assert_eq!(psql_stdout(&out).trim(), "75691");
+}

@@ -456,6 +456,40 @@ mod tests {
     }
 
     #[test]
+    fn users_come_from_tables_or_inline_toml_and_bad_ones_are_named() {
+        let mut c = Config::default();
+        c.apply_env(|v| {
+            (v == "BASALT_USERS").then(|| {
+                r#"grafana = { password_env = "G_PW", roles = ["reader"], select = ["births"] }"#
+                    .to_string()
+            })
+        })
+        .unwrap();
+        assert_eq!(c.users.0.len(), 1);
+        let u = &c.users.0[0];
+        assert_eq!(
+            (u.name.as_str(), u.password_env.as_deref(), u.roles.clone()),
+            ("grafana", Some("G_PW"), vec!["reader".to_string()])
+        );
+        assert_eq!(c.users.show(), "grafana");
+        let e = c
+            .set("users", "ana = { roles = [\"reader\"] }", "env")
+            .unwrap_err();
+        assert!(e.to_string().contains("password_env"), "{e}");
+        let e = c
+            .set(
+                "users",
+                "ana = { password = \"x\", role = \"reader\" }",
+                "env",
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("users.ana") && e.to_string().contains("role"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn lists_come_from_commas_or_toml_arrays() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("basalt.toml");

@@ -229,6 +229,11 @@ pub fn serve(extra: &[&str]) -> Served {
 
 /// Starts `basalt serve` on the data directory `dir` (HTTP on a free port, PostgreSQL on another).
 pub fn serve_dir(dir: tempfile::TempDir, extra: &[&str]) -> Served {
+    serve_dir_env(dir, extra, &[])
+}
+
+/// [`serve_dir`] with environment variables for the server.
+pub fn serve_dir_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Served {
     let pg_port = free_port();
     let pg = format!("127.0.0.1:{pg_port}");
     let mut args = vec![
@@ -241,7 +246,7 @@ pub fn serve_dir(dir: tempfile::TempDir, extra: &[&str]) -> Served {
         &pg,
     ];
     args.extend_from_slice(extra);
-    let (child, http) = start_serve(&args, &[]);
+    let (child, http) = start_serve(&args, env);
     Served {
         child,
         http,
