@@ -3,18 +3,22 @@
 //! the kernel's backlog, and its socket closed. Each held connection is counted in the `connections` metric.
 //! The PostgreSQL port's limit (`pg_max_connections`) refuses as PostgreSQL does (FATAL 53300), and a connection
 //! that runs no statement for `pg_idle_timeout_ms` is closed as PostgreSQL's `idle_session_timeout` closes it
-//! (FATAL 57P05); both messages are encoded by pgwire.
+//! (FATAL 57P05); both messages are encoded by pgwire. A request answered before its body was read to the end
+//! (a 413, an early error) gets `Connection: close`, since hyper then closes that connection.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Response, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Response, StatusCode};
+use axum::middleware::Next;
 use bytes::BytesMut;
+use http_body::{Frame, SizeHint};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::response::{ErrorResponse, SslResponse};
 use pgwire::messages::startup::{GssEncRequest, SslRequest};
@@ -334,4 +338,58 @@ pub async fn refuse_pg(mut socket: TcpStream) {
     );
     let _ = socket.write_all(&message).await;
     let _ = socket.shutdown().await;
+}
+
+/// Middleware: when the handler answered without reading the request's body to its end, hyper closes the
+/// connection after the response (the rest of the body is still on it); saying `Connection: close` lets the
+/// client know, instead of sending its next request into a socket that is closing.
+pub async fn close_after_unread_body(req: Request, next: Next) -> Response<Body> {
+    let read = Arc::new(AtomicBool::new(false));
+    let (parts, body) = req.into_parts();
+    let tracked = Tracked {
+        inner: body,
+        read: read.clone(),
+    };
+    if http_body::Body::is_end_stream(&tracked) {
+        read.store(true, Ordering::SeqCst);
+    }
+    let mut response = next
+        .run(Request::from_parts(parts, Body::new(tracked)))
+        .await;
+    if !read.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct Tracked {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

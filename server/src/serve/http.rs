@@ -71,6 +71,9 @@ pub fn router(server: AppState) -> Router {
             server.clone(),
             super::auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn(
+            super::conns::close_after_unread_body,
+        ))
         .with_state(server)
 }
 
