@@ -131,10 +131,6 @@ impl<'a> SystemTables<'a> {
         self.base
     }
 
-    pub(crate) fn user(&self) -> &str {
-        &self.user
-    }
-
     /// The host's users and roles; without any, the session's user as the one superuser.
     pub(crate) fn roles(&self) -> Vec<crate::catalog::host::HostRole> {
         let roles = self.host.map(|h| h.roles()).unwrap_or_default();
