@@ -26,6 +26,13 @@
 //! crashed commit) are deleted when a writer opens the directory; a removed segment's object goes with its
 //! local file. A removed segment's file is deleted by a later commit once no reader still holds a manifest that
 //! names it (a query keeps its manifest while it runs and may open the segment late).
+//!
+//! With a shared catalog (`StorageConfig::catalog = "postgres://..."`, [`crate::meta`]) the commit point is a
+//! PostgreSQL database instead of the MANIFEST file, which is then this node's copy of the last manifest it saw.
+//! A commit is computed the same way, published by compare-and-swap on the version, and recomputed over the
+//! committed manifest when another node got there first; [`FileCatalog::refresh`] takes in other nodes' commits.
+//! Objects in deep storage that no manifest names are then not deleted at open (another node's commit may be in
+//! flight).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -38,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::footer::Interval;
 use crate::format::SEGMENT_EXTENSION;
+use crate::meta::{ManifestStore, Postgres};
 use crate::reader::Segment;
 use crate::schema::TableSchema;
 use crate::store::{self, Expect, LocalDir, SegmentStore, StoreOptions};
@@ -266,6 +274,8 @@ pub struct FileCatalog {
     pub cache: CacheStats,
     /// The version (ETag) of the store's manifest this process last read or wrote: the next write expects it.
     store_version: Mutex<Option<Option<String>>>,
+    /// A shared commit point (PostgreSQL) instead of the MANIFEST file; the file is then this node's copy.
+    meta: Option<Arc<dyn ManifestStore>>,
 }
 
 /// How a deep-storage catalog's local segment cache did, for `/metrics`.
@@ -319,6 +329,17 @@ pub struct StorageConfig {
     pub secret_access_key: String,
     /// Bound in bytes of the local segment files when deep storage holds them (0: no bound).
     pub cache_bytes: u64,
+    /// The commit point: empty for the data directory's MANIFEST, or `postgres://...` for a PostgreSQL
+    /// database ([`crate::meta`]) that several nodes share.
+    pub catalog: String,
+}
+
+impl StorageConfig {
+    /// The same storage with `catalog` as the commit point (empty: the data directory's MANIFEST).
+    pub fn with_catalog(mut self, catalog: &str) -> Self {
+        self.catalog = catalog.to_string();
+        self
+    }
 }
 
 /// The key of a segment's object in deep storage.
@@ -468,10 +489,30 @@ impl FileCatalog {
             None => Arc::new(LocalDir::default()),
         };
         let mut manifest = manifest;
+        let meta: Option<Arc<dyn ManifestStore>> = match config.catalog.as_str() {
+            "" => None,
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(Arc::new(Postgres::connect(url)?))
+            }
+            other => return Err(Error::Catalog {
+                dir: dir.to_path_buf(),
+                reason: format!(
+                    "catalog {other:?} is not a postgres:// URL (empty: this directory's MANIFEST)"
+                ),
+            }),
+        };
+        if let Some(meta) = &meta {
+            // The shared catalog is the commit point: its manifest wins over this directory's copy.
+            let theirs = meta.load()?;
+            if let (Some(theirs), Some(_)) = (&theirs, &lock) {
+                write_manifest_file(dir, theirs)?;
+            }
+            manifest = theirs;
+        }
         // The store's manifest version as this process knows it: `None` = no manifest there, `Some(None)` = one
         // without a version (the next write replaces it unconditionally).
         let mut store_version: Option<Option<String>> = None;
-        if deep.is_some() {
+        if deep.is_some() && meta.is_none() {
             // The store's manifest is the commit point: a newer one there wins, none here restores it.
             if let Some((bytes, version)) = store.get_bytes(MANIFEST)? {
                 store_version = Some(version);
@@ -503,6 +544,7 @@ impl FileCatalog {
             cache_bytes: config.cache_bytes,
             cache: CacheStats::default(),
             store_version: Mutex::new(store_version),
+            meta,
         };
         if catalog.deep.is_some() {
             let m = catalog.snapshot();
@@ -515,6 +557,178 @@ impl FileCatalog {
             }
         }
         Ok(catalog)
+    }
+
+    /// One try of a commit over the manifest as this process knows it.
+    fn commit_once(&self, commit: &Commit) -> Result<Arc<Manifest>> {
+        if self._lock.is_none() {
+            return Err(Error::Catalog {
+                dir: self.dir.clone(),
+                reason: "opened read-only; commits need the writer lock".into(),
+            });
+        }
+        let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot();
+        let mut next = (*old).clone();
+        next.version = old.version + 1;
+        for update in &commit.sources {
+            let actual = old.sources.get(&update.source_id);
+            if actual != update.expected.as_ref() {
+                let show = |v: Option<&serde_json::Value>| {
+                    v.map_or("absent".to_string(), |v| v.to_string())
+                };
+                return Err(Error::Conflict {
+                    source_id: update.source_id.clone(),
+                    expected: show(update.expected.as_ref()),
+                    actual: show(actual),
+                });
+            }
+            next.sources
+                .insert(update.source_id.clone(), update.new.clone());
+        }
+        if let Some(update) = &commit.access {
+            if old.access != update.expected {
+                return Err(Error::AccessConflict);
+            }
+            next.access = Some(update.new.clone());
+        }
+        for table in &commit.tables {
+            check_table_name(&next, &table.name)?;
+            next.tables.insert(table.name.clone(), table.clone());
+        }
+        for (table, rules) in &commit.rules {
+            if !next.tables.contains_key(table) {
+                return Err(Error::UnknownTable(table.clone()));
+            }
+            match rules {
+                Some(r) => next.rules.insert(table.clone(), r.clone()),
+                None => next.rules.remove(table),
+            };
+        }
+        let mut remove = commit.remove.clone();
+        for table in &commit.drop_tables {
+            if next.tables.remove(table).is_none() {
+                return Err(Error::UnknownTable(table.clone()));
+            }
+            next.rules.remove(table);
+            remove.extend(next.segments_of(table).map(|s| s.id.clone()));
+        }
+        let removed: Vec<SegmentEntry> = next
+            .segments
+            .iter()
+            .filter(|s| remove.contains(&s.id))
+            .cloned()
+            .collect();
+        if removed.len() != remove.len() {
+            return Err(Error::Catalog {
+                dir: self.dir.clone(),
+                reason: "commit removes a segment that is not live".into(),
+            });
+        }
+        next.segments.retain(|s| !remove.contains(&s.id));
+        for entry in &commit.add {
+            if !next.tables.contains_key(&entry.table) {
+                return Err(Error::UnknownTable(entry.table.clone()));
+            }
+            let path = self.segment_path(&entry.table, &entry.id);
+            if !path.exists() {
+                return Err(Error::Catalog {
+                    dir: self.dir.clone(),
+                    reason: format!("segment file {} is missing", path.display()),
+                });
+            }
+            let mut entry = entry.clone();
+            entry.version = next.version;
+            if self.deep.is_some() {
+                entry.crc32c = Some(file_crc32c(&path)?);
+                self.store
+                    .upload(&segment_key(&entry.table, &entry.id), &path)?;
+                fault::point(fault::AFTER_UPLOAD);
+            }
+            next.segments.push(entry);
+        }
+        next.segments.sort_by(|a, b| {
+            (a.table.as_str(), a.interval.start, a.version, a.id.as_str()).cmp(&(
+                b.table.as_str(),
+                b.interval.start,
+                b.version,
+                b.id.as_str(),
+            ))
+        });
+        // Sync the table directories so the new segment files' names are durable before the manifest names them.
+        for table in commit
+            .add
+            .iter()
+            .map(|e| e.table.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            sync_dir(&self.dir.join(TABLES).join(table))?;
+        }
+        next.deep_storage = self.deep.clone();
+        self.publish(&old, &next)?;
+        let next = Arc::new(next);
+        *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.manifests.push(Arc::downgrade(&old));
+        retired.manifests.push(Arc::downgrade(&next));
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in removed {
+            open.remove(&entry.id);
+            local.forget(&entry.id);
+            retired.files.push((
+                next.version,
+                self.segment_path(&entry.table, &entry.id),
+                segment_key(&entry.table, &entry.id),
+            ));
+        }
+        if self.deep.is_some() {
+            for e in &commit.add {
+                local.touch(&e.id, &self.segment_path(&e.table, &e.id), e.bytes);
+            }
+        }
+        drop((open, local));
+        drop(old);
+        retired.collect(self.store.as_ref());
+        drop(retired);
+        self.evict("");
+        Ok(next)
+    }
+
+    /// With a shared catalog: takes in what other nodes committed since this process last looked; whether the
+    /// manifest changed. Without one, nothing to do.
+    pub fn refresh(&self) -> Result<bool> {
+        let Some(meta) = &self.meta else {
+            return Ok(false);
+        };
+        let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot();
+        let Some(theirs) = meta.load()? else {
+            return Ok(false);
+        };
+        if theirs.version <= old.version {
+            return Ok(false);
+        }
+        let theirs = Arc::new(theirs);
+        let live: std::collections::HashSet<&str> =
+            theirs.segments.iter().map(|s| s.id.as_str()).collect();
+        {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.retain(|id, _| live.contains(id.as_str()));
+            let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+            retired.manifests.push(Arc::downgrade(&old));
+            retired.manifests.push(Arc::downgrade(&theirs));
+        }
+        if self._lock.is_some() {
+            write_manifest_file(&self.dir, &theirs)?;
+        }
+        *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = theirs;
+        Ok(true)
+    }
+
+    /// The shared catalog's address (without its password), when the commit point is one.
+    pub fn shared_catalog(&self) -> Option<String> {
+        self.meta.as_ref().map(|m| m.describe())
     }
 
     /// The deep storage in use, if any.
@@ -567,29 +781,40 @@ impl FileCatalog {
             .iter()
             .map(|s| segment_key(&s.table, &s.id))
             .collect();
-        for key in stored.difference(&live) {
+        // With a shared catalog another node may have uploaded an object its commit has not published yet: only
+        // a single writer can tell an orphan from a commit in flight.
+        let orphans = if self.meta.is_some() {
+            Vec::new()
+        } else {
+            stored.difference(&live).cloned().collect()
+        };
+        for key in &orphans {
             tracing::info!(key = %key, "deleting an object no manifest names");
             self.store.delete(key)?;
         }
         if changed {
             next.version = old.version + 1;
             next.deep_storage = Some(deep.clone());
-            self.publish(&next)?;
+            self.publish(&old, &next)?;
             *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-        } else if self
-            .store_version
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        } else if self.meta.is_none()
+            && self
+                .store_version
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none()
         {
-            self.publish(&next)?;
+            self.publish(&old, &next)?;
         }
         Ok(())
     }
 
-    /// Writes `manifest`: to deep storage first (the commit point when there is one), then the local file.
-    fn publish(&self, manifest: &Manifest) -> Result<()> {
-        if self.deep.is_some() {
+    /// Writes `manifest` (the successor of `old`): to the commit point first (the shared catalog, else deep
+    /// storage when there is one), then the local file.
+    fn publish(&self, old: &Manifest, manifest: &Manifest) -> Result<()> {
+        if let Some(meta) = &self.meta {
+            meta.publish(old, manifest)?;
+        } else if self.deep.is_some() {
             let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Catalog {
                 dir: self.dir.clone(),
                 reason: format!("encoding manifest: {e}"),
@@ -867,138 +1092,18 @@ impl Catalog for FileCatalog {
     }
 
     fn commit(&self, commit: Commit) -> Result<Arc<Manifest>> {
-        if self._lock.is_none() {
-            return Err(Error::Catalog {
-                dir: self.dir.clone(),
-                reason: "opened read-only; commits need the writer lock".into(),
-            });
-        }
-        let _guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.snapshot();
-        let mut next = (*old).clone();
-        next.version = old.version + 1;
-        for update in &commit.sources {
-            let actual = old.sources.get(&update.source_id);
-            if actual != update.expected.as_ref() {
-                let show = |v: Option<&serde_json::Value>| {
-                    v.map_or("absent".to_string(), |v| v.to_string())
-                };
-                return Err(Error::Conflict {
-                    source_id: update.source_id.clone(),
-                    expected: show(update.expected.as_ref()),
-                    actual: show(actual),
-                });
-            }
-            next.sources
-                .insert(update.source_id.clone(), update.new.clone());
-        }
-        if let Some(update) = &commit.access {
-            if old.access != update.expected {
-                return Err(Error::AccessConflict);
-            }
-            next.access = Some(update.new.clone());
-        }
-        for table in &commit.tables {
-            check_table_name(&next, &table.name)?;
-            next.tables.insert(table.name.clone(), table.clone());
-        }
-        for (table, rules) in &commit.rules {
-            if !next.tables.contains_key(table) {
-                return Err(Error::UnknownTable(table.clone()));
-            }
-            match rules {
-                Some(r) => next.rules.insert(table.clone(), r.clone()),
-                None => next.rules.remove(table),
-            };
-        }
-        let mut remove = commit.remove.clone();
-        for table in &commit.drop_tables {
-            if next.tables.remove(table).is_none() {
-                return Err(Error::UnknownTable(table.clone()));
-            }
-            next.rules.remove(table);
-            remove.extend(next.segments_of(table).map(|s| s.id.clone()));
-        }
-        let removed: Vec<SegmentEntry> = next
-            .segments
-            .iter()
-            .filter(|s| remove.contains(&s.id))
-            .cloned()
-            .collect();
-        if removed.len() != remove.len() {
-            return Err(Error::Catalog {
-                dir: self.dir.clone(),
-                reason: "commit removes a segment that is not live".into(),
-            });
-        }
-        next.segments.retain(|s| !remove.contains(&s.id));
-        for entry in &commit.add {
-            if !next.tables.contains_key(&entry.table) {
-                return Err(Error::UnknownTable(entry.table.clone()));
-            }
-            let path = self.segment_path(&entry.table, &entry.id);
-            if !path.exists() {
-                return Err(Error::Catalog {
-                    dir: self.dir.clone(),
-                    reason: format!("segment file {} is missing", path.display()),
-                });
-            }
-            let mut entry = entry.clone();
-            entry.version = next.version;
-            if self.deep.is_some() {
-                entry.crc32c = Some(file_crc32c(&path)?);
-                self.store
-                    .upload(&segment_key(&entry.table, &entry.id), &path)?;
-                fault::point(fault::AFTER_UPLOAD);
-            }
-            next.segments.push(entry);
-        }
-        next.segments.sort_by(|a, b| {
-            (a.table.as_str(), a.interval.start, a.version, a.id.as_str()).cmp(&(
-                b.table.as_str(),
-                b.interval.start,
-                b.version,
-                b.id.as_str(),
-            ))
-        });
-        // Sync the table directories so the new segment files' names are durable before the manifest names them.
-        for table in commit
-            .add
-            .iter()
-            .map(|e| e.table.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            sync_dir(&self.dir.join(TABLES).join(table))?;
-        }
-        next.deep_storage = self.deep.clone();
-        self.publish(&next)?;
-        let next = Arc::new(next);
-        *self.manifest.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        retired.manifests.push(Arc::downgrade(&old));
-        retired.manifests.push(Arc::downgrade(&next));
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        for entry in removed {
-            open.remove(&entry.id);
-            local.forget(&entry.id);
-            retired.files.push((
-                next.version,
-                self.segment_path(&entry.table, &entry.id),
-                segment_key(&entry.table, &entry.id),
-            ));
-        }
-        if self.deep.is_some() {
-            for e in &commit.add {
-                local.touch(&e.id, &self.segment_path(&e.table, &e.id), e.bytes);
+        // With a shared catalog another node may commit first: reload and compute the commit again over what is
+        // committed (source compare-and-swaps are then checked against it).
+        let mut attempts = 0;
+        loop {
+            match self.commit_once(&commit) {
+                Err(Error::StaleCatalog { .. }) if attempts < 16 => {
+                    attempts += 1;
+                    self.refresh()?;
+                }
+                done => return done,
             }
         }
-        drop((open, local));
-        drop(old);
-        retired.collect(self.store.as_ref());
-        drop(retired);
-        self.evict("");
-        Ok(next)
     }
 
     fn new_segment_path(&self, table: &str, interval: Interval) -> Result<(String, PathBuf)> {

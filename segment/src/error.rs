@@ -87,6 +87,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The shared catalog database failed or holds something unreadable.
+    #[error("catalog database {url}: {reason}")]
+    MetadataStore { url: String, reason: String },
+
+    /// Another node committed to the shared catalog since this commit read it (the catalog retries).
+    #[error("commit rejected: the catalog is at version {actual}, the commit was computed over {expected}")]
+    StaleCatalog { expected: u64, actual: u64 },
+
     /// Deep storage failed: an upload, a download, a listing.
     #[error("deep storage {url}: {op} {key}: {reason}")]
     Store {

@@ -13,6 +13,7 @@ pub mod format;
 pub mod granularity;
 pub mod live;
 pub mod mem;
+pub mod meta;
 pub mod reader;
 pub mod schema;
 pub mod source;

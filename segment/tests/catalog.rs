@@ -1,14 +1,206 @@
-//! The embedded catalog: atomic commits with compare-and-swap on source metadata, the writer lock, orphan
-//! cleanup, and read-only opening.
+//! The catalog: atomic commits with compare-and-swap on source metadata, the writer lock, orphan cleanup, and
+//! read-only opening. Every case runs twice: over the data directory's MANIFEST (the embedded default) and with
+//! a real PostgreSQL server as the commit point (`catalog = postgres://...`, Debian's postgresql, initdb into a
+//! temp dir on a loopback port). Then what only a shared catalog does: two nodes committing to one database.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use basalt_segment::catalog::StorageConfig;
 use basalt_segment::{
     Catalog, Commit, Error, FileCatalog, Interval, SegmentEntry, SegmentWriter, SourceUpdate,
     WriteOptions,
 };
 use serde_json::json;
+
+/// A PostgreSQL server of its own for one test, stopped and removed on drop.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    as_user: Vec<&'static str>,
+}
+
+fn pg_bin(name: &str) -> String {
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server (Debian package postgresql) must be installed: scripts/test.sh installs it")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().unwrap().to_str().unwrap().to_string()
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        // initdb refuses to run as root: run the server as nobody then.
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let as_user: Vec<&'static str> = if root {
+            Command::new("chown")
+                .args(["nobody"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            vec![
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+            ]
+        } else {
+            Vec::new()
+        };
+        let run = |args: Vec<String>| {
+            let mut all: Vec<String> = as_user.iter().map(|s| s.to_string()).collect();
+            all.extend(args);
+            let out = Command::new(&all[0]).args(&all[1..]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{all:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let data = dir.path().join("data").to_str().unwrap().to_string();
+        run(vec![
+            pg_bin("initdb"),
+            "-D".into(),
+            data.clone(),
+            "-U".into(),
+            "postgres".into(),
+            "-A".into(),
+            "trust".into(),
+            "--no-sync".into(),
+        ]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log").to_str().unwrap().to_string();
+        run(vec![
+            pg_bin("pg_ctl"),
+            "-D".into(),
+            data,
+            "-l".into(),
+            log,
+            "-w".into(),
+            "-o".into(),
+            options,
+            "start".into(),
+        ]);
+        Postgres { dir, port, as_user }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// One value from psql, as text.
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-p",
+            ])
+            .arg(self.port.to_string())
+            .args(["-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let mut all: Vec<String> = self.as_user.iter().map(|s| s.to_string()).collect();
+        all.extend([
+            pg_bin("pg_ctl"),
+            "-D".into(),
+            data.to_str().unwrap().into(),
+            "-m".into(),
+            "immediate".into(),
+            "stop".into(),
+        ]);
+        let _ = Command::new(&all[0]).args(&all[1..]).output();
+    }
+}
+
+/// Where a case's catalog commits: the MANIFEST file, or a PostgreSQL server.
+struct Backend {
+    config: StorageConfig,
+    pg: Option<Postgres>,
+}
+
+impl Backend {
+    fn file() -> Backend {
+        Backend {
+            config: StorageConfig::default(),
+            pg: None,
+        }
+    }
+
+    fn postgres() -> Backend {
+        let pg = Postgres::start();
+        Backend {
+            config: StorageConfig::default().with_catalog(&pg.url()),
+            pg: Some(pg),
+        }
+    }
+
+    fn open(&self, dir: &Path, holder: &str) -> basalt_segment::Result<FileCatalog> {
+        FileCatalog::open_with_storage(dir, holder, &self.config)
+    }
+
+    fn open_read_only(&self, dir: &Path) -> basalt_segment::Result<FileCatalog> {
+        FileCatalog::open_read_only_with(dir, &self.config)
+    }
+}
+
+/// Runs a case over both backends: `NAME::file` and `NAME::postgres`.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn file() {
+                super::$case(&super::Backend::file());
+            }
+            #[test]
+            fn postgres() {
+                super::$case(&super::Backend::postgres());
+            }
+        }
+    )*};
+}
+
+both!(
+    commits_publish_segments_and_offsets_together_with_compare_and_swap,
+    removing_segments_and_cleaning_orphans,
+    one_writer_at_a_time_and_readers_alongside,
+    a_missing_segment_file_is_not_published,
+    table_names_are_unique_regardless_of_case,
+);
 
 fn write_segment(catalog: &FileCatalog, rows: usize) -> SegmentEntry {
     let interval = Interval::new(-86_400_000, 0);
@@ -32,10 +224,9 @@ fn write_segment(catalog: &FileCatalog, rows: usize) -> SegmentEntry {
     }
 }
 
-#[test]
-fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
+fn commits_publish_segments_and_offsets_together_with_compare_and_swap(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let catalog = backend.open(dir.path(), "test").unwrap();
     let seg = write_segment(&catalog, 10);
     let offsets = json!({"partitions": {"0": 10}});
     let m = catalog
@@ -85,17 +276,16 @@ fn commits_publish_segments_and_offsets_together_with_compare_and_swap() {
         })
         .unwrap();
     drop(catalog);
-    let reopened = FileCatalog::open(dir.path(), "test").unwrap();
+    let reopened = backend.open(dir.path(), "test").unwrap();
     let m = reopened.snapshot();
     assert_eq!(m.version, 2);
     assert_eq!(m.segments.len(), 2);
     assert_eq!(m.sources["kafka:t"], next);
 }
 
-#[test]
-fn removing_segments_and_cleaning_orphans() {
+fn removing_segments_and_cleaning_orphans(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let catalog = backend.open(dir.path(), "test").unwrap();
     let a = write_segment(&catalog, 10);
     catalog
         .commit(Commit {
@@ -135,34 +325,32 @@ fn removing_segments_and_cleaning_orphans() {
     let orphan = write_segment(&catalog, 3);
     std::fs::write(dir.path().join("MANIFEST.tmp"), b"partial").unwrap();
     drop(catalog);
-    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let catalog = backend.open(dir.path(), "test").unwrap();
     assert!(!catalog.segment_path("t", &orphan.id).exists());
     assert!(!dir.path().join("MANIFEST.tmp").exists());
     assert!(catalog.segment_path("t", &b.id).exists());
     assert_eq!(catalog.snapshot().segments.len(), 1);
 }
 
-#[test]
-fn one_writer_at_a_time_and_readers_alongside() {
+fn one_writer_at_a_time_and_readers_alongside(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let writer = FileCatalog::open(dir.path(), "basalt serve").unwrap();
-    let err = FileCatalog::open(dir.path(), "basalt load").unwrap_err();
+    let writer = backend.open(dir.path(), "basalt serve").unwrap();
+    let err = backend.open(dir.path(), "basalt load").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Locked { .. }));
     assert!(msg.contains("basalt serve"), "{msg}");
-    let reader = FileCatalog::open_read_only(dir.path()).unwrap();
+    let reader = backend.open_read_only(dir.path()).unwrap();
     assert!(
         reader.commit(Commit::default()).is_err(),
         "a read-only catalog refuses commits"
     );
     drop(writer);
-    FileCatalog::open(dir.path(), "basalt load").unwrap();
+    backend.open(dir.path(), "basalt load").unwrap();
 }
 
-#[test]
-fn a_missing_segment_file_is_not_published() {
+fn a_missing_segment_file_is_not_published(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let catalog = backend.open(dir.path(), "test").unwrap();
     let entry = SegmentEntry {
         id: "ghost".into(),
         table: "t".into(),
@@ -183,10 +371,9 @@ fn a_missing_segment_file_is_not_published() {
     assert_eq!(catalog.snapshot().version, 0);
 }
 
-#[test]
-fn table_names_are_unique_regardless_of_case() {
+fn table_names_are_unique_regardless_of_case(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = FileCatalog::open(dir.path(), "test").unwrap();
+    let catalog = backend.open(dir.path(), "test").unwrap();
     let commit_table = |name: &str| {
         let mut schema = common::schema();
         schema.name = name.to_string();
@@ -207,4 +394,112 @@ fn table_names_are_unique_regardless_of_case() {
         catalog.snapshot().tables.keys().collect::<Vec<_>>(),
         ["births"]
     );
+}
+
+/// Two nodes (each its own data directory) over one PostgreSQL catalog: each sees the other's commits after a
+/// refresh; their commits never lose one another (a commit over a stale manifest is recomputed over the
+/// committed one); offsets advanced by both from the same value: exactly one wins, the other is a Conflict; and
+/// the catalog is relational in PostgreSQL, one row per segment.
+#[test]
+fn two_nodes_share_one_postgresql_catalog() {
+    let backend = Backend::postgres();
+    let pg = backend.pg.as_ref().unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = backend.open(dir_a.path(), "node a").unwrap();
+    let b = backend.open(dir_b.path(), "node b").unwrap();
+    let seg = write_segment(&a, 10);
+    a.commit(Commit {
+        tables: vec![common::schema()],
+        add: vec![seg],
+        sources: vec![SourceUpdate {
+            source_id: "kafka:t".into(),
+            expected: None,
+            new: json!({"0": 10}),
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(b.snapshot().version, 0, "b has not looked yet");
+    assert!(b.refresh().unwrap());
+    assert_eq!(b.snapshot().segments.len(), 1);
+    assert_eq!(b.snapshot().sources["kafka:t"], json!({"0": 10}));
+
+    // b commits over a manifest a has moved past: recomputed, nothing lost.
+    let seg_a = write_segment(&a, 5);
+    a.commit(Commit {
+        add: vec![seg_a],
+        ..Default::default()
+    })
+    .unwrap();
+    let seg_b = write_segment(&b, 7);
+    let m = b
+        .commit(Commit {
+            add: vec![seg_b],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(m.version, 3);
+    assert_eq!(m.segments.len(), 3);
+    assert_eq!(
+        pg.psql("SELECT COUNT(*), SUM(num_rows) FROM basalt_segments"),
+        "3|22"
+    );
+    assert_eq!(pg.psql("SELECT version FROM basalt_catalog"), "3");
+
+    // Both advance the offsets from what they last saw ({"0": 10}): the second is rejected whole.
+    let offsets = |to: i64| SourceUpdate {
+        source_id: "kafka:t".into(),
+        expected: Some(json!({"0": 10})),
+        new: json!({"0": to}),
+    };
+    let won = write_segment(&a, 2);
+    a.commit(Commit {
+        add: vec![won],
+        sources: vec![offsets(12)],
+        ..Default::default()
+    })
+    .unwrap();
+    let lost = write_segment(&b, 4);
+    let err = b
+        .commit(Commit {
+            add: vec![lost],
+            sources: vec![offsets(14)],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(
+        pg.psql("SELECT value::text FROM basalt_sources WHERE id = 'kafka:t'"),
+        r#"{"0": 12}"#
+    );
+    assert_eq!(pg.psql("SELECT SUM(num_rows) FROM basalt_segments"), "24");
+
+    // A node with an empty data directory starts from the shared catalog.
+    drop((a, b));
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = backend.open(dir_c.path(), "node c").unwrap();
+    let m = c.snapshot();
+    assert_eq!((m.version, m.segments.len()), (4, 4));
+    assert_eq!(m.tables.keys().collect::<Vec<_>>(), ["t"]);
+}
+
+/// A catalog URL that does not answer is a clear error naming it (without its password), not a hang or panic.
+#[test]
+fn an_unreachable_postgresql_catalog_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig::default()
+        .with_catalog(&format!("postgres://basalt:hunter2@127.0.0.1:{port}/meta"));
+    let err = FileCatalog::open_with_storage(dir.path(), "test", &config).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::MetadataStore { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!("postgres://basalt@127.0.0.1:{port}/meta")),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
 }

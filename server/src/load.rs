@@ -23,6 +23,9 @@ pub struct StorageArgs {
     /// S3 region.
     #[arg(long)]
     pub deep_storage_region: Option<String>,
+    /// A shared catalog (postgres://user:password@host:port/db); empty: the data directory's MANIFEST.
+    #[arg(long)]
+    pub catalog: Option<String>,
 }
 
 impl StorageArgs {
@@ -36,6 +39,7 @@ impl StorageArgs {
             "",
             0,
         )
+        .with_catalog(&text(&self.catalog))
     }
 }
 

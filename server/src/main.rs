@@ -43,6 +43,10 @@ struct ServeArgs {
     /// A TOML file of settings (see basalt.example.toml).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The catalog: postgres://user:password@host:port/db for one that several nodes share; empty: the data
+    /// directory's MANIFEST. Env: BASALT_CATALOG.
+    #[arg(long)]
+    catalog: Option<String>,
     /// Any setting as KEY=VALUE (repeatable), e.g. --set max_concurrent_queries=4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
@@ -262,6 +266,9 @@ fn serve_config(a: &ServeArgs) -> error::Result<serve::config::Config> {
     }
     if let Some(p) = &a.pg {
         c.pg = p.clone();
+    }
+    if let Some(url) = &a.catalog {
+        c.catalog = url.clone();
     }
     Ok(c)
 }

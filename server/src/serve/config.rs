@@ -242,6 +242,12 @@ settings! {
     /// clients must connect with TLS (sslmode=require or stricter).
     tls_cert: PathBuf = PathBuf::new();
     tls_key: PathBuf = PathBuf::new();
+    /// The catalog's commit point: `postgres://user:password@host:port/db` for a PostgreSQL database that several
+    /// nodes share (manifests, schemas, Kafka offsets and rules in tables); empty: the data directory's MANIFEST.
+    catalog: String = String::new();
+    /// With a shared catalog, how often this node takes in other nodes' commits, in milliseconds (0: only at its
+    /// own commits).
+    catalog_refresh_ms: u64 = 1000;
     /// Deep storage for segments: `s3://bucket/prefix` (any S3-compatible server) or `file:///dir`; empty: the
     /// data directory holds the only copy. Once set, the data directory remembers it.
     deep_storage: String = String::new();
@@ -273,6 +279,7 @@ impl Config {
             &self.deep_storage_secret_access_key,
             self.segment_cache_bytes,
         )
+        .with_catalog(&self.catalog)
     }
 }
 
@@ -294,6 +301,7 @@ pub fn storage_config(
         access_key_id: access_key_id.to_string(),
         secret_access_key: secret_access_key.to_string(),
         cache_bytes,
+        catalog: String::new(),
     }
 }
 
@@ -362,6 +370,9 @@ impl Config {
                 }
                 "pg_password" | "deep_storage_secret_access_key" | "auth_admin_password" => {
                     format!("{k}=(set)")
+                }
+                "catalog" if !v.is_empty() => {
+                    format!("{k}={}", basalt_segment::meta::without_password(&v))
                 }
                 "pg" if v.is_empty() => format!("{k}=off"),
                 _ => format!("{k}={v}"),

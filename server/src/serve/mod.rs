@@ -547,6 +547,35 @@ fn one_text_row(name: &str, value: &str) -> Result<QueryResult, ServeError> {
 }
 
 /// Applies the tables' rules every `janitor_interval_ms` (retention drops, hot-tier evictions).
+/// With a shared catalog: takes in other nodes' commits every `catalog_refresh_ms`, so that this node's queries
+/// see their segments (and their users and grants).
+fn spawn_catalog_refresh(server: Arc<Server>) {
+    let every = server.config.catalog_refresh_ms;
+    let Some(url) = server.catalog.shared_catalog() else {
+        return;
+    };
+    if every == 0 {
+        return;
+    }
+    tracing::info!(catalog = %url, every_ms = every, "shared catalog: following other nodes' commits");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let catalog = server.catalog.clone();
+            match tokio::task::spawn_blocking(move || catalog.refresh()).await {
+                Ok(Ok(true)) => {
+                    tracing::debug!(version = server.catalog.snapshot().version, "catalog refreshed")
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the shared catalog failed"),
+                Err(e) => tracing::warn!(error = %e, "catalog refresh task failed"),
+            }
+        }
+    });
+}
+
 fn spawn_janitor(server: Arc<Server>) {
     let every = server.config.janitor_interval_ms;
     if every == 0 {
@@ -600,6 +629,7 @@ pub fn run(config: Config) -> Result<()> {
             .await
             .map_err(|e| Error::Usage(e.message()))?;
         spawn_janitor(server.clone());
+        spawn_catalog_refresh(server.clone());
         match server.ingest.resume_from_catalog() {
             Ok(ids) if !ids.is_empty() => tracing::info!(?ids, "kafka ingestions resumed"),
             Ok(_) => {}
