@@ -494,12 +494,14 @@ impl FileCatalog {
             url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Some(Arc::new(Postgres::connect(url)?))
             }
-            other => return Err(Error::Catalog {
-                dir: dir.to_path_buf(),
-                reason: format!(
+            other => {
+                return Err(Error::Catalog {
+                    dir: dir.to_path_buf(),
+                    reason: format!(
                     "catalog {other:?} is not a postgres:// URL (empty: this directory's MANIFEST)"
                 ),
-            }),
+                })
+            }
         };
         if let Some(meta) = &meta {
             // The shared catalog is the commit point: its manifest wins over this directory's copy.

@@ -566,7 +566,10 @@ fn spawn_catalog_refresh(server: Arc<Server>) {
             let catalog = server.catalog.clone();
             match tokio::task::spawn_blocking(move || catalog.refresh()).await {
                 Ok(Ok(true)) => {
-                    tracing::debug!(version = server.catalog.snapshot().version, "catalog refreshed")
+                    tracing::debug!(
+                        version = server.catalog.snapshot().version,
+                        "catalog refreshed"
+                    )
                 }
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the shared catalog failed"),
