@@ -104,8 +104,31 @@ fn two_nodes_over_one_postgresql_catalog_answer_the_same() {
         Some("1100")
     );
 
+    // The bulk loader on another machine (its own data directory) commits into the same catalog and store:
+    // 10 more rows, v = 2000..2009 (sum 20,045).
+    let loader_dir = tempfile::tempdir().unwrap();
+    let file = loader_dir.path().join("more.ndjson");
+    std::fs::write(&file, events(10, 2000)).unwrap();
+    let store_url = format!("file://{}", store.path().display());
+    ok(&basalt(&[
+        "load",
+        "--data-dir",
+        loader_dir.path().join("data").to_str().unwrap(),
+        "--catalog",
+        &url,
+        "--deep-storage",
+        &store_url,
+        "--table",
+        "events",
+        "--time-column",
+        "ts",
+        file.to_str().unwrap(),
+    ]));
+    eventually(&a, kpi, "n,total\n1110,624495\n");
+    eventually(&b, kpi, "n,total\n1110,624495\n");
+
     // A third node on an empty data directory answers from the catalog and the store alone.
     drop(a);
     let c = serve_dir(tempfile::tempdir().unwrap(), &args);
-    assert_eq!(csv(&c, kpi), (200, "n,total\n1100,604450\n".to_string()));
+    assert_eq!(csv(&c, kpi), (200, "n,total\n1110,624495\n".to_string()));
 }
