@@ -106,6 +106,18 @@ pub struct DeepStorage {
 }
 
 impl Manifest {
+    /// Puts the segments in the manifest's order: by table, then time, then the version that published them.
+    pub fn sort_segments(&mut self) {
+        self.segments.sort_by(|a, b| {
+            (a.table.as_str(), a.interval.start, a.version, a.id.as_str()).cmp(&(
+                b.table.as_str(),
+                b.interval.start,
+                b.version,
+                b.id.as_str(),
+            ))
+        });
+    }
+
     /// Live segments of `table`, in time order.
     pub fn segments_of<'a>(
         &'a self,
@@ -649,14 +661,7 @@ impl FileCatalog {
             }
             next.segments.push(entry);
         }
-        next.segments.sort_by(|a, b| {
-            (a.table.as_str(), a.interval.start, a.version, a.id.as_str()).cmp(&(
-                b.table.as_str(),
-                b.interval.start,
-                b.version,
-                b.id.as_str(),
-            ))
-        });
+        next.sort_segments();
         // Sync the table directories so the new segment files' names are durable before the manifest names them.
         for table in commit
             .add

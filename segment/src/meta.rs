@@ -219,14 +219,7 @@ impl ManifestStore for Postgres {
             m.access = serde_json::from_str(&a).map_err(|e| bad("access", e))?;
         }
         m.segments = raw.segments;
-        m.segments.sort_by(|a, b| {
-            (a.table.as_str(), a.interval.start, a.version, a.id.as_str()).cmp(&(
-                b.table.as_str(),
-                b.interval.start,
-                b.version,
-                b.id.as_str(),
-            ))
-        });
+        m.sort_segments();
         Ok(Some(m))
     }
 

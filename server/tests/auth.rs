@@ -500,13 +500,16 @@ insert = ["births"]
     let env = [("GRAFANA_PW", "grafana-pw")];
     let s = serve_dir_env(dir, &["--config", &conf], &env);
     // 75,691 rows: DuckDB over the raw births file.
-    let out = psql_as(
-        s.pg_port,
-        "grafana",
-        "grafana-pw",
-        "SELECT COUNT(*) FROM births",
-    );
-    assert_eq!(psql_stdout(&out).trim(), "75691");
+    let grafana_counts_births = |s: &Served| {
+        let out = psql_as(
+            s.pg_port,
+            "grafana",
+            "grafana-pw",
+            "SELECT COUNT(*) FROM births",
+        );
+        assert_eq!(psql_stdout(&out).trim(), "75691");
+    };
+    grafana_counts_births(&s);
     let out = psql_as(s.pg_port, "grafana", "wrong", "SELECT 1");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("password authentication failed"), "{err}");
@@ -590,11 +593,5 @@ insert = ["births"]
     assert_eq!(psql_stdout(&out).trim(), "1", "the file's password is back");
     let out = psql_as(s.pg_port, "loader", "changed", "SELECT 1");
     assert!(!out.status.success());
-    let out = psql_as(
-        s.pg_port,
-        "grafana",
-        "grafana-pw",
-        "SELECT COUNT(*) FROM births",
-    );
-    assert_eq!(psql_stdout(&out).trim(), "75691");
+    grafana_counts_births(&s);
 }
